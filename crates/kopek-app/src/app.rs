@@ -1,0 +1,155 @@
+use crate::error::AppError;
+use crate::ports::{Clock, IdSource, Renderer, Store, Tx};
+use crate::records::{Event, PageRequest, Scope};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// How long a stored idempotent response is kept and replayed (Stripe: 24 hours).
+pub const IDEMPOTENCY_RETENTION_S: i64 = 24 * 60 * 60;
+/// After this long, an idempotency key whose request never committed may be claimed again.
+pub const IDEMPOTENCY_ABANDONED_S: i64 = 60;
+
+/// The use cases, wired to their ports. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ids: Arc<dyn IdSource>,
+    pub(crate) render: Arc<dyn Renderer>,
+}
+
+/// Who is calling, and under which idempotency key (already claimed by the caller).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub scope: Scope,
+    pub idempotency_key: Option<String>,
+}
+
+/// The answer to claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key is ours: run the request; its use case stores the response.
+    Claimed,
+    /// The request already ran: send back exactly this.
+    Replay { status: u16, body: Vec<u8> },
+    /// The same key is being used right now by a request that has not finished.
+    InFlight,
+    /// The key was used with other parameters.
+    Mismatch,
+}
+
+/// A change to record in the transaction that makes it.
+pub(crate) struct Change {
+    pub event_type: &'static str,
+    pub object_id: String,
+    pub object: Value,
+    pub previous: Option<Value>,
+}
+
+impl App {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+        render: Arc<dyn Renderer>,
+    ) -> App {
+        App { store, clock, ids, render }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub async fn claim_idempotency_key(
+        &self,
+        scope: &Scope,
+        key: &str,
+        fingerprint: &[u8; 32],
+    ) -> Result<IdempotencyClaim, AppError> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let existing = tx
+            .claim_idempotency_key(
+                scope,
+                key,
+                fingerprint,
+                now,
+                now - IDEMPOTENCY_ABANDONED_S,
+                now - IDEMPOTENCY_RETENTION_S,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(match existing {
+            None => IdempotencyClaim::Claimed,
+            Some(record) if record.fingerprint != *fingerprint => IdempotencyClaim::Mismatch,
+            Some(record) => match record.response {
+                Some((status, body)) => IdempotencyClaim::Replay { status, body },
+                None => IdempotencyClaim::InFlight,
+            },
+        })
+    }
+
+    /// Gives a claimed key back after a request that changed nothing (it failed).
+    pub async fn release_idempotency_key(&self, scope: &Scope, key: &str) -> Result<(), AppError> {
+        let mut tx = self.store.write().await?;
+        tx.release_idempotency_key(scope, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes the events of `changes` and the idempotent `response`, then commits: the
+    /// state change, its events and its response become durable together.
+    pub(crate) async fn commit(
+        &self,
+        mut tx: Box<dyn Tx>,
+        caller: &Caller,
+        changes: Vec<Change>,
+        response: &Value,
+    ) -> Result<(), AppError> {
+        let now = self.clock.now();
+        for change in changes {
+            let event = Event {
+                id: self.ids.id("evt"),
+                livemode: caller.scope.livemode,
+                created: now,
+                event_type: change.event_type.to_owned(),
+                object_id: change.object_id,
+                object: change.object,
+                previous_attributes: change.previous,
+                idempotency_key: caller.idempotency_key.clone(),
+            };
+            tx.insert_event(&caller.scope, &event).await?;
+        }
+        if let Some(key) = &caller.idempotency_key {
+            let body = serde_json::to_vec(response)
+                .map_err(|e| AppError::Internal(format!("response did not serialize: {e}")))?;
+            tx.complete_idempotency_key(&caller.scope, key, 200, &body).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The previous values of the top-level fields that differ between two renderings, as
+/// Stripe's `data.previous_attributes`.
+pub(crate) fn previous_attributes(before: &Value, after: &Value) -> Option<Value> {
+    let (Value::Object(before), Value::Object(after)) = (before, after) else {
+        return None;
+    };
+    let changed: serde_json::Map<String, Value> = before
+        .iter()
+        .filter(|(key, value)| after.get(*key) != Some(*value))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    (!changed.is_empty()).then_some(Value::Object(changed))
+}
+
+/// The error for a list cursor that names no object the caller can see.
+pub(crate) fn cursor_not_found(object: &'static str, page: &PageRequest) -> AppError {
+    let (param, id) = match (&page.starting_after, &page.ending_before) {
+        (Some(id), _) => ("starting_after", id),
+        (None, Some(id)) => ("ending_before", id),
+        (None, None) => ("starting_after", &String::new()),
+    };
+    AppError::NotFound { object, id: id.clone(), param: Some(param) }
+}

@@ -1,0 +1,351 @@
+//! The document half of a stored row: the fields of an object that no query filters on,
+//! kept as one JSON text so both stores share one encoding and new fields need no
+//! migration. Columns that are filtered, joined or constrained stay real columns.
+//!
+//! Decoding trusts nothing: a document that does not decode is a [`StoreError`].
+
+use crate::error::StoreError;
+use crate::records::*;
+use kopek_core::period::{Interval, IntervalUnit};
+use kopek_core::price::*;
+use kopek_core::Currency;
+use serde_json::{json, Map, Value};
+
+type Decoded<T> = Result<T, StoreError>;
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("stored document has a bad `{what}`"))
+}
+
+fn text(doc: &Value, key: &str) -> Decoded<Option<String>> {
+    match doc.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(corrupt(key)),
+    }
+}
+
+fn strings(doc: &Value, key: &str) -> Decoded<Vec<String>> {
+    match doc.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| corrupt(key)))
+            .collect(),
+        Some(_) => Err(corrupt(key)),
+    }
+}
+
+fn metadata(doc: &Value) -> Decoded<Metadata> {
+    match doc.get("metadata") {
+        None | Some(Value::Null) => Ok(Metadata::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.as_str().ok_or_else(|| corrupt("metadata"))?.to_owned())))
+            .collect(),
+        Some(_) => Err(corrupt("metadata")),
+    }
+}
+
+fn metadata_doc(metadata: &Metadata) -> Value {
+    Value::Object(metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+}
+
+pub fn address_doc(address: &Address) -> Value {
+    json!({
+        "city": address.city, "country": address.country, "line1": address.line1,
+        "line2": address.line2, "postal_code": address.postal_code, "state": address.state,
+    })
+}
+
+fn address(doc: &Value) -> Decoded<Address> {
+    Ok(Address {
+        city: text(doc, "city")?,
+        country: text(doc, "country")?,
+        line1: text(doc, "line1")?,
+        line2: text(doc, "line2")?,
+        postal_code: text(doc, "postal_code")?,
+        state: text(doc, "state")?,
+    })
+}
+
+pub fn customer_doc(c: &Customer) -> String {
+    json!({
+        "name": c.name, "description": c.description, "phone": c.phone,
+        "address": c.address.as_ref().map(address_doc),
+        "shipping": c.shipping.as_ref().map(|s| json!({
+            "address": address_doc(&s.address), "name": s.name, "phone": s.phone,
+        })),
+        "balance": c.balance,
+        "currency": c.currency.map(Currency::lowercase),
+        "invoice_prefix": c.invoice_prefix,
+        "next_invoice_sequence": c.next_invoice_sequence,
+        "invoice_settings": {
+            "custom_fields": c.invoice_settings.custom_fields.iter()
+                .map(|(name, value)| json!({"name": name, "value": value})).collect::<Vec<_>>(),
+            "default_payment_method": c.invoice_settings.default_payment_method,
+            "footer": c.invoice_settings.footer,
+        },
+        "preferred_locales": c.preferred_locales,
+        "tax_exempt": c.tax_exempt.as_str(),
+        "metadata": metadata_doc(&c.metadata),
+    })
+    .to_string()
+}
+
+/// Rebuilds a customer from its columns and its document.
+pub fn customer_from_doc(
+    id: String,
+    livemode: bool,
+    created: i64,
+    email: Option<String>,
+    deleted: bool,
+    doc: &str,
+) -> Decoded<Customer> {
+    let doc: Value = serde_json::from_str(doc).map_err(|_| corrupt("customer"))?;
+    let settings = doc.get("invoice_settings").cloned().unwrap_or(Value::Null);
+    let custom_fields = match settings.get("custom_fields") {
+        Some(Value::Array(fields)) => fields
+            .iter()
+            .map(|f| Ok((text(f, "name")?.unwrap_or_default(), text(f, "value")?.unwrap_or_default())))
+            .collect::<Decoded<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    let shipping = match doc.get("shipping") {
+        Some(s @ Value::Object(_)) => Some(Shipping {
+            address: address(s.get("address").unwrap_or(&Value::Null))?,
+            name: text(s, "name")?.unwrap_or_default(),
+            phone: text(s, "phone")?,
+        }),
+        _ => None,
+    };
+    Ok(Customer {
+        id,
+        livemode,
+        created,
+        email,
+        name: text(&doc, "name")?,
+        description: text(&doc, "description")?,
+        phone: text(&doc, "phone")?,
+        address: match doc.get("address") {
+            Some(a @ Value::Object(_)) => Some(address(a)?),
+            _ => None,
+        },
+        shipping,
+        balance: doc.get("balance").and_then(Value::as_i64).unwrap_or(0),
+        currency: text(&doc, "currency")?
+            .map(|c| Currency::parse(&c).map_err(|_| corrupt("currency")))
+            .transpose()?,
+        invoice_prefix: text(&doc, "invoice_prefix")?.unwrap_or_default(),
+        next_invoice_sequence: doc.get("next_invoice_sequence").and_then(Value::as_i64).unwrap_or(1),
+        invoice_settings: InvoiceSettings {
+            custom_fields,
+            default_payment_method: text(&settings, "default_payment_method")?,
+            footer: text(&settings, "footer")?,
+        },
+        preferred_locales: strings(&doc, "preferred_locales")?,
+        tax_exempt: text(&doc, "tax_exempt")?
+            .and_then(|t| TaxExempt::parse(&t))
+            .ok_or_else(|| corrupt("tax_exempt"))?,
+        metadata: metadata(&doc)?,
+        deleted,
+    })
+}
+
+pub fn product_doc(p: &Product) -> String {
+    json!({
+        "updated": p.updated, "name": p.name, "description": p.description,
+        "default_price": p.default_price, "images": p.images,
+        "marketing_features": p.marketing_features, "shippable": p.shippable,
+        "statement_descriptor": p.statement_descriptor, "tax_code": p.tax_code,
+        "unit_label": p.unit_label, "url": p.url, "type": p.product_type.as_str(),
+        "metadata": metadata_doc(&p.metadata),
+    })
+    .to_string()
+}
+
+pub fn product_from_doc(
+    id: String,
+    livemode: bool,
+    created: i64,
+    active: bool,
+    doc: &str,
+) -> Decoded<Product> {
+    let doc: Value = serde_json::from_str(doc).map_err(|_| corrupt("product"))?;
+    Ok(Product {
+        id,
+        livemode,
+        created,
+        updated: doc.get("updated").and_then(Value::as_i64).unwrap_or(created),
+        name: text(&doc, "name")?.ok_or_else(|| corrupt("name"))?,
+        active,
+        description: text(&doc, "description")?,
+        default_price: text(&doc, "default_price")?,
+        images: strings(&doc, "images")?,
+        marketing_features: strings(&doc, "marketing_features")?,
+        shippable: doc.get("shippable").and_then(Value::as_bool),
+        statement_descriptor: text(&doc, "statement_descriptor")?,
+        tax_code: text(&doc, "tax_code")?,
+        unit_label: text(&doc, "unit_label")?,
+        url: text(&doc, "url")?,
+        product_type: text(&doc, "type")?
+            .and_then(|t| ProductType::parse(&t))
+            .ok_or_else(|| corrupt("type"))?,
+        metadata: metadata(&doc)?,
+    })
+}
+
+fn amount_doc(amount: Option<UnitAmount>) -> Value {
+    amount.map_or(Value::Null, |a| Value::String(a.decimal().to_string()))
+}
+
+fn amount(doc: &Value, key: &str) -> Decoded<Option<UnitAmount>> {
+    text(doc, key)?
+        .map(|t| {
+            let decimal = t.parse().map_err(|_| corrupt(key))?;
+            UnitAmount::new(decimal).map_err(|_| corrupt(key))
+        })
+        .transpose()
+}
+
+pub fn price_doc(p: &Price) -> String {
+    let mut doc = Map::new();
+    doc.insert("nickname".into(), json!(p.nickname));
+    doc.insert("tax_behavior".into(), json!(p.tax_behavior.as_str()));
+    doc.insert("trial_period_days".into(), json!(p.trial_period_days));
+    doc.insert("metadata".into(), metadata_doc(&p.metadata));
+    if let PriceKind::Recurring(interval) = p.model.kind {
+        doc.insert("interval".into(), json!(interval.unit().as_str()));
+        doc.insert("interval_count".into(), json!(interval.count()));
+    }
+    match &p.model.scheme {
+        BillingScheme::PerUnit { unit_amount, transform_quantity } => {
+            doc.insert("unit_amount".into(), amount_doc(Some(*unit_amount)));
+            if let Some(t) = transform_quantity {
+                let round = if t.round() == Round::Up { "up" } else { "down" };
+                doc.insert("transform_quantity".into(), json!({"divide_by": t.divide_by(), "round": round}));
+            }
+        }
+        BillingScheme::Tiered { mode, tiers } => {
+            let mode = if *mode == TiersMode::Graduated { "graduated" } else { "volume" };
+            doc.insert("tiers_mode".into(), json!(mode));
+            let tiers: Vec<Value> = tiers
+                .as_slice()
+                .iter()
+                .map(|t| json!({
+                    "up_to": t.up_to,
+                    "unit_amount": amount_doc(t.unit_amount),
+                    "flat_amount": amount_doc(t.flat_amount),
+                }))
+                .collect();
+            doc.insert("tiers".into(), Value::Array(tiers));
+        }
+    }
+    Value::Object(doc).to_string()
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn price_from_doc(
+    id: String,
+    livemode: bool,
+    created: i64,
+    product: String,
+    active: bool,
+    currency: &str,
+    lookup_key: Option<String>,
+    doc: &str,
+) -> Decoded<Price> {
+    let doc: Value = serde_json::from_str(doc).map_err(|_| corrupt("price"))?;
+    let kind = match text(&doc, "interval")? {
+        None => PriceKind::OneTime,
+        Some(unit) => {
+            let unit = IntervalUnit::parse(&unit).ok_or_else(|| corrupt("interval"))?;
+            let count = doc.get("interval_count").and_then(Value::as_u64).ok_or_else(|| corrupt("interval_count"))?;
+            let count = u32::try_from(count).map_err(|_| corrupt("interval_count"))?;
+            PriceKind::Recurring(Interval::new(unit, count).map_err(|_| corrupt("interval_count"))?)
+        }
+    };
+    let scheme = match text(&doc, "tiers_mode")? {
+        None => BillingScheme::PerUnit {
+            unit_amount: amount(&doc, "unit_amount")?.ok_or_else(|| corrupt("unit_amount"))?,
+            transform_quantity: match doc.get("transform_quantity") {
+                Some(t @ Value::Object(_)) => {
+                    let divide_by = t.get("divide_by").and_then(Value::as_u64).ok_or_else(|| corrupt("divide_by"))?;
+                    let round = if text(t, "round")?.as_deref() == Some("up") { Round::Up } else { Round::Down };
+                    Some(TransformQuantity::new(divide_by, round).map_err(|_| corrupt("divide_by"))?)
+                }
+                _ => None,
+            },
+        },
+        Some(mode) => {
+            let mode = if mode == "graduated" { TiersMode::Graduated } else { TiersMode::Volume };
+            let tiers = match doc.get("tiers") {
+                Some(Value::Array(tiers)) => tiers
+                    .iter()
+                    .map(|t| {
+                        Ok(Tier {
+                            up_to: t.get("up_to").and_then(Value::as_u64),
+                            unit_amount: amount(t, "unit_amount")?,
+                            flat_amount: amount(t, "flat_amount")?,
+                        })
+                    })
+                    .collect::<Decoded<Vec<_>>>()?,
+                _ => return Err(corrupt("tiers")),
+            };
+            BillingScheme::Tiered { mode, tiers: Tiers::new(tiers).map_err(|_| corrupt("tiers"))? }
+        }
+    };
+    Ok(Price {
+        id,
+        livemode,
+        created,
+        product,
+        active,
+        nickname: text(&doc, "nickname")?,
+        lookup_key,
+        tax_behavior: text(&doc, "tax_behavior")?
+            .and_then(|t| TaxBehavior::parse(&t))
+            .ok_or_else(|| corrupt("tax_behavior"))?,
+        trial_period_days: doc.get("trial_period_days").and_then(Value::as_u64).map(|d| d as u32),
+        model: PriceModel {
+            currency: Currency::parse(currency).map_err(|_| corrupt("currency"))?,
+            kind,
+            scheme,
+        },
+        metadata: metadata(&doc)?,
+    })
+}
+
+pub fn event_doc(e: &Event) -> String {
+    json!({
+        "object": e.object,
+        "previous_attributes": e.previous_attributes,
+        "idempotency_key": e.idempotency_key,
+    })
+    .to_string()
+}
+
+pub fn event_from_doc(
+    id: String,
+    livemode: bool,
+    created: i64,
+    event_type: String,
+    object_id: String,
+    doc: &str,
+) -> Decoded<Event> {
+    let mut doc: Value = serde_json::from_str(doc).map_err(|_| corrupt("event"))?;
+    let previous_attributes = match doc.get_mut("previous_attributes").map(Value::take) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v),
+    };
+    Ok(Event {
+        id,
+        livemode,
+        created,
+        event_type,
+        object_id,
+        object: doc.get_mut("object").map(Value::take).ok_or_else(|| corrupt("object"))?,
+        previous_attributes,
+        idempotency_key: text(&doc, "idempotency_key")?,
+    })
+}

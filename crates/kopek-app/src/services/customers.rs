@@ -1,0 +1,155 @@
+use super::metadata::MetadataUpdate;
+use crate::app::{cursor_not_found, previous_attributes, App, Caller, Change};
+use crate::error::AppError;
+use crate::records::*;
+use serde_json::Value;
+
+/// Fields a customer is created or updated with. `None`: leave as is; `Some(None)`: unset.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerParams {
+    pub email: Option<Option<String>>,
+    pub name: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub address: Option<Option<Address>>,
+    pub shipping: Option<Option<Shipping>>,
+    pub balance: Option<i64>,
+    pub invoice_prefix: Option<String>,
+    pub next_invoice_sequence: Option<i64>,
+    pub invoice_footer: Option<Option<String>>,
+    pub invoice_custom_fields: Option<Vec<(String, String)>>,
+    pub preferred_locales: Option<Vec<String>>,
+    pub tax_exempt: Option<TaxExempt>,
+    pub metadata: MetadataUpdate,
+}
+
+impl CustomerParams {
+    fn apply(self, customer: &mut Customer) -> Result<(), AppError> {
+        fn set<T>(field: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        set(&mut customer.email, self.email);
+        set(&mut customer.name, self.name);
+        set(&mut customer.description, self.description);
+        set(&mut customer.phone, self.phone);
+        set(&mut customer.address, self.address);
+        set(&mut customer.shipping, self.shipping);
+        set(&mut customer.balance, self.balance);
+        set(&mut customer.invoice_prefix, self.invoice_prefix);
+        set(&mut customer.next_invoice_sequence, self.next_invoice_sequence);
+        set(&mut customer.invoice_settings.footer, self.invoice_footer);
+        set(&mut customer.invoice_settings.custom_fields, self.invoice_custom_fields);
+        set(&mut customer.preferred_locales, self.preferred_locales);
+        set(&mut customer.tax_exempt, self.tax_exempt);
+        self.metadata.apply(&mut customer.metadata)
+    }
+}
+
+impl App {
+    pub async fn create_customer(&self, caller: &Caller, params: CustomerParams) -> Result<Customer, AppError> {
+        let id = self.ids.id("cus");
+        // Stripe's invoice prefixes are short upper-case codes unique per customer.
+        let invoice_prefix: String = self.ids.id("").chars().skip(1).take(8).collect::<String>().to_uppercase();
+        let mut customer = Customer {
+            id,
+            livemode: caller.scope.livemode,
+            created: self.clock.now(),
+            email: None,
+            name: None,
+            description: None,
+            phone: None,
+            address: None,
+            shipping: None,
+            balance: 0,
+            currency: None,
+            invoice_prefix,
+            next_invoice_sequence: 1,
+            invoice_settings: InvoiceSettings::default(),
+            preferred_locales: Vec::new(),
+            tax_exempt: TaxExempt::None,
+            metadata: Metadata::new(),
+            deleted: false,
+        };
+        params.apply(&mut customer)?;
+        let mut tx = self.store.write().await?;
+        tx.insert_customer(&caller.scope, &customer).await?;
+        let rendered = self.render.customer(&customer);
+        let change = Change {
+            event_type: "customer.created",
+            object_id: customer.id.clone(),
+            object: rendered.clone(),
+            previous: None,
+        };
+        self.commit(tx, caller, vec![change], &rendered).await?;
+        Ok(customer)
+    }
+
+    pub async fn customer(&self, scope: &Scope, id: &str) -> Result<Customer, AppError> {
+        let mut tx = self.store.read().await?;
+        tx.customer(scope, id).await?.ok_or_else(|| not_found(id))
+    }
+
+    pub async fn update_customer(
+        &self,
+        caller: &Caller,
+        id: &str,
+        params: CustomerParams,
+    ) -> Result<Customer, AppError> {
+        let mut tx = self.store.write().await?;
+        let mut customer = live_customer(tx.customer(&caller.scope, id).await?, id)?;
+        let before = self.render.customer(&customer);
+        params.apply(&mut customer)?;
+        tx.update_customer(&caller.scope, &customer).await?;
+        let rendered = self.render.customer(&customer);
+        let changes = match previous_attributes(&before, &rendered) {
+            Some(previous) => vec![Change {
+                event_type: "customer.updated",
+                object_id: customer.id.clone(),
+                object: rendered.clone(),
+                previous: Some(previous),
+            }],
+            None => Vec::new(),
+        };
+        self.commit(tx, caller, changes, &rendered).await?;
+        Ok(customer)
+    }
+
+    /// Deletes a customer. As on Stripe, the id stays known: retrieving it afterwards
+    /// answers `deleted: true` rather than 404.
+    pub async fn delete_customer(&self, caller: &Caller, id: &str) -> Result<Value, AppError> {
+        let mut tx = self.store.write().await?;
+        let mut customer = live_customer(tx.customer(&caller.scope, id).await?, id)?;
+        let last = self.render.customer(&customer);
+        customer.deleted = true;
+        tx.update_customer(&caller.scope, &customer).await?;
+        let response = self.render.deleted("customer", id);
+        let change = Change {
+            event_type: "customer.deleted",
+            object_id: customer.id.clone(),
+            object: last,
+            previous: None,
+        };
+        self.commit(tx, caller, vec![change], &response).await?;
+        Ok(response)
+    }
+
+    pub async fn customers(
+        &self,
+        scope: &Scope,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Customer>, AppError> {
+        let mut tx = self.store.read().await?;
+        tx.customers(scope, filter, page).await?.ok_or_else(|| cursor_not_found("customer", page))
+    }
+}
+
+fn not_found(id: &str) -> AppError {
+    AppError::NotFound { object: "customer", id: id.to_owned(), param: Some("id") }
+}
+
+fn live_customer(customer: Option<Customer>, id: &str) -> Result<Customer, AppError> {
+    customer.filter(|c| !c.deleted).ok_or_else(|| not_found(id))
+}
