@@ -1,1 +1,72 @@
+//! kopek's Store on SQLite, the embedded default.
+//!
+//! WAL journal, foreign keys on, STRICT tables, and `BEGIN IMMEDIATE` for every writing
+//! transaction, so that a transaction that reads and then writes never fails half-way
+//! with SQLITE_BUSY: writers queue on the lock (for up to `busy_timeout`) instead.
 
+mod migrations;
+mod tx;
+
+use async_trait::async_trait;
+use kopek_app::ports::{Store, StoreResult, Tx};
+use kopek_app::StoreError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Connections in the pool: one writer at a time holds the lock, the rest read.
+pub const CONNECTIONS_MAX: u32 = 8;
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+pub(crate) fn internal(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(db.message().to_owned());
+        }
+    }
+    StoreError::Internal(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path/to/kopek.db`)
+    /// and brings its schema up to date.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(internal)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(CONNECTIONS_MAX)
+            .connect_with(options)
+            .await
+            .map_err(internal)?;
+        migrations::run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The schema version after migrating: the number of migrations applied.
+    pub async fn schema_version(&self) -> StoreResult<i64> {
+        migrations::version(&self.pool).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(internal)?;
+        Ok(Box::new(tx::SqliteTx { tx }))
+    }
+
+    async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        let tx = self.pool.begin().await.map_err(internal)?;
+        Ok(Box::new(tx::SqliteTx { tx }))
+    }
+}

@@ -1,0 +1,36 @@
+//! Forward-only schema migrations. An advisory lock makes nodes that start together take
+//! turns, so each migration runs exactly once.
+
+use crate::internal;
+use kopek_app::ports::StoreResult;
+use sqlx::PgPool;
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_catalog.sql")];
+/// An arbitrary constant naming kopek's migration lock.
+const MIGRATION_LOCK: i64 = 0x6b6f_7065_6b00;
+
+pub async fn run(pool: &PgPool) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(internal)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(internal)?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS kopek_migrations (version BIGINT PRIMARY KEY)")
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kopek_migrations")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(internal)?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        sqlx::raw_sql(migration).execute(&mut *tx).await.map_err(internal)?;
+        sqlx::query("INSERT INTO kopek_migrations (version) VALUES ($1)")
+            .bind(index as i64 + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+    }
+    tx.commit().await.map_err(internal)
+}
+
+pub async fn version(pool: &PgPool) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM kopek_migrations").fetch_one(pool).await.map_err(internal)
+}
