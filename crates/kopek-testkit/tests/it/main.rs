@@ -1,0 +1,264 @@
+//! The store conformance suite: every test runs on SQLite and on PostgreSQL.
+
+use kopek_app::ports::Store;
+use kopek_app::records::*;
+use kopek_core::price::{BillingScheme, PriceKind, PriceModel, UnitAmount};
+use kopek_core::Currency;
+use kopek_testkit::{fresh_store, store_test, StoreKind};
+use std::sync::Arc;
+
+async fn with_accounts(kind: StoreKind) -> (Arc<dyn Store>, Scope, Scope) {
+    let store = fresh_store(kind).await;
+    let mut tx = store.write().await.unwrap();
+    for id in ["acct_a", "acct_b"] {
+        tx.insert_account(&Account { id: id.into(), created: 1 }).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let a = Scope { account_id: "acct_a".into(), livemode: false };
+    let b = Scope { account_id: "acct_b".into(), livemode: false };
+    (store, a, b)
+}
+
+fn customer(id: &str, created: i64, email: Option<&str>) -> Customer {
+    Customer {
+        id: id.into(),
+        livemode: false,
+        created,
+        email: email.map(Into::into),
+        name: Some(format!("Name of {id}")),
+        description: None,
+        phone: None,
+        address: Some(Address { city: Some("Riga".into()), ..Address::default() }),
+        shipping: None,
+        balance: -250,
+        currency: Currency::parse("eur").ok(),
+        invoice_prefix: "ABCD1234".into(),
+        next_invoice_sequence: 1,
+        invoice_settings: InvoiceSettings {
+            custom_fields: vec![("VAT".into(), "LV123".into())],
+            default_payment_method: None,
+            footer: Some("Thanks".into()),
+        },
+        preferred_locales: vec!["lv".into()],
+        tax_exempt: TaxExempt::Reverse,
+        metadata: [("plan".to_owned(), "pro".to_owned())].into(),
+        deleted: false,
+    }
+}
+
+fn page(limit: u32, after: Option<&str>, before: Option<&str>) -> PageRequest {
+    PageRequest { limit, starting_after: after.map(Into::into), ending_before: before.map(Into::into) }
+}
+
+fn ids(page: &Page<Customer>) -> Vec<&str> {
+    page.data.iter().map(|c| c.id.as_str()).collect()
+}
+
+store_test!(customers_round_trip_every_field, |kind| async move {
+    let (store, a, _) = with_accounts(kind).await;
+    let original = customer("cus_1", 100, Some("a@example.com"));
+    let mut tx = store.write().await.unwrap();
+    tx.insert_customer(&a, &original).await.unwrap();
+    tx.commit().await.unwrap();
+    let loaded = store.read().await.unwrap().customer(&a, "cus_1").await.unwrap();
+    assert_eq!(loaded, Some(original));
+});
+
+store_test!(other_accounts_and_modes_see_nothing, |kind| async move {
+    let (store, a, b) = with_accounts(kind).await;
+    let mut tx = store.write().await.unwrap();
+    tx.insert_customer(&a, &customer("cus_a", 1, None)).await.unwrap();
+    tx.commit().await.unwrap();
+    let live_a = Scope { livemode: true, ..a.clone() };
+    let mut tx = store.read().await.unwrap();
+    assert!(tx.customer(&b, "cus_a").await.unwrap().is_none());
+    assert!(tx.customer(&live_a, "cus_a").await.unwrap().is_none());
+    let everything = page(100, None, None);
+    let listed = tx.customers(&b, &CustomerFilter::default(), &everything).await.unwrap().unwrap();
+    assert!(listed.data.is_empty());
+    // A cursor from another account is unknown, not a window into it.
+    let probe = page(10, Some("cus_a"), None);
+    assert!(tx.customers(&b, &CustomerFilter::default(), &probe).await.unwrap().is_none());
+});
+
+store_test!(lists_page_newest_first_both_ways, |kind| async move {
+    let (store, a, _) = with_accounts(kind).await;
+    let mut tx = store.write().await.unwrap();
+    for i in 1..=5 {
+        // Equal `created` on purpose: order must not depend on it.
+        tx.insert_customer(&a, &customer(&format!("cus_{i}"), 7, None)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let all = CustomerFilter::default();
+    let mut tx = store.read().await.unwrap();
+    let first = tx.customers(&a, &all, &page(2, None, None)).await.unwrap().unwrap();
+    assert_eq!((ids(&first), first.has_more), (vec!["cus_5", "cus_4"], true));
+    let second = tx.customers(&a, &all, &page(2, Some("cus_4"), None)).await.unwrap().unwrap();
+    assert_eq!((ids(&second), second.has_more), (vec!["cus_3", "cus_2"], true));
+    let last = tx.customers(&a, &all, &page(2, Some("cus_2"), None)).await.unwrap().unwrap();
+    assert_eq!((ids(&last), last.has_more), (vec!["cus_1"], false));
+    let back = tx.customers(&a, &all, &page(2, None, Some("cus_2"))).await.unwrap().unwrap();
+    assert_eq!((ids(&back), back.has_more), (vec!["cus_4", "cus_3"], true));
+});
+
+store_test!(filters_and_deleted_customers, |kind| async move {
+    let (store, a, _) = with_accounts(kind).await;
+    let mut tx = store.write().await.unwrap();
+    tx.insert_customer(&a, &customer("cus_1", 10, Some("x@example.com"))).await.unwrap();
+    tx.insert_customer(&a, &customer("cus_2", 20, Some("y@example.com"))).await.unwrap();
+    let mut gone = customer("cus_3", 30, Some("x@example.com"));
+    tx.insert_customer(&a, &gone).await.unwrap();
+    gone.deleted = true;
+    tx.update_customer(&a, &gone).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    let by_email = CustomerFilter { email: Some("x@example.com".into()), ..CustomerFilter::default() };
+    let listed = tx.customers(&a, &by_email, &page(10, None, None)).await.unwrap().unwrap();
+    assert_eq!(ids(&listed), vec!["cus_1"]);
+    let recent = CustomerFilter { created: TimeRange { from: Some(15), to: None }, ..CustomerFilter::default() };
+    let listed = tx.customers(&a, &recent, &page(10, None, None)).await.unwrap().unwrap();
+    assert_eq!(ids(&listed), vec!["cus_2"]);
+    assert!(tx.customer(&a, "cus_3").await.unwrap().unwrap().deleted);
+});
+
+fn price(id: &str, product: &str, lookup_key: Option<&str>) -> Price {
+    Price {
+        id: id.into(),
+        livemode: false,
+        created: 5,
+        product: product.into(),
+        active: true,
+        nickname: None,
+        lookup_key: lookup_key.map(Into::into),
+        tax_behavior: TaxBehavior::Unspecified,
+        trial_period_days: None,
+        model: PriceModel {
+            currency: Currency::parse("usd").unwrap(),
+            kind: PriceKind::OneTime,
+            scheme: BillingScheme::PerUnit { unit_amount: UnitAmount::from_minor(500).unwrap(), transform_quantity: None },
+        },
+        metadata: Metadata::new(),
+    }
+}
+
+fn product(id: &str) -> Product {
+    Product {
+        id: id.into(),
+        livemode: false,
+        created: 1,
+        updated: 1,
+        name: "Pro".into(),
+        active: true,
+        description: None,
+        default_price: None,
+        images: vec![],
+        marketing_features: vec!["Fast".into()],
+        shippable: None,
+        statement_descriptor: None,
+        tax_code: None,
+        unit_label: Some("seat".into()),
+        url: None,
+        product_type: ProductType::Service,
+        metadata: Metadata::new(),
+    }
+}
+
+store_test!(prices_keep_lookup_keys_unique_per_scope, |kind| async move {
+    let (store, a, b) = with_accounts(kind).await;
+    let mut tx = store.write().await.unwrap();
+    tx.insert_product(&a, &product("prod_a")).await.unwrap();
+    tx.insert_product(&b, &product("prod_b")).await.unwrap();
+    tx.insert_price(&a, &price("price_1", "prod_a", Some("pro"))).await.unwrap();
+    // The same key in another account is fine.
+    tx.insert_price(&b, &price("price_2", "prod_b", Some("pro"))).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    let duplicate = tx.insert_price(&a, &price("price_3", "prod_a", Some("pro"))).await;
+    assert!(matches!(duplicate, Err(kopek_app::StoreError::Conflict(_))), "{duplicate:?}");
+    drop(tx);
+    let mut tx = store.read().await.unwrap();
+    assert_eq!(tx.price(&a, "price_1").await.unwrap(), Some(price("price_1", "prod_a", Some("pro"))));
+    assert!(tx.price(&a, "price_3").await.unwrap().is_none(), "a failed transaction leaves nothing");
+    assert_eq!(tx.price_count_for_product(&a, "prod_a").await.unwrap(), 1);
+    let filter = PriceFilter { lookup_keys: vec!["pro".into(), "other".into()], ..PriceFilter::default() };
+    let found = tx.prices(&a, &filter, &page(10, None, None)).await.unwrap().unwrap();
+    assert_eq!(found.data.len(), 1);
+});
+
+store_test!(idempotency_keys_claim_replay_and_expire, |kind| async move {
+    let (store, a, b) = with_accounts(kind).await;
+    let (fp, other_fp) = ([1u8; 32], [2u8; 32]);
+    let claim = |scope: Scope, fingerprint: [u8; 32], now: i64| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.write().await.unwrap();
+            let record = tx.claim_idempotency_key(&scope, "k1", &fingerprint, now, now - 60, now - 86_400).await.unwrap();
+            tx.commit().await.unwrap();
+            record
+        }
+    };
+    assert_eq!(claim(a.clone(), fp, 1_000).await, None, "first claim wins");
+    let running = claim(a.clone(), fp, 1_010).await.unwrap();
+    assert_eq!(running.response, None, "still in flight");
+    assert_eq!(claim(b.clone(), other_fp, 1_010).await, None, "keys are per account");
+    // A claim whose request died (never completed) is taken over after a minute.
+    assert_eq!(claim(a.clone(), other_fp, 1_061).await, None);
+    let mut tx = store.write().await.unwrap();
+    tx.complete_idempotency_key(&a, "k1", 200, b"{\"id\":1}").await.unwrap();
+    tx.commit().await.unwrap();
+    let done = claim(a.clone(), fp, 2_000).await.unwrap();
+    assert_eq!(done.fingerprint, other_fp);
+    assert_eq!(done.response, Some((200, b"{\"id\":1}".to_vec())));
+    // Completed records are kept a day, then forgotten.
+    assert_eq!(claim(a.clone(), fp, 1_061 + 86_401).await, None);
+});
+
+store_test!(events_list_by_type_and_object, |kind| async move {
+    let (store, a, _) = with_accounts(kind).await;
+    let mut tx = store.write().await.unwrap();
+    for (i, (event_type, object_id)) in
+        [("customer.created", "cus_1"), ("customer.updated", "cus_1"), ("customer.created", "cus_2")].iter().enumerate()
+    {
+        let event = Event {
+            id: format!("evt_{i}"),
+            livemode: false,
+            created: 50 + i as i64,
+            event_type: (*event_type).into(),
+            object_id: (*object_id).into(),
+            object: serde_json::json!({"id": object_id}),
+            previous_attributes: (i == 1).then(|| serde_json::json!({"email": null})),
+            idempotency_key: Some("k".into()),
+        };
+        tx.insert_event(&a, &event).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    let created = EventFilter { event_type: Some("customer.created".into()), ..EventFilter::default() };
+    let listed = tx.events(&a, &created, &page(10, None, None)).await.unwrap().unwrap();
+    assert_eq!(listed.data.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["evt_2", "evt_0"]);
+    let of_cus_1 = EventFilter { object_id: Some("cus_1".into()), ..EventFilter::default() };
+    assert_eq!(tx.events(&a, &of_cus_1, &page(10, None, None)).await.unwrap().unwrap().data.len(), 2);
+    let updated = tx.event(&a, "evt_1").await.unwrap().unwrap();
+    assert_eq!(updated.previous_attributes, Some(serde_json::json!({"email": null})));
+});
+
+store_test!(api_keys_are_found_by_hash_only, |kind| async move {
+    let (store, _, _) = with_accounts(kind).await;
+    let key = ApiKey {
+        id: "key_1".into(),
+        account_id: "acct_a".into(),
+        livemode: true,
+        secret_sha256: [9u8; 32],
+        prefix: "sk_live_".into(),
+        last4: "abcd".into(),
+        created: 3,
+    };
+    let mut tx = store.write().await.unwrap();
+    tx.insert_api_key(&key).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    assert_eq!(tx.api_key_by_hash(&[9u8; 32]).await.unwrap(), Some(key.clone()));
+    assert_eq!(tx.api_key_by_hash(&[8u8; 32]).await.unwrap(), None);
+    assert_eq!(tx.api_keys("acct_a").await.unwrap(), vec![key]);
+    assert_eq!(tx.first_account().await.unwrap().unwrap().id, "acct_a");
+});
