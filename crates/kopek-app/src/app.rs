@@ -53,7 +53,12 @@ impl App {
         ids: Arc<dyn IdSource>,
         render: Arc<dyn Renderer>,
     ) -> App {
-        App { store, clock, ids, render }
+        App {
+            store,
+            clock,
+            ids,
+            render,
+        }
     }
 
     pub fn now(&self) -> i64 {
@@ -123,7 +128,8 @@ impl App {
         if let Some(key) = &caller.idempotency_key {
             let body = serde_json::to_vec(response)
                 .map_err(|e| AppError::Internal(format!("response did not serialize: {e}")))?;
-            tx.complete_idempotency_key(&caller.scope, key, 200, &body).await?;
+            tx.complete_idempotency_key(&caller.scope, key, 200, &body)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -151,5 +157,9 @@ pub(crate) fn cursor_not_found(object: &'static str, page: &PageRequest) -> AppE
         (None, Some(id)) => ("ending_before", id),
         (None, None) => ("starting_after", &String::new()),
     };
-    AppError::NotFound { object, id: id.clone(), param: Some(param) }
+    AppError::NotFound {
+        object,
+        id: id.clone(),
+        param: Some(param),
+    }
 }

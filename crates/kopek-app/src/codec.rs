@@ -41,14 +41,24 @@ fn metadata(doc: &Value) -> Decoded<Metadata> {
         None | Some(Value::Null) => Ok(Metadata::new()),
         Some(Value::Object(map)) => map
             .iter()
-            .map(|(k, v)| Ok((k.clone(), v.as_str().ok_or_else(|| corrupt("metadata"))?.to_owned())))
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    v.as_str().ok_or_else(|| corrupt("metadata"))?.to_owned(),
+                ))
+            })
             .collect(),
         Some(_) => Err(corrupt("metadata")),
     }
 }
 
 fn metadata_doc(metadata: &Metadata) -> Value {
-    Value::Object(metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    Value::Object(
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 pub fn address_doc(address: &Address) -> Value {
@@ -107,7 +117,12 @@ pub fn customer_from_doc(
     let custom_fields = match settings.get("custom_fields") {
         Some(Value::Array(fields)) => fields
             .iter()
-            .map(|f| Ok((text(f, "name")?.unwrap_or_default(), text(f, "value")?.unwrap_or_default())))
+            .map(|f| {
+                Ok((
+                    text(f, "name")?.unwrap_or_default(),
+                    text(f, "value")?.unwrap_or_default(),
+                ))
+            })
             .collect::<Decoded<Vec<_>>>()?,
         _ => Vec::new(),
     };
@@ -137,7 +152,10 @@ pub fn customer_from_doc(
             .map(|c| Currency::parse(&c).map_err(|_| corrupt("currency")))
             .transpose()?,
         invoice_prefix: text(&doc, "invoice_prefix")?.unwrap_or_default(),
-        next_invoice_sequence: doc.get("next_invoice_sequence").and_then(Value::as_i64).unwrap_or(1),
+        next_invoice_sequence: doc
+            .get("next_invoice_sequence")
+            .and_then(Value::as_i64)
+            .unwrap_or(1),
         invoice_settings: InvoiceSettings {
             custom_fields,
             default_payment_method: text(&settings, "default_payment_method")?,
@@ -176,7 +194,10 @@ pub fn product_from_doc(
         id,
         livemode,
         created,
-        updated: doc.get("updated").and_then(Value::as_i64).unwrap_or(created),
+        updated: doc
+            .get("updated")
+            .and_then(Value::as_i64)
+            .unwrap_or(created),
         name: text(&doc, "name")?.ok_or_else(|| corrupt("name"))?,
         active,
         description: text(&doc, "description")?,
@@ -219,24 +240,36 @@ pub fn price_doc(p: &Price) -> String {
         doc.insert("interval_count".into(), json!(interval.count()));
     }
     match &p.model.scheme {
-        BillingScheme::PerUnit { unit_amount, transform_quantity } => {
+        BillingScheme::PerUnit {
+            unit_amount,
+            transform_quantity,
+        } => {
             doc.insert("unit_amount".into(), amount_doc(Some(*unit_amount)));
             if let Some(t) = transform_quantity {
                 let round = if t.round() == Round::Up { "up" } else { "down" };
-                doc.insert("transform_quantity".into(), json!({"divide_by": t.divide_by(), "round": round}));
+                doc.insert(
+                    "transform_quantity".into(),
+                    json!({"divide_by": t.divide_by(), "round": round}),
+                );
             }
         }
         BillingScheme::Tiered { mode, tiers } => {
-            let mode = if *mode == TiersMode::Graduated { "graduated" } else { "volume" };
+            let mode = if *mode == TiersMode::Graduated {
+                "graduated"
+            } else {
+                "volume"
+            };
             doc.insert("tiers_mode".into(), json!(mode));
             let tiers: Vec<Value> = tiers
                 .as_slice()
                 .iter()
-                .map(|t| json!({
-                    "up_to": t.up_to,
-                    "unit_amount": amount_doc(t.unit_amount),
-                    "flat_amount": amount_doc(t.flat_amount),
-                }))
+                .map(|t| {
+                    json!({
+                        "up_to": t.up_to,
+                        "unit_amount": amount_doc(t.unit_amount),
+                        "flat_amount": amount_doc(t.flat_amount),
+                    })
+                })
                 .collect();
             doc.insert("tiers".into(), Value::Array(tiers));
         }
@@ -260,7 +293,10 @@ pub fn price_from_doc(
         None => PriceKind::OneTime,
         Some(unit) => {
             let unit = IntervalUnit::parse(&unit).ok_or_else(|| corrupt("interval"))?;
-            let count = doc.get("interval_count").and_then(Value::as_u64).ok_or_else(|| corrupt("interval_count"))?;
+            let count = doc
+                .get("interval_count")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| corrupt("interval_count"))?;
             let count = u32::try_from(count).map_err(|_| corrupt("interval_count"))?;
             PriceKind::Recurring(Interval::new(unit, count).map_err(|_| corrupt("interval_count"))?)
         }
@@ -270,15 +306,29 @@ pub fn price_from_doc(
             unit_amount: amount(&doc, "unit_amount")?.ok_or_else(|| corrupt("unit_amount"))?,
             transform_quantity: match doc.get("transform_quantity") {
                 Some(t @ Value::Object(_)) => {
-                    let divide_by = t.get("divide_by").and_then(Value::as_u64).ok_or_else(|| corrupt("divide_by"))?;
-                    let round = if text(t, "round")?.as_deref() == Some("up") { Round::Up } else { Round::Down };
-                    Some(TransformQuantity::new(divide_by, round).map_err(|_| corrupt("divide_by"))?)
+                    let divide_by = t
+                        .get("divide_by")
+                        .and_then(Value::as_u64)
+                        .ok_or_else(|| corrupt("divide_by"))?;
+                    let round = if text(t, "round")?.as_deref() == Some("up") {
+                        Round::Up
+                    } else {
+                        Round::Down
+                    };
+                    Some(
+                        TransformQuantity::new(divide_by, round)
+                            .map_err(|_| corrupt("divide_by"))?,
+                    )
                 }
                 _ => None,
             },
         },
         Some(mode) => {
-            let mode = if mode == "graduated" { TiersMode::Graduated } else { TiersMode::Volume };
+            let mode = if mode == "graduated" {
+                TiersMode::Graduated
+            } else {
+                TiersMode::Volume
+            };
             let tiers = match doc.get("tiers") {
                 Some(Value::Array(tiers)) => tiers
                     .iter()
@@ -292,7 +342,10 @@ pub fn price_from_doc(
                     .collect::<Decoded<Vec<_>>>()?,
                 _ => return Err(corrupt("tiers")),
             };
-            BillingScheme::Tiered { mode, tiers: Tiers::new(tiers).map_err(|_| corrupt("tiers"))? }
+            BillingScheme::Tiered {
+                mode,
+                tiers: Tiers::new(tiers).map_err(|_| corrupt("tiers"))?,
+            }
         }
     };
     Ok(Price {
@@ -306,7 +359,10 @@ pub fn price_from_doc(
         tax_behavior: text(&doc, "tax_behavior")?
             .and_then(|t| TaxBehavior::parse(&t))
             .ok_or_else(|| corrupt("tax_behavior"))?,
-        trial_period_days: doc.get("trial_period_days").and_then(Value::as_u64).map(|d| d as u32),
+        trial_period_days: doc
+            .get("trial_period_days")
+            .and_then(Value::as_u64)
+            .map(|d| d as u32),
         model: PriceModel {
             currency: Currency::parse(currency).map_err(|_| corrupt("currency"))?,
             kind,
@@ -344,7 +400,10 @@ pub fn event_from_doc(
         created,
         event_type,
         object_id,
-        object: doc.get_mut("object").map(Value::take).ok_or_else(|| corrupt("object"))?,
+        object: doc
+            .get_mut("object")
+            .map(Value::take)
+            .ok_or_else(|| corrupt("object"))?,
         previous_attributes,
         idempotency_key: text(&doc, "idempotency_key")?,
     })

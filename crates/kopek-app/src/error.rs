@@ -29,17 +29,30 @@ impl std::error::Error for StoreError {}
 #[derive(Debug)]
 pub enum AppError {
     /// No such object in the caller's account and mode (another account's id included).
-    NotFound { object: &'static str, id: String, param: Option<&'static str> },
+    NotFound {
+        object: &'static str,
+        id: String,
+        param: Option<&'static str>,
+    },
     /// The request is well-formed but not acceptable.
-    Invalid { param: Option<String>, message: String },
+    Invalid {
+        param: Option<String>,
+        message: String,
+    },
     /// The request conflicts with the object's state, e.g. deleting a product in use.
-    Conflict { param: Option<String>, message: String },
+    Conflict {
+        param: Option<String>,
+        message: String,
+    },
     Internal(String),
 }
 
 impl AppError {
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> AppError {
-        AppError::Invalid { param: Some(param.into()), message: message.into() }
+        AppError::Invalid {
+            param: Some(param.into()),
+            message: message.into(),
+        }
     }
 }
 

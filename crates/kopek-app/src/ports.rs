@@ -160,5 +160,8 @@ impl IdSource for RandomIds {
 
 /// Encodes a 32-byte secret as the base62 tail of an API key.
 pub fn base62(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| BASE62[usize::from(*b) % 62] as char).collect()
+    bytes
+        .iter()
+        .map(|b| BASE62[usize::from(*b) % 62] as char)
+        .collect()
 }

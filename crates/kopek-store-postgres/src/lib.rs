@@ -42,11 +42,18 @@ impl PostgresStore {
     pub async fn open_in_schema(url: &str, schema: Option<&str>) -> StoreResult<PostgresStore> {
         let mut options = PgConnectOptions::from_str(url).map_err(internal)?;
         if let Some(schema) = schema {
-            let admin = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(internal)?;
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", schema.replace('"', "")))
-                .execute(&admin)
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
                 .await
                 .map_err(internal)?;
+            sqlx::query(&format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+                schema.replace('"', "")
+            ))
+            .execute(&admin)
+            .await
+            .map_err(internal)?;
             admin.close().await;
             options = options.options([("search_path", schema)]);
         }

@@ -11,7 +11,11 @@ const MIGRATION_LOCK: i64 = 0x6b6f_7065_6b00;
 
 pub async fn run(pool: &PgPool) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(internal)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(internal)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
     sqlx::query("CREATE TABLE IF NOT EXISTS kopek_migrations (version BIGINT PRIMARY KEY)")
         .execute(&mut *tx)
         .await
@@ -21,7 +25,10 @@ pub async fn run(pool: &PgPool) -> StoreResult<()> {
         .await
         .map_err(internal)?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        sqlx::raw_sql(migration).execute(&mut *tx).await.map_err(internal)?;
+        sqlx::raw_sql(migration)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
         sqlx::query("INSERT INTO kopek_migrations (version) VALUES ($1)")
             .bind(index as i64 + 1)
             .execute(&mut *tx)
@@ -32,5 +39,8 @@ pub async fn run(pool: &PgPool) -> StoreResult<()> {
 }
 
 pub async fn version(pool: &PgPool) -> StoreResult<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM kopek_migrations").fetch_one(pool).await.map_err(internal)
+    sqlx::query_scalar("SELECT COUNT(*) FROM kopek_migrations")
+        .fetch_one(pool)
+        .await
+        .map_err(internal)
 }

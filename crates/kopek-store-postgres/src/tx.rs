@@ -5,7 +5,7 @@ use kopek_app::ports::{StoreResult, Tx};
 use kopek_app::records::*;
 use kopek_app::StoreError;
 use sqlx::postgres::PgRow;
-use sqlx::{QueryBuilder, Row, Postgres, Transaction};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 pub struct PostgresTx {
     pub(crate) tx: Transaction<'static, Postgres>,
@@ -25,11 +25,20 @@ struct ListQuery<'a> {
 
 impl PostgresTx {
     async fn fetch_optional(&mut self, mut query: Builder) -> StoreResult<Option<PgRow>> {
-        query.build().fetch_optional(&mut *self.tx).await.map_err(internal)
+        query
+            .build()
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(internal)
     }
 
     async fn execute(&mut self, mut query: Builder) -> StoreResult<u64> {
-        Ok(query.build().execute(&mut *self.tx).await.map_err(internal)?.rows_affected())
+        Ok(query
+            .build()
+            .execute(&mut *self.tx)
+            .await
+            .map_err(internal)?
+            .rows_affected())
     }
 
     /// Runs a list query newest first with cursor pagination; `None` if the cursor names
@@ -47,7 +56,10 @@ impl PostgresTx {
         let cursor_seq = match cursor {
             None => None,
             Some(id) => {
-                let mut q = Builder::new(format!("SELECT seq FROM {} WHERE account_id = ", list.table));
+                let mut q = Builder::new(format!(
+                    "SELECT seq FROM {} WHERE account_id = ",
+                    list.table
+                ));
                 push_scope(&mut q, list.scope);
                 q.push(" AND id = ").push_bind(id.clone());
                 match self.fetch_optional(q).await? {
@@ -56,7 +68,10 @@ impl PostgresTx {
                 }
             }
         };
-        let mut q = Builder::new(format!("SELECT {} FROM {} WHERE account_id = ", list.columns, list.table));
+        let mut q = Builder::new(format!(
+            "SELECT {} FROM {} WHERE account_id = ",
+            list.columns, list.table
+        ));
         push_scope(&mut q, list.scope);
         (list.filter)(&mut q);
         if let Some(from) = list.created.from {
@@ -66,9 +81,14 @@ impl PostgresTx {
             q.push(" AND created <= ").push_bind(to);
         }
         if let Some(seq) = cursor_seq {
-            q.push(if after { " AND seq < " } else { " AND seq > " }).push_bind(seq);
+            q.push(if after { " AND seq < " } else { " AND seq > " })
+                .push_bind(seq);
         }
-        q.push(if after { " ORDER BY seq DESC" } else { " ORDER BY seq ASC" });
+        q.push(if after {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq ASC"
+        });
         q.push(" LIMIT ").push_bind(i64::from(list.page.limit) + 1);
         let rows = q.build().fetch_all(&mut *self.tx).await.map_err(internal)?;
         let has_more = rows.len() > list.page.limit as usize;
@@ -85,7 +105,9 @@ impl PostgresTx {
 }
 
 fn push_scope(q: &mut Builder, scope: &Scope) {
-    q.push_bind(scope.account_id.clone()).push(" AND livemode = ").push_bind(scope.livemode);
+    q.push_bind(scope.account_id.clone())
+        .push(" AND livemode = ")
+        .push_bind(scope.livemode);
 }
 
 fn scoped(sql: &str, scope: &Scope) -> Builder {
@@ -94,20 +116,36 @@ fn scoped(sql: &str, scope: &Scope) -> Builder {
     q
 }
 
-fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(row: &'r PgRow, index: usize) -> StoreResult<T> {
+fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+    row: &'r PgRow,
+    index: usize,
+) -> StoreResult<T> {
     row.try_get(index).map_err(internal)
 }
 
 const CUSTOMER_COLUMNS: &str = "id, livemode, created, email, deleted, doc";
 
 fn customer(row: &PgRow) -> StoreResult<Customer> {
-    codec::customer_from_doc(get(row, 0)?, get(row, 1)?, get(row, 2)?, get(row, 3)?, get(row, 4)?, get(row, 5)?)
+    codec::customer_from_doc(
+        get(row, 0)?,
+        get(row, 1)?,
+        get(row, 2)?,
+        get(row, 3)?,
+        get(row, 4)?,
+        get(row, 5)?,
+    )
 }
 
 const PRODUCT_COLUMNS: &str = "id, livemode, created, active, doc";
 
 fn product(row: &PgRow) -> StoreResult<Product> {
-    codec::product_from_doc(get(row, 0)?, get(row, 1)?, get(row, 2)?, get(row, 3)?, get(row, 4)?)
+    codec::product_from_doc(
+        get(row, 0)?,
+        get(row, 1)?,
+        get(row, 2)?,
+        get(row, 3)?,
+        get(row, 4)?,
+    )
 }
 
 const PRICE_COLUMNS: &str = "id, livemode, created, product, active, currency, lookup_key, doc";
@@ -129,7 +167,14 @@ fn price(row: &PgRow) -> StoreResult<Price> {
 const EVENT_COLUMNS: &str = "id, livemode, created, type, object_id, doc";
 
 fn event(row: &PgRow) -> StoreResult<Event> {
-    codec::event_from_doc(get(row, 0)?, get(row, 1)?, get(row, 2)?, get(row, 3)?, get(row, 4)?, get(row, 5)?)
+    codec::event_from_doc(
+        get(row, 0)?,
+        get(row, 1)?,
+        get(row, 2)?,
+        get(row, 3)?,
+        get(row, 4)?,
+        get(row, 5)?,
+    )
 }
 
 const API_KEY_COLUMNS: &str = "id, account_id, livemode, secret_sha256, prefix, last4, created";
@@ -140,7 +185,9 @@ fn api_key(row: &PgRow) -> StoreResult<ApiKey> {
         id: get(row, 0)?,
         account_id: get(row, 1)?,
         livemode: get(row, 2)?,
-        secret_sha256: hash.try_into().map_err(|_| StoreError::Internal("bad key hash".into()))?,
+        secret_sha256: hash
+            .try_into()
+            .map_err(|_| StoreError::Internal("bad key hash".into()))?,
         prefix: get(row, 4)?,
         last4: get(row, 5)?,
         created: get(row, 6)?,
@@ -151,7 +198,9 @@ fn expect_one(affected: u64, what: &str) -> StoreResult<()> {
     if affected == 1 {
         Ok(())
     } else {
-        Err(StoreError::Internal(format!("{what}: {affected} rows changed, expected 1")))
+        Err(StoreError::Internal(format!(
+            "{what}: {affected} rows changed, expected 1"
+        )))
     }
 }
 
@@ -163,14 +212,23 @@ impl Tx for PostgresTx {
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()> {
         let mut q = Builder::new("INSERT INTO accounts (id, created) VALUES (");
-        q.push_bind(account.id.clone()).push(", ").push_bind(account.created).push(")");
+        q.push_bind(account.id.clone())
+            .push(", ")
+            .push_bind(account.created)
+            .push(")");
         self.execute(q).await.map(drop)
     }
 
     async fn first_account(&mut self) -> StoreResult<Option<Account>> {
         let q = Builder::new("SELECT id, created FROM accounts ORDER BY created, id LIMIT 1");
         let row = self.fetch_optional(q).await?;
-        row.map(|r| Ok(Account { id: get(&r, 0)?, created: get(&r, 1)? })).transpose()
+        row.map(|r| {
+            Ok(Account {
+                id: get(&r, 0)?,
+                created: get(&r, 1)?,
+            })
+        })
+        .transpose()
     }
 
     async fn insert_api_key(&mut self, key: &ApiKey) -> StoreResult<()> {
@@ -188,20 +246,30 @@ impl Tx for PostgresTx {
     }
 
     async fn api_keys(&mut self, account_id: &str) -> StoreResult<Vec<ApiKey>> {
-        let mut q = Builder::new(format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE account_id = "));
-        q.push_bind(account_id.to_owned()).push(" ORDER BY created, id");
+        let mut q = Builder::new(format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE account_id = "
+        ));
+        q.push_bind(account_id.to_owned())
+            .push(" ORDER BY created, id");
         let rows = q.build().fetch_all(&mut *self.tx).await.map_err(internal)?;
         rows.iter().map(api_key).collect()
     }
 
     async fn api_key_by_hash(&mut self, secret_sha256: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
-        let mut q = Builder::new(format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE secret_sha256 = "));
+        let mut q = Builder::new(format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE secret_sha256 = "
+        ));
         q.push_bind(secret_sha256.to_vec());
-        self.fetch_optional(q).await?.map(|r| api_key(&r)).transpose()
+        self.fetch_optional(q)
+            .await?
+            .map(|r| api_key(&r))
+            .transpose()
     }
 
     async fn insert_customer(&mut self, scope: &Scope, c: &Customer) -> StoreResult<()> {
-        let mut q = Builder::new("INSERT INTO customers (account_id, livemode, id, created, email, deleted, doc) ");
+        let mut q = Builder::new(
+            "INSERT INTO customers (account_id, livemode, id, created, email, deleted, doc) ",
+        );
         q.push_values([c], |mut b, c| {
             b.push_bind(scope.account_id.clone())
                 .push_bind(scope.livemode)
@@ -228,9 +296,15 @@ impl Tx for PostgresTx {
     }
 
     async fn customer(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Customer>> {
-        let mut q = scoped(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = "), scope);
+        let mut q = scoped(
+            &format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = "),
+            scope,
+        );
         q.push(" AND id = ").push_bind(id.to_owned());
-        self.fetch_optional(q).await?.map(|r| customer(&r)).transpose()
+        self.fetch_optional(q)
+            .await?
+            .map(|r| customer(&r))
+            .transpose()
     }
 
     async fn customers(
@@ -257,7 +331,8 @@ impl Tx for PostgresTx {
     }
 
     async fn insert_product(&mut self, scope: &Scope, p: &Product) -> StoreResult<()> {
-        let mut q = Builder::new("INSERT INTO products (account_id, livemode, id, created, active, doc) ");
+        let mut q =
+            Builder::new("INSERT INTO products (account_id, livemode, id, created, active, doc) ");
         q.push_values([p], |mut b, p| {
             b.push_bind(scope.account_id.clone())
                 .push_bind(scope.livemode)
@@ -271,7 +346,10 @@ impl Tx for PostgresTx {
 
     async fn update_product(&mut self, scope: &Scope, p: &Product) -> StoreResult<()> {
         let mut q = Builder::new("UPDATE products SET active = ");
-        q.push_bind(p.active).push(", doc = ").push_bind(codec::product_doc(p)).push(" WHERE account_id = ");
+        q.push_bind(p.active)
+            .push(", doc = ")
+            .push_bind(codec::product_doc(p))
+            .push(" WHERE account_id = ");
         push_scope(&mut q, scope);
         q.push(" AND id = ").push_bind(p.id.clone());
         expect_one(self.execute(q).await?, "update product")
@@ -284,9 +362,15 @@ impl Tx for PostgresTx {
     }
 
     async fn product(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Product>> {
-        let mut q = scoped(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE account_id = "), scope);
+        let mut q = scoped(
+            &format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE account_id = "),
+            scope,
+        );
         q.push(" AND id = ").push_bind(id.to_owned());
-        self.fetch_optional(q).await?.map(|r| product(&r)).transpose()
+        self.fetch_optional(q)
+            .await?
+            .map(|r| product(&r))
+            .transpose()
     }
 
     async fn products(
@@ -345,7 +429,10 @@ impl Tx for PostgresTx {
     }
 
     async fn price(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Price>> {
-        let mut q = scoped(&format!("SELECT {PRICE_COLUMNS} FROM prices WHERE account_id = "), scope);
+        let mut q = scoped(
+            &format!("SELECT {PRICE_COLUMNS} FROM prices WHERE account_id = "),
+            scope,
+        );
         q.push(" AND id = ").push_bind(id.to_owned());
         self.fetch_optional(q).await?.map(|r| price(&r)).transpose()
     }
@@ -390,7 +477,9 @@ impl Tx for PostgresTx {
     }
 
     async fn insert_event(&mut self, scope: &Scope, e: &Event) -> StoreResult<()> {
-        let mut q = Builder::new("INSERT INTO events (account_id, livemode, id, created, type, object_id, doc) ");
+        let mut q = Builder::new(
+            "INSERT INTO events (account_id, livemode, id, created, type, object_id, doc) ",
+        );
         q.push_values([e], |mut b, e| {
             b.push_bind(scope.account_id.clone())
                 .push_bind(scope.livemode)
@@ -404,7 +493,10 @@ impl Tx for PostgresTx {
     }
 
     async fn event(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Event>> {
-        let mut q = scoped(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE account_id = "), scope);
+        let mut q = scoped(
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE account_id = "),
+            scope,
+        );
         q.push(" AND id = ").push_bind(id.to_owned());
         self.fetch_optional(q).await?.map(|r| event(&r)).transpose()
     }
@@ -452,11 +544,15 @@ impl Tx for PostgresTx {
         push_scope(&mut q, scope);
         q.push(" AND key = ").push_bind(key.to_owned());
         q.push(" AND (created < ").push_bind(expired_before);
-        q.push(" OR (status IS NULL AND created < ").push_bind(abandoned_before).push("))");
+        q.push(" OR (status IS NULL AND created < ")
+            .push_bind(abandoned_before)
+            .push("))");
         if self.execute(q).await? == 1 {
             return Ok(None);
         }
-        let mut q = Builder::new("INSERT INTO idempotency_keys (account_id, livemode, key, fingerprint, created) ");
+        let mut q = Builder::new(
+            "INSERT INTO idempotency_keys (account_id, livemode, key, fingerprint, created) ",
+        );
         q.push_values([()], |mut b, ()| {
             b.push_bind(scope.account_id.clone())
                 .push_bind(scope.livemode)
@@ -468,7 +564,10 @@ impl Tx for PostgresTx {
         if self.execute(q).await? == 1 {
             return Ok(None);
         }
-        let mut q = scoped("SELECT fingerprint, created, status, body FROM idempotency_keys WHERE account_id = ", scope);
+        let mut q = scoped(
+            "SELECT fingerprint, created, status, body FROM idempotency_keys WHERE account_id = ",
+            scope,
+        );
         q.push(" AND key = ").push_bind(key.to_owned());
         let row = self
             .fetch_optional(q)
@@ -478,7 +577,9 @@ impl Tx for PostgresTx {
         let status: Option<i64> = get(&row, 2)?;
         let body: Option<Vec<u8>> = get(&row, 3)?;
         Ok(Some(IdempotencyRecord {
-            fingerprint: fingerprint.try_into().map_err(|_| StoreError::Internal("bad fingerprint".into()))?,
+            fingerprint: fingerprint
+                .try_into()
+                .map_err(|_| StoreError::Internal("bad fingerprint".into()))?,
             created: get(&row, 1)?,
             response: status.zip(body).map(|(s, b)| (s as u16, b)),
         }))
@@ -492,7 +593,10 @@ impl Tx for PostgresTx {
         body: &[u8],
     ) -> StoreResult<()> {
         let mut q = Builder::new("UPDATE idempotency_keys SET status = ");
-        q.push_bind(i64::from(status)).push(", body = ").push_bind(body.to_vec()).push(" WHERE account_id = ");
+        q.push_bind(i64::from(status))
+            .push(", body = ")
+            .push_bind(body.to_vec())
+            .push(" WHERE account_id = ");
         push_scope(&mut q, scope);
         q.push(" AND key = ").push_bind(key.to_owned());
         expect_one(self.execute(q).await?, "complete idempotency key")
@@ -500,7 +604,9 @@ impl Tx for PostgresTx {
 
     async fn release_idempotency_key(&mut self, scope: &Scope, key: &str) -> StoreResult<()> {
         let mut q = scoped("DELETE FROM idempotency_keys WHERE account_id = ", scope);
-        q.push(" AND key = ").push_bind(key.to_owned()).push(" AND status IS NULL");
+        q.push(" AND key = ")
+            .push_bind(key.to_owned())
+            .push(" AND status IS NULL");
         self.execute(q).await.map(drop)
     }
 }

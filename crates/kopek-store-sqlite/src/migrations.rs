@@ -17,7 +17,10 @@ pub async fn run(pool: &SqlitePool) -> StoreResult<()> {
         .await
         .map_err(internal)?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        sqlx::raw_sql(migration).execute(&mut *tx).await.map_err(internal)?;
+        sqlx::raw_sql(migration)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
         sqlx::query("INSERT INTO kopek_migrations (version) VALUES (?)")
             .bind(index as i64 + 1)
             .execute(&mut *tx)
@@ -28,5 +31,8 @@ pub async fn run(pool: &SqlitePool) -> StoreResult<()> {
 }
 
 pub async fn version(pool: &SqlitePool) -> StoreResult<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM kopek_migrations").fetch_one(pool).await.map_err(internal)
+    sqlx::query_scalar("SELECT COUNT(*) FROM kopek_migrations")
+        .fetch_one(pool)
+        .await
+        .map_err(internal)
 }

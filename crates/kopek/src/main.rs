@@ -1,1 +1,198 @@
-fn main() {}
+//! The kopek binary: reads the command line, opens the store named by the database URL,
+//! wires the use cases to it and serves the API. Nothing here decides anything about
+//! billing.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kopek_app::ports::{RandomIds, Store, SystemClock};
+use kopek_app::App;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "kopek",
+    version,
+    about = "Self-hosted subscription billing with Stripe's API conventions."
+)]
+struct Cli {
+    /// `sqlite://path/to/kopek.db` or `postgres://user@host/db`. Default: SQLite under --data-dir.
+    #[arg(long, env = "KOPEK_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// Where the default SQLite database lives.
+    #[arg(
+        long,
+        env = "KOPEK_DATA_DIR",
+        default_value = "kopek-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (creating the database, and an account with its first key, if new).
+    Serve {
+        #[arg(long, env = "KOPEK_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a secret key and print it once.
+    Create {
+        #[arg(long, value_enum, default_value = "test")]
+        mode: Mode,
+    },
+    /// List keys: prefix and last four characters only.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Test,
+    Live,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KOPEK_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(message) = run(Cli::parse()).await {
+        eprintln!("kopek: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn open_store(cli: &Cli) -> Result<Arc<dyn Store>, String> {
+    let url = match &cli.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&cli.data_dir).map_err(|e| {
+                format!(
+                    "cannot create the data directory {}: {e}",
+                    cli.data_dir.display()
+                )
+            })?;
+            format!("sqlite://{}", cli.data_dir.join("kopek.db").display())
+        }
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = kopek_store_postgres::PostgresStore::open(&url)
+            .await
+            .map_err(|e| format!("{e}"))?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("sqlite:") {
+        let store = kopek_store_sqlite::SqliteStore::open(&url)
+            .await
+            .map_err(|e| format!("{e}"))?;
+        Ok(Arc::new(store))
+    } else {
+        Err(format!(
+            "unsupported database URL {url:?}: use postgres://… or sqlite://…"
+        ))
+    }
+}
+
+fn app(store: Arc<dyn Store>) -> App {
+    App::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+        Arc::new(kopek_api::WireRenderer),
+    )
+}
+
+async fn account_id(app: &App) -> Result<String, String> {
+    match app.first_account().await.map_err(|e| e.to_string())? {
+        Some(account) => Ok(account.id),
+        None => Err("no account yet: run `kopek serve` once to create it".into()),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let store = open_store(&cli).await?;
+    let app = app(store);
+    match cli.command {
+        Command::Migrate => {
+            println!("kopek: the database schema is up to date");
+        }
+        Command::Keys {
+            command: KeysCommand::Create { mode },
+        } => {
+            let account = account_id(&app).await?;
+            let key = app
+                .create_api_key(&account, matches!(mode, Mode::Live))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", key.secret);
+            eprintln!("kopek: keep this key safe; it is shown only once");
+        }
+        Command::Keys {
+            command: KeysCommand::List,
+        } => {
+            let account = account_id(&app).await?;
+            for key in app.api_keys(&account).await.map_err(|e| e.to_string())? {
+                println!(
+                    "{}  {}…{}  created {}",
+                    key.id, key.prefix, key.last4, key.created
+                );
+            }
+        }
+        Command::Serve { listen } => serve(app, &listen).await?,
+    }
+    Ok(())
+}
+
+async fn serve(app: App, listen: &str) -> Result<(), String> {
+    if app
+        .first_account()
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        let (account, key) = app.create_account().await.map_err(|e| e.to_string())?;
+        println!("kopek: created account {}", account.id);
+        println!(
+            "kopek: your test-mode secret key (shown once): {}",
+            key.secret
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e} (choose another with --listen)"))?;
+    tracing::info!(%listen, "kopek is serving the API");
+    axum::serve(listener, kopek_api::router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("kopek stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate.recv() => {}
+    }
+}

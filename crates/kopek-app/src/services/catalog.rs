@@ -90,15 +90,27 @@ pub struct PriceUpdate {
 }
 
 fn product_not_found(id: &str, param: &'static str) -> AppError {
-    AppError::NotFound { object: "product", id: id.to_owned(), param: Some(param) }
+    AppError::NotFound {
+        object: "product",
+        id: id.to_owned(),
+        param: Some(param),
+    }
 }
 
 fn price_not_found(id: &str, param: &'static str) -> AppError {
-    AppError::NotFound { object: "price", id: id.to_owned(), param: Some(param) }
+    AppError::NotFound {
+        object: "price",
+        id: id.to_owned(),
+        param: Some(param),
+    }
 }
 
 impl App {
-    pub async fn create_product(&self, caller: &Caller, new: NewProduct) -> Result<Product, AppError> {
+    pub async fn create_product(
+        &self,
+        caller: &Caller,
+        new: NewProduct,
+    ) -> Result<Product, AppError> {
         let mut tx = self.store.write().await?;
         let (product, change) = self.insert_new_product(&mut *tx, caller, new).await?;
         let rendered = change.object.clone();
@@ -133,11 +145,19 @@ impl App {
             metadata: Metadata::new(),
         };
         if new.update.default_price.is_some() {
-            return Err(AppError::invalid("default_price", "A new product has no prices to default to."));
+            return Err(AppError::invalid(
+                "default_price",
+                "A new product has no prices to default to.",
+            ));
         }
         new.update.apply(&mut product)?;
-        if let Err(crate::StoreError::Conflict(_)) = tx.insert_product(&caller.scope, &product).await {
-            return Err(AppError::invalid("id", format!("Product already exists: '{}'", product.id)));
+        if let Err(crate::StoreError::Conflict(_)) =
+            tx.insert_product(&caller.scope, &product).await
+        {
+            return Err(AppError::invalid(
+                "id",
+                format!("Product already exists: '{}'", product.id),
+            ));
         }
         let rendered = self.render.product(&product);
         let change = Change {
@@ -151,7 +171,9 @@ impl App {
 
     pub async fn product(&self, scope: &Scope, id: &str) -> Result<Product, AppError> {
         let mut tx = self.store.read().await?;
-        tx.product(scope, id).await?.ok_or_else(|| product_not_found(id, "id"))
+        tx.product(scope, id)
+            .await?
+            .ok_or_else(|| product_not_found(id, "id"))
     }
 
     pub async fn update_product(
@@ -161,7 +183,10 @@ impl App {
         update: ProductUpdate,
     ) -> Result<Product, AppError> {
         let mut tx = self.store.write().await?;
-        let mut product = tx.product(&caller.scope, id).await?.ok_or_else(|| product_not_found(id, "id"))?;
+        let mut product = tx
+            .product(&caller.scope, id)
+            .await?
+            .ok_or_else(|| product_not_found(id, "id"))?;
         if let Some(Some(price_id)) = &update.default_price {
             let price = tx.price(&caller.scope, price_id).await?;
             if price.is_none_or(|p| p.product != product.id) {
@@ -177,7 +202,8 @@ impl App {
         tx.update_product(&caller.scope, &product).await?;
         let rendered = self.render.product(&product);
         let changes = changed("product.updated", &product.id, &before, &rendered);
-        self.commit(tx, caller, changes.into_iter().collect(), &rendered).await?;
+        self.commit(tx, caller, changes.into_iter().collect(), &rendered)
+            .await?;
         Ok(product)
     }
 
@@ -185,7 +211,10 @@ impl App {
     /// (`active=false`), as on Stripe.
     pub async fn delete_product(&self, caller: &Caller, id: &str) -> Result<Value, AppError> {
         let mut tx = self.store.write().await?;
-        let product = tx.product(&caller.scope, id).await?.ok_or_else(|| product_not_found(id, "id"))?;
+        let product = tx
+            .product(&caller.scope, id)
+            .await?
+            .ok_or_else(|| product_not_found(id, "id"))?;
         if tx.price_count_for_product(&caller.scope, id).await? > 0 {
             return Err(AppError::Conflict {
                 param: None,
@@ -197,7 +226,12 @@ impl App {
         let last = self.render.product(&product);
         tx.delete_product(&caller.scope, id).await?;
         let response = self.render.deleted("product", id);
-        let change = Change { event_type: "product.deleted", object_id: id.to_owned(), object: last, previous: None };
+        let change = Change {
+            event_type: "product.deleted",
+            object_id: id.to_owned(),
+            object: last,
+            previous: None,
+        };
         self.commit(tx, caller, vec![change], &response).await?;
         Ok(response)
     }
@@ -209,7 +243,9 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page<Product>, AppError> {
         let mut tx = self.store.read().await?;
-        tx.products(scope, filter, page).await?.ok_or_else(|| cursor_not_found("product", page))
+        tx.products(scope, filter, page)
+            .await?
+            .ok_or_else(|| cursor_not_found("product", page))
     }
 
     pub async fn create_price(&self, caller: &Caller, new: NewPrice) -> Result<Price, AppError> {
@@ -217,11 +253,15 @@ impl App {
         let mut changes = Vec::new();
         let product_id = match new.product {
             ProductRef::Id(id) => {
-                tx.product(&caller.scope, &id).await?.ok_or_else(|| product_not_found(&id, "product"))?;
+                tx.product(&caller.scope, &id)
+                    .await?
+                    .ok_or_else(|| product_not_found(&id, "product"))?;
                 id
             }
             ProductRef::Data(new_product) => {
-                let (product, change) = self.insert_new_product(&mut *tx, caller, new_product).await?;
+                let (product, change) = self
+                    .insert_new_product(&mut *tx, caller, new_product)
+                    .await?;
                 changes.push(change);
                 product.id
             }
@@ -241,7 +281,14 @@ impl App {
         };
         new.metadata.apply(&mut price.metadata)?;
         if let Some(key) = new.lookup_key {
-            self.take_lookup_key(&mut *tx, caller, &key, new.transfer_lookup_key, &mut changes).await?;
+            self.take_lookup_key(
+                &mut *tx,
+                caller,
+                &key,
+                new.transfer_lookup_key,
+                &mut changes,
+            )
+            .await?;
             price.lookup_key = Some(key);
         }
         tx.insert_price(&caller.scope, &price).await?;
@@ -266,9 +313,19 @@ impl App {
         transfer: bool,
         changes: &mut Vec<Change>,
     ) -> Result<(), AppError> {
-        let filter = PriceFilter { lookup_keys: vec![key.to_owned()], ..PriceFilter::default() };
-        let page = PageRequest { limit: 1, ..PageRequest::default() };
-        let holders = tx.prices(&caller.scope, &filter, &page).await?.map(|p| p.data).unwrap_or_default();
+        let filter = PriceFilter {
+            lookup_keys: vec![key.to_owned()],
+            ..PriceFilter::default()
+        };
+        let page = PageRequest {
+            limit: 1,
+            ..PageRequest::default()
+        };
+        let holders = tx
+            .prices(&caller.scope, &filter, &page)
+            .await?
+            .map(|p| p.data)
+            .unwrap_or_default();
         let Some(mut holder) = holders.into_iter().next() else {
             return Ok(());
         };
@@ -291,12 +348,22 @@ impl App {
 
     pub async fn price(&self, scope: &Scope, id: &str) -> Result<Price, AppError> {
         let mut tx = self.store.read().await?;
-        tx.price(scope, id).await?.ok_or_else(|| price_not_found(id, "id"))
+        tx.price(scope, id)
+            .await?
+            .ok_or_else(|| price_not_found(id, "id"))
     }
 
-    pub async fn update_price(&self, caller: &Caller, id: &str, update: PriceUpdate) -> Result<Price, AppError> {
+    pub async fn update_price(
+        &self,
+        caller: &Caller,
+        id: &str,
+        update: PriceUpdate,
+    ) -> Result<Price, AppError> {
         let mut tx = self.store.write().await?;
-        let mut price = tx.price(&caller.scope, id).await?.ok_or_else(|| price_not_found(id, "id"))?;
+        let mut price = tx
+            .price(&caller.scope, id)
+            .await?
+            .ok_or_else(|| price_not_found(id, "id"))?;
         let before = self.render.price(&price);
         let mut changes = Vec::new();
         if let Some(behavior) = update.tax_behavior {
@@ -318,7 +385,14 @@ impl App {
         if let Some(lookup_key) = update.lookup_key {
             if let Some(key) = &lookup_key {
                 if price.lookup_key.as_ref() != Some(key) {
-                    self.take_lookup_key(&mut *tx, caller, key, update.transfer_lookup_key, &mut changes).await?;
+                    self.take_lookup_key(
+                        &mut *tx,
+                        caller,
+                        key,
+                        update.transfer_lookup_key,
+                        &mut changes,
+                    )
+                    .await?;
                 }
             }
             price.lookup_key = lookup_key;
@@ -337,7 +411,9 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page<Price>, AppError> {
         let mut tx = self.store.read().await?;
-        tx.prices(scope, filter, page).await?.ok_or_else(|| cursor_not_found("price", page))
+        tx.prices(scope, filter, page)
+            .await?
+            .ok_or_else(|| cursor_not_found("price", page))
     }
 }
 

@@ -38,9 +38,15 @@ impl CustomerParams {
         set(&mut customer.shipping, self.shipping);
         set(&mut customer.balance, self.balance);
         set(&mut customer.invoice_prefix, self.invoice_prefix);
-        set(&mut customer.next_invoice_sequence, self.next_invoice_sequence);
+        set(
+            &mut customer.next_invoice_sequence,
+            self.next_invoice_sequence,
+        );
         set(&mut customer.invoice_settings.footer, self.invoice_footer);
-        set(&mut customer.invoice_settings.custom_fields, self.invoice_custom_fields);
+        set(
+            &mut customer.invoice_settings.custom_fields,
+            self.invoice_custom_fields,
+        );
         set(&mut customer.preferred_locales, self.preferred_locales);
         set(&mut customer.tax_exempt, self.tax_exempt);
         self.metadata.apply(&mut customer.metadata)
@@ -48,10 +54,21 @@ impl CustomerParams {
 }
 
 impl App {
-    pub async fn create_customer(&self, caller: &Caller, params: CustomerParams) -> Result<Customer, AppError> {
+    pub async fn create_customer(
+        &self,
+        caller: &Caller,
+        params: CustomerParams,
+    ) -> Result<Customer, AppError> {
         let id = self.ids.id("cus");
         // Stripe's invoice prefixes are short upper-case codes unique per customer.
-        let invoice_prefix: String = self.ids.id("").chars().skip(1).take(8).collect::<String>().to_uppercase();
+        let invoice_prefix: String = self
+            .ids
+            .id("")
+            .chars()
+            .skip(1)
+            .take(8)
+            .collect::<String>()
+            .to_uppercase();
         let mut customer = Customer {
             id,
             livemode: caller.scope.livemode,
@@ -142,12 +159,18 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page<Customer>, AppError> {
         let mut tx = self.store.read().await?;
-        tx.customers(scope, filter, page).await?.ok_or_else(|| cursor_not_found("customer", page))
+        tx.customers(scope, filter, page)
+            .await?
+            .ok_or_else(|| cursor_not_found("customer", page))
     }
 }
 
 fn not_found(id: &str) -> AppError {
-    AppError::NotFound { object: "customer", id: id.to_owned(), param: Some("id") }
+    AppError::NotFound {
+        object: "customer",
+        id: id.to_owned(),
+        param: Some("id"),
+    }
 }
 
 fn live_customer(customer: Option<Customer>, id: &str) -> Result<Customer, AppError> {

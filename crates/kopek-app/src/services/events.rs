@@ -7,7 +7,11 @@ impl App {
         let mut tx = self.store.read().await?;
         tx.event(scope, id)
             .await?
-            .ok_or_else(|| AppError::NotFound { object: "event", id: id.to_owned(), param: Some("id") })
+            .ok_or_else(|| AppError::NotFound {
+                object: "event",
+                id: id.to_owned(),
+                param: Some("id"),
+            })
     }
 
     pub async fn events(
@@ -17,6 +21,8 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page<Event>, AppError> {
         let mut tx = self.store.read().await?;
-        tx.events(scope, filter, page).await?.ok_or_else(|| cursor_not_found("event", page))
+        tx.events(scope, filter, page)
+            .await?
+            .ok_or_else(|| cursor_not_found("event", page))
     }
 }

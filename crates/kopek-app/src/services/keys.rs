@@ -21,7 +21,10 @@ pub fn secret_sha256(secret: &str) -> [u8; 32] {
 impl App {
     /// Creates an account with its first test-mode key.
     pub async fn create_account(&self) -> Result<(Account, NewKey), AppError> {
-        let account = Account { id: self.ids.id("acct"), created: self.clock.now() };
+        let account = Account {
+            id: self.ids.id("acct"),
+            created: self.clock.now(),
+        };
         let new_key = self.make_key(&account.id, false);
         let mut tx = self.store.write().await?;
         tx.insert_account(&account).await?;
@@ -35,7 +38,11 @@ impl App {
         Ok(self.store.read().await?.first_account().await?)
     }
 
-    pub async fn create_api_key(&self, account_id: &str, livemode: bool) -> Result<NewKey, AppError> {
+    pub async fn create_api_key(
+        &self,
+        account_id: &str,
+        livemode: bool,
+    ) -> Result<NewKey, AppError> {
         let new_key = self.make_key(account_id, livemode);
         let mut tx = self.store.write().await?;
         tx.insert_api_key(&new_key.key).await?;
@@ -49,12 +56,24 @@ impl App {
 
     /// The scope a secret key grants, or `None` for a key kopek does not know.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Scope>, AppError> {
-        let key = self.store.read().await?.api_key_by_hash(&secret_sha256(secret)).await?;
-        Ok(key.map(|key| Scope { account_id: key.account_id, livemode: key.livemode }))
+        let key = self
+            .store
+            .read()
+            .await?
+            .api_key_by_hash(&secret_sha256(secret))
+            .await?;
+        Ok(key.map(|key| Scope {
+            account_id: key.account_id,
+            livemode: key.livemode,
+        }))
     }
 
     fn make_key(&self, account_id: &str, livemode: bool) -> NewKey {
-        let prefix = if livemode { KEY_PREFIX_LIVE } else { KEY_PREFIX_TEST };
+        let prefix = if livemode {
+            KEY_PREFIX_LIVE
+        } else {
+            KEY_PREFIX_TEST
+        };
         let secret = format!("{prefix}{}", base62(&self.ids.secret()));
         let key = ApiKey {
             id: self.ids.id("key"),

@@ -20,7 +20,8 @@ impl MetadataUpdate {
             metadata::check_key(key).map_err(|e| AppError::invalid(&param, e.to_string()))?;
             match value {
                 Some(value) => {
-                    metadata::check_value(value).map_err(|e| AppError::invalid(&param, e.to_string()))?;
+                    metadata::check_value(value)
+                        .map_err(|e| AppError::invalid(&param, e.to_string()))?;
                     metadata.insert(key.clone(), value.clone());
                 }
                 None => {
@@ -29,7 +30,10 @@ impl MetadataUpdate {
             }
         }
         if metadata.len() > KEYS_MAX {
-            return Err(AppError::invalid("metadata", format!("metadata can have at most {KEYS_MAX} keys")));
+            return Err(AppError::invalid(
+                "metadata",
+                format!("metadata can have at most {KEYS_MAX} keys"),
+            ));
         }
         Ok(())
     }

@@ -11,11 +11,22 @@ async fn with_accounts(kind: StoreKind) -> (Arc<dyn Store>, Scope, Scope) {
     let store = fresh_store(kind).await;
     let mut tx = store.write().await.unwrap();
     for id in ["acct_a", "acct_b"] {
-        tx.insert_account(&Account { id: id.into(), created: 1 }).await.unwrap();
+        tx.insert_account(&Account {
+            id: id.into(),
+            created: 1,
+        })
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
-    let a = Scope { account_id: "acct_a".into(), livemode: false };
-    let b = Scope { account_id: "acct_b".into(), livemode: false };
+    let a = Scope {
+        account_id: "acct_a".into(),
+        livemode: false,
+    };
+    let b = Scope {
+        account_id: "acct_b".into(),
+        livemode: false,
+    };
     (store, a, b)
 }
 
@@ -28,7 +39,10 @@ fn customer(id: &str, created: i64, email: Option<&str>) -> Customer {
         name: Some(format!("Name of {id}")),
         description: None,
         phone: None,
-        address: Some(Address { city: Some("Riga".into()), ..Address::default() }),
+        address: Some(Address {
+            city: Some("Riga".into()),
+            ..Address::default()
+        }),
         shipping: None,
         balance: -250,
         currency: Currency::parse("eur").ok(),
@@ -47,7 +61,11 @@ fn customer(id: &str, created: i64, email: Option<&str>) -> Customer {
 }
 
 fn page(limit: u32, after: Option<&str>, before: Option<&str>) -> PageRequest {
-    PageRequest { limit, starting_after: after.map(Into::into), ending_before: before.map(Into::into) }
+    PageRequest {
+        limit,
+        starting_after: after.map(Into::into),
+        ending_before: before.map(Into::into),
+    }
 }
 
 fn ids(page: &Page<Customer>) -> Vec<&str> {
@@ -60,25 +78,44 @@ store_test!(customers_round_trip_every_field, |kind| async move {
     let mut tx = store.write().await.unwrap();
     tx.insert_customer(&a, &original).await.unwrap();
     tx.commit().await.unwrap();
-    let loaded = store.read().await.unwrap().customer(&a, "cus_1").await.unwrap();
+    let loaded = store
+        .read()
+        .await
+        .unwrap()
+        .customer(&a, "cus_1")
+        .await
+        .unwrap();
     assert_eq!(loaded, Some(original));
 });
 
 store_test!(other_accounts_and_modes_see_nothing, |kind| async move {
     let (store, a, b) = with_accounts(kind).await;
     let mut tx = store.write().await.unwrap();
-    tx.insert_customer(&a, &customer("cus_a", 1, None)).await.unwrap();
+    tx.insert_customer(&a, &customer("cus_a", 1, None))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    let live_a = Scope { livemode: true, ..a.clone() };
+    let live_a = Scope {
+        livemode: true,
+        ..a.clone()
+    };
     let mut tx = store.read().await.unwrap();
     assert!(tx.customer(&b, "cus_a").await.unwrap().is_none());
     assert!(tx.customer(&live_a, "cus_a").await.unwrap().is_none());
     let everything = page(100, None, None);
-    let listed = tx.customers(&b, &CustomerFilter::default(), &everything).await.unwrap().unwrap();
+    let listed = tx
+        .customers(&b, &CustomerFilter::default(), &everything)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(listed.data.is_empty());
     // A cursor from another account is unknown, not a window into it.
     let probe = page(10, Some("cus_a"), None);
-    assert!(tx.customers(&b, &CustomerFilter::default(), &probe).await.unwrap().is_none());
+    assert!(tx
+        .customers(&b, &CustomerFilter::default(), &probe)
+        .await
+        .unwrap()
+        .is_none());
 });
 
 store_test!(lists_page_newest_first_both_ways, |kind| async move {
@@ -86,37 +123,82 @@ store_test!(lists_page_newest_first_both_ways, |kind| async move {
     let mut tx = store.write().await.unwrap();
     for i in 1..=5 {
         // Equal `created` on purpose: order must not depend on it.
-        tx.insert_customer(&a, &customer(&format!("cus_{i}"), 7, None)).await.unwrap();
+        tx.insert_customer(&a, &customer(&format!("cus_{i}"), 7, None))
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     let all = CustomerFilter::default();
     let mut tx = store.read().await.unwrap();
-    let first = tx.customers(&a, &all, &page(2, None, None)).await.unwrap().unwrap();
-    assert_eq!((ids(&first), first.has_more), (vec!["cus_5", "cus_4"], true));
-    let second = tx.customers(&a, &all, &page(2, Some("cus_4"), None)).await.unwrap().unwrap();
-    assert_eq!((ids(&second), second.has_more), (vec!["cus_3", "cus_2"], true));
-    let last = tx.customers(&a, &all, &page(2, Some("cus_2"), None)).await.unwrap().unwrap();
+    let first = tx
+        .customers(&a, &all, &page(2, None, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ids(&first), first.has_more),
+        (vec!["cus_5", "cus_4"], true)
+    );
+    let second = tx
+        .customers(&a, &all, &page(2, Some("cus_4"), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ids(&second), second.has_more),
+        (vec!["cus_3", "cus_2"], true)
+    );
+    let last = tx
+        .customers(&a, &all, &page(2, Some("cus_2"), None))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((ids(&last), last.has_more), (vec!["cus_1"], false));
-    let back = tx.customers(&a, &all, &page(2, None, Some("cus_2"))).await.unwrap().unwrap();
+    let back = tx
+        .customers(&a, &all, &page(2, None, Some("cus_2")))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((ids(&back), back.has_more), (vec!["cus_4", "cus_3"], true));
 });
 
 store_test!(filters_and_deleted_customers, |kind| async move {
     let (store, a, _) = with_accounts(kind).await;
     let mut tx = store.write().await.unwrap();
-    tx.insert_customer(&a, &customer("cus_1", 10, Some("x@example.com"))).await.unwrap();
-    tx.insert_customer(&a, &customer("cus_2", 20, Some("y@example.com"))).await.unwrap();
+    tx.insert_customer(&a, &customer("cus_1", 10, Some("x@example.com")))
+        .await
+        .unwrap();
+    tx.insert_customer(&a, &customer("cus_2", 20, Some("y@example.com")))
+        .await
+        .unwrap();
     let mut gone = customer("cus_3", 30, Some("x@example.com"));
     tx.insert_customer(&a, &gone).await.unwrap();
     gone.deleted = true;
     tx.update_customer(&a, &gone).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.read().await.unwrap();
-    let by_email = CustomerFilter { email: Some("x@example.com".into()), ..CustomerFilter::default() };
-    let listed = tx.customers(&a, &by_email, &page(10, None, None)).await.unwrap().unwrap();
+    let by_email = CustomerFilter {
+        email: Some("x@example.com".into()),
+        ..CustomerFilter::default()
+    };
+    let listed = tx
+        .customers(&a, &by_email, &page(10, None, None))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ids(&listed), vec!["cus_1"]);
-    let recent = CustomerFilter { created: TimeRange { from: Some(15), to: None }, ..CustomerFilter::default() };
-    let listed = tx.customers(&a, &recent, &page(10, None, None)).await.unwrap().unwrap();
+    let recent = CustomerFilter {
+        created: TimeRange {
+            from: Some(15),
+            to: None,
+        },
+        ..CustomerFilter::default()
+    };
+    let listed = tx
+        .customers(&a, &recent, &page(10, None, None))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ids(&listed), vec!["cus_2"]);
     assert!(tx.customer(&a, "cus_3").await.unwrap().unwrap().deleted);
 });
@@ -135,7 +217,10 @@ fn price(id: &str, product: &str, lookup_key: Option<&str>) -> Price {
         model: PriceModel {
             currency: Currency::parse("usd").unwrap(),
             kind: PriceKind::OneTime,
-            scheme: BillingScheme::PerUnit { unit_amount: UnitAmount::from_minor(500).unwrap(), transform_quantity: None },
+            scheme: BillingScheme::PerUnit {
+                unit_amount: UnitAmount::from_minor(500).unwrap(),
+                transform_quantity: None,
+            },
         },
         metadata: Metadata::new(),
     }
@@ -163,61 +248,103 @@ fn product(id: &str) -> Product {
     }
 }
 
-store_test!(prices_keep_lookup_keys_unique_per_scope, |kind| async move {
-    let (store, a, b) = with_accounts(kind).await;
-    let mut tx = store.write().await.unwrap();
-    tx.insert_product(&a, &product("prod_a")).await.unwrap();
-    tx.insert_product(&b, &product("prod_b")).await.unwrap();
-    tx.insert_price(&a, &price("price_1", "prod_a", Some("pro"))).await.unwrap();
-    // The same key in another account is fine.
-    tx.insert_price(&b, &price("price_2", "prod_b", Some("pro"))).await.unwrap();
-    tx.commit().await.unwrap();
-    let mut tx = store.write().await.unwrap();
-    let duplicate = tx.insert_price(&a, &price("price_3", "prod_a", Some("pro"))).await;
-    assert!(matches!(duplicate, Err(kopek_app::StoreError::Conflict(_))), "{duplicate:?}");
-    drop(tx);
-    let mut tx = store.read().await.unwrap();
-    assert_eq!(tx.price(&a, "price_1").await.unwrap(), Some(price("price_1", "prod_a", Some("pro"))));
-    assert!(tx.price(&a, "price_3").await.unwrap().is_none(), "a failed transaction leaves nothing");
-    assert_eq!(tx.price_count_for_product(&a, "prod_a").await.unwrap(), 1);
-    let filter = PriceFilter { lookup_keys: vec!["pro".into(), "other".into()], ..PriceFilter::default() };
-    let found = tx.prices(&a, &filter, &page(10, None, None)).await.unwrap().unwrap();
-    assert_eq!(found.data.len(), 1);
-});
+store_test!(
+    prices_keep_lookup_keys_unique_per_scope,
+    |kind| async move {
+        let (store, a, b) = with_accounts(kind).await;
+        let mut tx = store.write().await.unwrap();
+        tx.insert_product(&a, &product("prod_a")).await.unwrap();
+        tx.insert_product(&b, &product("prod_b")).await.unwrap();
+        tx.insert_price(&a, &price("price_1", "prod_a", Some("pro")))
+            .await
+            .unwrap();
+        // The same key in another account is fine.
+        tx.insert_price(&b, &price("price_2", "prod_b", Some("pro")))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.write().await.unwrap();
+        let duplicate = tx
+            .insert_price(&a, &price("price_3", "prod_a", Some("pro")))
+            .await;
+        assert!(
+            matches!(duplicate, Err(kopek_app::StoreError::Conflict(_))),
+            "{duplicate:?}"
+        );
+        drop(tx);
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(
+            tx.price(&a, "price_1").await.unwrap(),
+            Some(price("price_1", "prod_a", Some("pro")))
+        );
+        assert!(
+            tx.price(&a, "price_3").await.unwrap().is_none(),
+            "a failed transaction leaves nothing"
+        );
+        assert_eq!(tx.price_count_for_product(&a, "prod_a").await.unwrap(), 1);
+        let filter = PriceFilter {
+            lookup_keys: vec!["pro".into(), "other".into()],
+            ..PriceFilter::default()
+        };
+        let found = tx
+            .prices(&a, &filter, &page(10, None, None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.data.len(), 1);
+    }
+);
 
-store_test!(idempotency_keys_claim_replay_and_expire, |kind| async move {
-    let (store, a, b) = with_accounts(kind).await;
-    let (fp, other_fp) = ([1u8; 32], [2u8; 32]);
-    let claim = |scope: Scope, fingerprint: [u8; 32], now: i64| {
-        let store = store.clone();
-        async move {
-            let mut tx = store.write().await.unwrap();
-            let record = tx.claim_idempotency_key(&scope, "k1", &fingerprint, now, now - 60, now - 86_400).await.unwrap();
-            tx.commit().await.unwrap();
-            record
-        }
-    };
-    assert_eq!(claim(a.clone(), fp, 1_000).await, None, "first claim wins");
-    let running = claim(a.clone(), fp, 1_010).await.unwrap();
-    assert_eq!(running.response, None, "still in flight");
-    assert_eq!(claim(b.clone(), other_fp, 1_010).await, None, "keys are per account");
-    // A claim whose request died (never completed) is taken over after a minute.
-    assert_eq!(claim(a.clone(), other_fp, 1_061).await, None);
-    let mut tx = store.write().await.unwrap();
-    tx.complete_idempotency_key(&a, "k1", 200, b"{\"id\":1}").await.unwrap();
-    tx.commit().await.unwrap();
-    let done = claim(a.clone(), fp, 2_000).await.unwrap();
-    assert_eq!(done.fingerprint, other_fp);
-    assert_eq!(done.response, Some((200, b"{\"id\":1}".to_vec())));
-    // Completed records are kept a day, then forgotten.
-    assert_eq!(claim(a.clone(), fp, 1_061 + 86_401).await, None);
-});
+store_test!(
+    idempotency_keys_claim_replay_and_expire,
+    |kind| async move {
+        let (store, a, b) = with_accounts(kind).await;
+        let (fp, other_fp) = ([1u8; 32], [2u8; 32]);
+        let claim = |scope: Scope, fingerprint: [u8; 32], now: i64| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.write().await.unwrap();
+                let record = tx
+                    .claim_idempotency_key(&scope, "k1", &fingerprint, now, now - 60, now - 86_400)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                record
+            }
+        };
+        assert_eq!(claim(a.clone(), fp, 1_000).await, None, "first claim wins");
+        let running = claim(a.clone(), fp, 1_010).await.unwrap();
+        assert_eq!(running.response, None, "still in flight");
+        assert_eq!(
+            claim(b.clone(), other_fp, 1_010).await,
+            None,
+            "keys are per account"
+        );
+        // A claim whose request died (never completed) is taken over after a minute.
+        assert_eq!(claim(a.clone(), other_fp, 1_061).await, None);
+        let mut tx = store.write().await.unwrap();
+        tx.complete_idempotency_key(&a, "k1", 200, b"{\"id\":1}")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let done = claim(a.clone(), fp, 2_000).await.unwrap();
+        assert_eq!(done.fingerprint, other_fp);
+        assert_eq!(done.response, Some((200, b"{\"id\":1}".to_vec())));
+        // Completed records are kept a day, then forgotten.
+        assert_eq!(claim(a.clone(), fp, 1_061 + 86_401).await, None);
+    }
+);
 
 store_test!(events_list_by_type_and_object, |kind| async move {
     let (store, a, _) = with_accounts(kind).await;
     let mut tx = store.write().await.unwrap();
-    for (i, (event_type, object_id)) in
-        [("customer.created", "cus_1"), ("customer.updated", "cus_1"), ("customer.created", "cus_2")].iter().enumerate()
+    for (i, (event_type, object_id)) in [
+        ("customer.created", "cus_1"),
+        ("customer.updated", "cus_1"),
+        ("customer.created", "cus_2"),
+    ]
+    .iter()
+    .enumerate()
     {
         let event = Event {
             id: format!("evt_{i}"),
@@ -233,13 +360,41 @@ store_test!(events_list_by_type_and_object, |kind| async move {
     }
     tx.commit().await.unwrap();
     let mut tx = store.read().await.unwrap();
-    let created = EventFilter { event_type: Some("customer.created".into()), ..EventFilter::default() };
-    let listed = tx.events(&a, &created, &page(10, None, None)).await.unwrap().unwrap();
-    assert_eq!(listed.data.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["evt_2", "evt_0"]);
-    let of_cus_1 = EventFilter { object_id: Some("cus_1".into()), ..EventFilter::default() };
-    assert_eq!(tx.events(&a, &of_cus_1, &page(10, None, None)).await.unwrap().unwrap().data.len(), 2);
+    let created = EventFilter {
+        event_type: Some("customer.created".into()),
+        ..EventFilter::default()
+    };
+    let listed = tx
+        .events(&a, &created, &page(10, None, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        listed
+            .data
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["evt_2", "evt_0"]
+    );
+    let of_cus_1 = EventFilter {
+        object_id: Some("cus_1".into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        tx.events(&a, &of_cus_1, &page(10, None, None))
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .len(),
+        2
+    );
     let updated = tx.event(&a, "evt_1").await.unwrap().unwrap();
-    assert_eq!(updated.previous_attributes, Some(serde_json::json!({"email": null})));
+    assert_eq!(
+        updated.previous_attributes,
+        Some(serde_json::json!({"email": null}))
+    );
 });
 
 store_test!(api_keys_are_found_by_hash_only, |kind| async move {
@@ -257,7 +412,10 @@ store_test!(api_keys_are_found_by_hash_only, |kind| async move {
     tx.insert_api_key(&key).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.read().await.unwrap();
-    assert_eq!(tx.api_key_by_hash(&[9u8; 32]).await.unwrap(), Some(key.clone()));
+    assert_eq!(
+        tx.api_key_by_hash(&[9u8; 32]).await.unwrap(),
+        Some(key.clone())
+    );
     assert_eq!(tx.api_key_by_hash(&[8u8; 32]).await.unwrap(), None);
     assert_eq!(tx.api_keys("acct_a").await.unwrap(), vec![key]);
     assert_eq!(tx.first_account().await.unwrap().unwrap().id, "acct_a");
