@@ -315,7 +315,7 @@ fn new_price(params: &mut Params) -> ApiResult<NewPrice> {
         (None, Some(Some(mut data))) => {
             let new = new_product(&mut data)?;
             data.finish()?;
-            ProductRef::Data(new)
+            ProductRef::Data(Box::new(new))
         }
         _ => return Err(params.missing("product")),
     };

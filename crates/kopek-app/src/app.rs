@@ -86,6 +86,8 @@ impl App {
         tx.commit().await?;
         Ok(match existing {
             None => IdempotencyClaim::Claimed,
+            // While the first request runs, any reuse of its key waits for it.
+            Some(record) if record.response.is_none() => IdempotencyClaim::InFlight,
             Some(record) if record.fingerprint != *fingerprint => IdempotencyClaim::Mismatch,
             Some(record) => match record.response {
                 Some((status, body)) => IdempotencyClaim::Replay { status, body },

@@ -39,6 +39,8 @@ enum Command {
     },
     /// Bring the database schema up to date, then exit.
     Migrate,
+    /// Print the OpenAPI document of the API.
+    Openapi,
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -125,6 +127,12 @@ async fn account_id(app: &App) -> Result<String, String> {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    if let Command::Openapi = cli.command {
+        let document = serde_json::to_string_pretty(&kopek_api::openapi_document())
+            .map_err(|e| e.to_string())?;
+        println!("{document}");
+        return Ok(());
+    }
     let store = open_store(&cli).await?;
     let app = app(store);
     match cli.command {
@@ -154,6 +162,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Serve { listen } => serve(app, &listen).await?,
+        Command::Openapi => unreachable!("handled before opening the store"),
     }
     Ok(())
 }

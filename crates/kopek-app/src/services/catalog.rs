@@ -62,7 +62,7 @@ impl ProductUpdate {
 #[derive(Debug, Clone)]
 pub enum ProductRef {
     Id(String),
-    Data(NewProduct),
+    Data(Box<NewProduct>),
 }
 
 #[derive(Debug, Clone)]
@@ -260,7 +260,7 @@ impl App {
             }
             ProductRef::Data(new_product) => {
                 let (product, change) = self
-                    .insert_new_product(&mut *tx, caller, new_product)
+                    .insert_new_product(&mut *tx, caller, *new_product)
                     .await?;
                 changes.push(change);
                 product.id
