@@ -7,13 +7,17 @@
 //! boundaries (rows and wire types are separate types), which we accept.
 
 pub mod allocation;
+pub mod billing;
 pub mod calendar;
 pub mod card;
 pub mod currency;
+pub mod invoice;
+pub mod ledger;
 pub mod metadata;
 pub mod money;
 pub mod period;
 pub mod price;
+pub mod subscription;
 
 pub use currency::Currency;
 pub use money::{Money, MoneyError};
