@@ -269,7 +269,8 @@ impl Tx for StoreTx {
 
     async fn insert_customer(&mut self, scope: &Scope, c: &Customer) -> StoreResult<()> {
         let mut q = Builder::new(
-            "INSERT INTO customers (account_id, livemode, id, created, email, deleted, doc) ",
+            "INSERT INTO customers (account_id, livemode, id, created, email, deleted, test_clock, \
+             doc) ",
         );
         q.push_values([c], |mut b, c| {
             b.push_bind(scope.account_id.clone())
@@ -278,6 +279,7 @@ impl Tx for StoreTx {
                 .push_bind(c.created)
                 .push_bind(c.email.clone())
                 .push_bind(c.deleted)
+                .push_bind(c.test_clock.clone())
                 .push_bind(codec::customer_doc(c));
         });
         self.execute(q).await.map(drop)

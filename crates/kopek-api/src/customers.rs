@@ -124,7 +124,8 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
         uri,
         body,
         |app, caller, mut params| async move {
-            let update = customer_params(&mut params)?;
+            let mut update = customer_params(&mut params)?;
+            update.test_clock = params.string("test_clock")?;
             params.finish()?;
             Ok(WireRenderer.customer(&app.create_customer(&caller, update).await?))
         },

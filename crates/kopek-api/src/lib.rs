@@ -5,20 +5,27 @@
 //! Handlers parse wire parameters into use-case inputs, call [`kopek_app::App`], and
 //! render what comes back; they hold no SQL and no business rule.
 
+// Stripe's invoice object is deep enough to need more than `json!`'s default.
+#![recursion_limit = "256"]
+
 mod catalog;
 mod customers;
 mod error;
 mod events;
+mod invoices;
+mod ledger;
 mod openapi;
 pub mod params;
 mod render;
 mod request;
+mod subscriptions;
+mod test_clocks;
 
 pub use openapi::openapi_document;
 pub use render::WireRenderer;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use kopek_app::App;
 
@@ -57,6 +64,49 @@ pub fn router(app: App) -> Router {
             "/v1/prices/{id}",
             get(catalog::retrieve_price).post(catalog::update_price),
         )
+        .route(
+            "/v1/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/v1/subscriptions/{id}",
+            get(subscriptions::retrieve)
+                .post(subscriptions::update)
+                .delete(subscriptions::cancel),
+        )
+        .route("/v1/invoices", get(invoices::list).post(invoices::create))
+        .route(
+            "/v1/invoices/{id}",
+            get(invoices::retrieve)
+                .post(invoices::update)
+                .delete(invoices::delete),
+        )
+        .route("/v1/invoices/{id}/lines", get(invoices::lines))
+        .route("/v1/invoices/{id}/{action}", post(invoices::action))
+        .route(
+            "/v1/invoiceitems",
+            get(invoices::list_items).post(invoices::create_item),
+        )
+        .route(
+            "/v1/invoiceitems/{id}",
+            get(invoices::retrieve_item)
+                .post(invoices::update_item)
+                .delete(invoices::delete_item),
+        )
+        .route(
+            "/v1/test_helpers/test_clocks",
+            get(test_clocks::list).post(test_clocks::create),
+        )
+        .route(
+            "/v1/test_helpers/test_clocks/{id}",
+            get(test_clocks::retrieve).delete(test_clocks::delete),
+        )
+        .route(
+            "/v1/test_helpers/test_clocks/{id}/advance",
+            post(test_clocks::advance),
+        )
+        .route("/v1/ledger/accounts", get(ledger::accounts))
+        .route("/v1/ledger/entries", get(ledger::entries))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/openapi.json", get(openapi::serve))

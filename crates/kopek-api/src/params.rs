@@ -191,7 +191,7 @@ impl Params {
         }
     }
 
-    fn invalid(&self, key: &str, code: &'static str, message: String) -> ApiError {
+    pub(crate) fn invalid(&self, key: &str, code: &'static str, message: String) -> ApiError {
         ApiError::invalid(self.name(key), code, message)
     }
 
@@ -288,6 +288,36 @@ impl Params {
             Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| bad(self)),
             Some(Value::String(s)) => s.parse::<i64>().map(Some).map_err(|_| bad(self)),
             Some(_) => Err(bad(self)),
+        }
+    }
+
+    /// One of a fixed set of names, parsed by `parse`; `names` lists them for the error.
+    pub fn one_of<T>(
+        &mut self,
+        key: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        names: &str,
+    ) -> ApiResult<Option<T>> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(text) => parse(&text).map(Some).ok_or_else(|| {
+                self.invalid(
+                    key,
+                    "parameter_invalid",
+                    format!("Invalid {}: {text}. Use one of {names}.", self.name(key)),
+                )
+            }),
+        }
+    }
+
+    /// A timestamp, or `now` (`Some(None)`), as Stripe's `trial_end`.
+    pub fn timestamp_or_now(&mut self, key: &str) -> ApiResult<Option<Option<i64>>> {
+        match self.map.get(key) {
+            Some(Value::String(s)) if s == "now" => {
+                self.take(key);
+                Ok(Some(None))
+            }
+            _ => Ok(self.i64(key)?.map(Some)),
         }
     }
 

@@ -54,7 +54,7 @@ impl Renderer for WireRenderer {
                 "address": address_doc(&s.address), "name": s.name, "phone": s.phone,
             })),
             "tax_exempt": c.tax_exempt.as_str(),
-            "test_clock": null,
+            "test_clock": c.test_clock,
         })
     }
 
@@ -151,6 +151,250 @@ impl Renderer for WireRenderer {
         price
     }
 
+    fn subscription(&self, sub: &Subscription, prices: &[Price]) -> Value {
+        let items: Vec<Value> = sub
+            .items
+            .iter()
+            .map(|item| {
+                let price = prices.iter().find(|p| p.id == item.price);
+                json!({
+                    "id": item.id,
+                    "object": "subscription_item",
+                    "billing_thresholds": null,
+                    "created": item.created,
+                    "current_period_end": sub.current_period_end,
+                    "current_period_start": sub.current_period_start,
+                    "discounts": [],
+                    "metadata": metadata(&item.metadata),
+                    "price": price.map_or(json!(item.price), |p| self.price(p)),
+                    "quantity": item.quantity,
+                    "subscription": sub.id,
+                    "tax_rates": [],
+                })
+            })
+            .collect();
+        json!({
+            "id": sub.id,
+            "object": "subscription",
+            "automatic_tax": {"enabled": false, "liability": null},
+            "billing_cycle_anchor": sub.billing_cycle_anchor,
+            "cancel_at": sub.cancel_at,
+            "cancel_at_period_end": sub.cancel_at_period_end,
+            "canceled_at": sub.canceled_at,
+            "cancellation_details": {
+                "comment": sub.cancellation_details.comment,
+                "feedback": sub.cancellation_details.feedback,
+                "reason": sub.cancellation_details.reason,
+            },
+            "collection_method": sub.collection_method.as_str(),
+            "created": sub.created,
+            "currency": sub.currency.lowercase(),
+            "customer": sub.customer,
+            "days_until_due": sub.days_until_due,
+            "default_payment_method": null,
+            "default_tax_rates": [],
+            "description": sub.description,
+            "discounts": [],
+            "ended_at": sub.ended_at,
+            "items": {
+                "object": "list",
+                "data": items,
+                "has_more": false,
+                "url": format!("/v1/subscription_items?subscription={}", sub.id),
+            },
+            "latest_invoice": sub.latest_invoice,
+            "livemode": sub.livemode,
+            "metadata": metadata(&sub.metadata),
+            "pause_collection": null,
+            "schedule": null,
+            "start_date": sub.start_date,
+            "status": sub.status.as_str(),
+            "test_clock": sub.test_clock,
+            "trial_end": sub.trial_end,
+            "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+            "trial_start": sub.trial_start,
+        })
+    }
+
+    fn invoice(&self, inv: &Invoice) -> Value {
+        let currency = inv.currency.lowercase();
+        let lines: Vec<Value> = inv
+            .lines
+            .iter()
+            .map(|l| {
+                let parent = match (&l.invoice_item, &l.subscription_item) {
+                    (Some(item), _) => json!({
+                        "type": "invoice_item_details",
+                        "invoice_item_details": {
+                            "invoice_item": item,
+                            "proration": l.proration,
+                            "proration_details": {"credited_items": null},
+                            "subscription": l.subscription,
+                        },
+                    }),
+                    (None, Some(item)) => json!({
+                        "type": "subscription_item_details",
+                        "subscription_item_details": {
+                            "invoice_item": null,
+                            "proration": l.proration,
+                            "proration_details": {"credited_items": null},
+                            "subscription": l.subscription,
+                            "subscription_item": item,
+                        },
+                    }),
+                    (None, None) => Value::Null,
+                };
+                json!({
+                    "id": l.id,
+                    "object": "line_item",
+                    "amount": l.amount,
+                    "currency": currency,
+                    "description": l.description,
+                    "discount_amounts": [],
+                    "discountable": true,
+                    "discounts": [],
+                    "invoice": inv.id,
+                    "livemode": inv.livemode,
+                    "metadata": metadata(&l.metadata),
+                    "parent": parent,
+                    "period": {"end": l.period_end, "start": l.period_start},
+                    "pretax_credit_amounts": [],
+                    "pricing": {
+                        "type": "price_details",
+                        "price_details": l.price.as_ref().map(|p| json!({"price": p})),
+                        "unit_amount_decimal": null,
+                    },
+                    "quantity": l.quantity,
+                    "subscription": l.subscription,
+                    "subtotal": l.amount,
+                    "taxes": [],
+                })
+            })
+            .collect();
+        json!({
+            "id": inv.id,
+            "object": "invoice",
+            "account_country": null,
+            "account_name": null,
+            "amount_due": inv.amount_due,
+            "amount_overpaid": 0,
+            "amount_paid": inv.amount_paid,
+            "amount_remaining": inv.amount_remaining,
+            "amount_shipping": 0,
+            "attempt_count": 0,
+            "attempted": false,
+            "auto_advance": inv.auto_advance,
+            "automatic_tax": {"enabled": false, "liability": null, "status": null},
+            "automatically_finalizes_at": inv.automatically_finalizes_at,
+            "billing_reason": inv.billing_reason.as_str(),
+            "collection_method": inv.collection_method.as_str(),
+            "created": inv.created,
+            "currency": currency,
+            "custom_fields": null,
+            "customer": inv.customer,
+            "customer_email": inv.customer_email,
+            "customer_name": inv.customer_name,
+            "default_payment_method": null,
+            "description": inv.description,
+            "discounts": [],
+            "due_date": inv.due_date,
+            "effective_at": inv.finalized_at,
+            "ending_balance": inv.finalized_at.map(|_| 0),
+            "footer": inv.footer,
+            "hosted_invoice_url": null,
+            "invoice_pdf": null,
+            "issuer": {"type": "self"},
+            "last_finalization_error": null,
+            "lines": {
+                "object": "list",
+                "data": lines,
+                "has_more": false,
+                "url": format!("/v1/invoices/{}/lines", inv.id),
+            },
+            "livemode": inv.livemode,
+            "metadata": metadata(&inv.metadata),
+            "next_payment_attempt": null,
+            "number": inv.number,
+            "parent": inv.subscription.as_ref().map(|sub| json!({
+                "type": "subscription_details",
+                "quote_details": null,
+                "subscription_details": {"metadata": null, "subscription": sub},
+            })),
+            "period_end": inv.period_end,
+            "period_start": inv.period_start,
+            "post_payment_credit_notes_amount": 0,
+            "pre_payment_credit_notes_amount": 0,
+            "receipt_number": null,
+            "starting_balance": 0,
+            "statement_descriptor": null,
+            "status": inv.status.as_str(),
+            "status_transitions": {
+                "finalized_at": inv.finalized_at,
+                "marked_uncollectible_at": inv.marked_uncollectible_at,
+                "paid_at": inv.paid_at,
+                "voided_at": inv.voided_at,
+            },
+            "subscription": inv.subscription,
+            "subtotal": inv.subtotal,
+            "subtotal_excluding_tax": inv.subtotal,
+            "test_clock": inv.test_clock,
+            "total": inv.total,
+            "total_discount_amounts": [],
+            "total_excluding_tax": inv.total,
+            "total_pretax_credit_amounts": [],
+            "total_taxes": [],
+            "webhooks_delivered_at": null,
+            // kopek's addition: Stripe shows this only through the payment objects.
+            "paid_out_of_band": inv.paid_out_of_band,
+        })
+    }
+
+    fn invoice_item(&self, item: &InvoiceItem) -> Value {
+        json!({
+            "id": item.id,
+            "object": "invoiceitem",
+            "amount": item.amount,
+            "currency": item.currency.lowercase(),
+            "customer": item.customer,
+            "date": item.created,
+            "description": item.description,
+            "discountable": item.discountable,
+            "discounts": [],
+            "invoice": item.invoice,
+            "livemode": item.livemode,
+            "metadata": metadata(&item.metadata),
+            "net_amount": item.amount,
+            "parent": item.subscription.as_ref().map(|sub| json!({
+                "type": "subscription_details",
+                "subscription_details": {"subscription": sub, "subscription_item": null},
+            })),
+            "period": {"end": item.period_end, "start": item.period_start},
+            "pricing": {
+                "type": "price_details",
+                "price_details": item.price.as_ref().map(|p| json!({"price": p})),
+                "unit_amount_decimal": item.unit_amount_decimal,
+            },
+            "proration": item.proration,
+            "quantity": item.quantity,
+            "tax_rates": [],
+            "test_clock": item.test_clock,
+        })
+    }
+
+    fn test_clock(&self, clock: &TestClock) -> Value {
+        json!({
+            "id": clock.id,
+            "object": "test_helpers.test_clock",
+            "created": clock.created,
+            "deletes_after": clock.deletes_after,
+            "frozen_time": clock.frozen_time,
+            "livemode": false,
+            "name": clock.name,
+            "status": clock.status.as_str(),
+            "status_details": {},
+        })
+    }
+
     fn deleted(&self, object: &str, id: &str) -> Value {
         json!({"id": id, "object": object, "deleted": true})
     }
@@ -180,5 +424,41 @@ pub fn list<T>(url: &str, page: &Page<T>, render: impl Fn(&T) -> Value) -> Value
         "data": page.data.iter().map(render).collect::<Vec<_>>(),
         "has_more": page.has_more,
         "url": url,
+    })
+}
+
+/// kopek's ledger account: a per-customer account is named `kind:customer`.
+pub fn ledger_balance(b: &LedgerBalance, livemode: bool) -> Value {
+    let id = match &b.customer {
+        Some(customer) => format!("{}:{customer}", b.kind.as_str()),
+        None => b.kind.as_str().to_owned(),
+    };
+    json!({
+        "id": id,
+        "object": "ledger_account",
+        "kind": b.kind.as_str(),
+        "customer": b.customer,
+        "currency": b.currency.lowercase(),
+        "balance": b.balance,
+        "livemode": livemode,
+    })
+}
+
+pub fn ledger_entry(e: &LedgerEntry) -> Value {
+    json!({
+        "id": e.id,
+        "object": "ledger_entry",
+        "created": e.created,
+        "description": e.description,
+        "livemode": e.livemode,
+        "source": e.object_id,
+        "lines": e.lines.iter().map(|l| json!({
+            "account": match &l.customer {
+                Some(customer) => format!("{}:{customer}", l.kind.as_str()),
+                None => l.kind.as_str().to_owned(),
+            },
+            "amount": l.amount,
+            "currency": l.currency.lowercase(),
+        })).collect::<Vec<_>>(),
     })
 }

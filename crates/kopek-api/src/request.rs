@@ -261,6 +261,11 @@ where
     F: FnOnce(App, Caller, Params) -> Fut,
     Fut: Future<Output = ApiResult<Value>>,
 {
+    // Stripe's SDKs send a DELETE's parameters in the query string.
+    let body = match uri.query() {
+        Some(query) if body.iter().all(u8::is_ascii_whitespace) => Bytes::from(query.to_owned()),
+        _ => body,
+    };
     post(app, headers, uri, body, op).await
 }
 

@@ -108,25 +108,50 @@ impl App {
     /// state change, its events and its response become durable together.
     pub(crate) async fn commit(
         &self,
-        mut tx: Box<dyn Tx>,
+        tx: Box<dyn Tx>,
         caller: &Caller,
         changes: Vec<Change>,
         response: &Value,
     ) -> Result<(), AppError> {
-        let now = self.clock.now();
-        for change in changes {
-            let event = Event {
+        self.commit_at(tx, caller, self.clock.now(), changes, response)
+            .await
+    }
+
+    /// The events of `changes`, stamped `now` (a test clock's time for objects on one).
+    pub(crate) fn stamp_events(
+        &self,
+        scope: &Scope,
+        now: i64,
+        idempotency_key: Option<&String>,
+        changes: Vec<Change>,
+    ) -> Vec<Event> {
+        changes
+            .into_iter()
+            .map(|change| Event {
                 id: self.ids.id("evt"),
-                livemode: caller.scope.livemode,
+                livemode: scope.livemode,
                 created: now,
                 event_type: change.event_type.to_owned(),
                 object_id: change.object_id,
                 object: change.object,
                 previous_attributes: change.previous,
-                idempotency_key: caller.idempotency_key.clone(),
-            };
-            tx.insert_event(&caller.scope, &event).await?;
-        }
+                idempotency_key: idempotency_key.cloned(),
+            })
+            .collect()
+    }
+
+    /// As [`App::commit`], with the events stamped `now`.
+    pub(crate) async fn commit_at(
+        &self,
+        mut tx: Box<dyn Tx>,
+        caller: &Caller,
+        now: i64,
+        changes: Vec<Change>,
+        response: &Value,
+    ) -> Result<(), AppError> {
+        let events =
+            self.stamp_events(&caller.scope, now, caller.idempotency_key.as_ref(), changes);
+        tx.insert_events(&caller.scope, &events).await?;
         if let Some(key) = &caller.idempotency_key {
             let body = serde_json::to_vec(response)
                 .map_err(|e| AppError::Internal(format!("response did not serialize: {e}")))?;

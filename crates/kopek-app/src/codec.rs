@@ -98,6 +98,7 @@ pub fn customer_doc(c: &Customer) -> String {
         },
         "preferred_locales": c.preferred_locales,
         "tax_exempt": c.tax_exempt.as_str(),
+        "test_clock": c.test_clock,
         "metadata": metadata_doc(&c.metadata),
     })
     .to_string()
@@ -166,6 +167,7 @@ pub fn customer_from_doc(
             .and_then(|t| TaxExempt::parse(&t))
             .ok_or_else(|| corrupt("tax_exempt"))?,
         metadata: metadata(&doc)?,
+        test_clock: text(&doc, "test_clock")?,
         deleted,
     })
 }
@@ -407,4 +409,18 @@ pub fn event_from_doc(
         previous_attributes,
         idempotency_key: text(&doc, "idempotency_key")?,
     })
+}
+
+/// A record stored whole as its serde document (the billing records).
+pub trait Doc: serde::Serialize + serde::de::DeserializeOwned {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Doc for T {}
+
+pub fn to_doc<T: Doc>(value: &T) -> String {
+    serde_json::to_string(value).expect("records serialize to JSON")
+}
+
+pub fn from_doc<T: Doc>(doc: &str, what: &str) -> Decoded<T> {
+    serde_json::from_str(doc)
+        .map_err(|e| StoreError::Internal(format!("stored {what} does not decode: {e}")))
 }

@@ -24,7 +24,7 @@ pub trait Store: Send + Sync {
 /// Every method on account-owned objects takes a [`Scope`]: there is no way to read or
 /// write across accounts or modes.
 #[async_trait]
-pub trait Tx: Send {
+pub trait Tx: BillingTx {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()>;
@@ -100,6 +100,168 @@ pub trait Tx: Send {
     async fn release_idempotency_key(&mut self, scope: &Scope, key: &str) -> StoreResult<()>;
 }
 
+/// The billing half of a transaction: subscriptions, invoices, invoice items, test clocks,
+/// the ledger, and the claims the billing clock makes on due work.
+///
+/// The claim methods and the `kopek doctor` scans are the only unscoped reads besides the
+/// API key lookup: the worker and the doctor serve every account, and each row they
+/// return carries its scope.
+#[async_trait]
+pub trait BillingTx: Send {
+    async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()>;
+
+    async fn prices_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Price>>;
+    async fn customers_by_ids(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Customer>>;
+
+    async fn insert_test_clock(&mut self, scope: &Scope, clock: &TestClock) -> StoreResult<()>;
+    async fn update_test_clock(&mut self, scope: &Scope, clock: &TestClock) -> StoreResult<()>;
+    async fn test_clock(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<TestClock>>;
+    async fn test_clocks(
+        &mut self,
+        scope: &Scope,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<TestClock>>>;
+    /// Deletes the clock and every object on it: its customers and their subscriptions,
+    /// invoices, invoice items and ledger entries.
+    async fn delete_test_clock(&mut self, scope: &Scope, id: &str) -> StoreResult<()>;
+    /// Claims up to `limit` advancing clocks (of any account) not leased by another worker.
+    async fn claim_advancing_clocks(
+        &mut self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, TestClock)>>;
+
+    /// How many clocks (of any account) are advancing.
+    async fn advancing_clock_count(&mut self) -> StoreResult<u64>;
+
+    async fn insert_subscription(&mut self, scope: &Scope, sub: &Subscription) -> StoreResult<()>;
+    /// Writes the subscriptions back and releases any lease on them.
+    async fn update_subscriptions(
+        &mut self,
+        scope: &Scope,
+        subs: &[Subscription],
+    ) -> StoreResult<()>;
+    async fn subscription(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Subscription>>;
+    /// The subscriptions with these ids, locked for the rest of the transaction where the
+    /// store has row locks.
+    async fn subscriptions_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Subscription>>;
+    async fn subscriptions(
+        &mut self,
+        scope: &Scope,
+        filter: &SubscriptionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Subscription>>>;
+
+    async fn insert_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()>;
+    /// Writes the invoices back and releases any lease on them.
+    async fn update_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()>;
+    async fn invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Invoice>>;
+    async fn invoices_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Invoice>>;
+    async fn invoices(
+        &mut self,
+        scope: &Scope,
+        filter: &InvoiceFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Invoice>>>;
+    /// Takes `count` consecutive invoice numbers for the scope and returns the first. Taken
+    /// in the transaction that finalizes, so a rollback gives them back: numbers stay
+    /// gapless.
+    async fn take_invoice_numbers(&mut self, scope: &Scope, count: u32) -> StoreResult<i64>;
+
+    async fn insert_invoice_item(&mut self, scope: &Scope, item: &InvoiceItem) -> StoreResult<()>;
+    async fn update_invoice_items(
+        &mut self,
+        scope: &Scope,
+        items: &[InvoiceItem],
+    ) -> StoreResult<()>;
+    async fn invoice_item(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<InvoiceItem>>;
+    async fn invoice_items(
+        &mut self,
+        scope: &Scope,
+        filter: &InvoiceItemFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<InvoiceItem>>>;
+    /// The pending (not yet invoiced, not deleted) items of these customers, oldest first,
+    /// at most `limit`.
+    async fn pending_invoice_items(
+        &mut self,
+        scope: &Scope,
+        customers: &[String],
+        limit: u32,
+    ) -> StoreResult<Vec<InvoiceItem>>;
+
+    async fn insert_ledger_entries(
+        &mut self,
+        scope: &Scope,
+        entries: &[LedgerEntry],
+    ) -> StoreResult<()>;
+    /// Balances of the scope's ledger accounts: of one customer if given; per customer
+    /// if `per_customer`, else each kind summed over customers (at most kinds × currencies
+    /// rows).
+    async fn ledger_balances(
+        &mut self,
+        scope: &Scope,
+        customer: Option<&str>,
+        per_customer: bool,
+    ) -> StoreResult<Vec<LedgerBalance>>;
+    async fn ledger_entries(
+        &mut self,
+        scope: &Scope,
+        filter: &LedgerEntryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<LedgerEntry>>>;
+
+    /// Claims up to `limit` subscriptions due by `due_by` in `lane` (oldest due first)
+    /// that no other worker holds a lease on at `lease_now`, leasing them to `owner` until
+    /// `lease_until`. Due times are the lane's time (a test clock's, for a clock lane);
+    /// leases are always real time.
+    async fn claim_due_subscriptions(
+        &mut self,
+        lane: &Lane,
+        claim: &Claim,
+    ) -> StoreResult<Vec<Due>>;
+    /// As [`Tx::claim_due_subscriptions`], for invoices (drafts to finalize).
+    async fn claim_due_invoices(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>>;
+    /// The earliest `next_action_at` of a clock's subscriptions and invoices.
+    async fn clock_next_due(&mut self, scope: &Scope, clock: &str) -> StoreResult<Option<i64>>;
+
+    /// Every account and mode that has billing objects, for `kopek doctor`.
+    async fn billing_scopes(&mut self) -> StoreResult<Vec<Scope>>;
+    /// Entries whose lines do not sum to zero in some currency: (entry id, currency, sum).
+    async fn unbalanced_ledger_entries(
+        &mut self,
+        scope: &Scope,
+    ) -> StoreResult<Vec<(String, String, i64)>>;
+    /// Invoices of the scope in creation order, after the `after` sequence number, for
+    /// scans that must not hold everything in memory. Returns the last sequence number.
+    async fn invoices_after(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Invoice>, i64)>;
+    async fn subscriptions_after(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Subscription>, i64)>;
+}
+
 /// The time, injected: no use case reads the wall clock.
 pub trait Clock: Send + Sync {
     fn now(&self) -> i64;
@@ -119,6 +281,11 @@ pub trait Renderer: Send + Sync {
     fn customer(&self, customer: &Customer) -> serde_json::Value;
     fn product(&self, product: &Product) -> serde_json::Value;
     fn price(&self, price: &Price) -> serde_json::Value;
+    /// A subscription with its items' prices.
+    fn subscription(&self, sub: &Subscription, prices: &[Price]) -> serde_json::Value;
+    fn invoice(&self, invoice: &Invoice) -> serde_json::Value;
+    fn invoice_item(&self, item: &InvoiceItem) -> serde_json::Value;
+    fn test_clock(&self, clock: &TestClock) -> serde_json::Value;
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
 }
 

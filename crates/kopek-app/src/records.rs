@@ -3,6 +3,9 @@
 //! These are neither wire types (kopek-api renders them) nor rows (each store maps them
 //! to its tables, with [`crate::codec`] for the parts kept as a document).
 
+mod billing;
+
+pub use billing::*;
 use kopek_core::price::PriceModel;
 use kopek_core::Currency;
 use std::collections::BTreeMap;
@@ -105,6 +108,7 @@ pub struct Customer {
     pub preferred_locales: Vec<String>,
     pub tax_exempt: TaxExempt,
     pub metadata: Metadata,
+    pub test_clock: Option<String>,
     pub deleted: bool,
 }
 

@@ -1,10 +1,28 @@
+mod billing;
 mod catalog;
 mod customers;
+mod doctor;
 mod events;
+mod invoices;
+mod invoicing;
 mod keys;
+mod ledger;
 mod metadata;
+mod subscriptions;
+mod test_clocks;
 
+pub use billing::{Progress, WorkerConfig};
 pub use catalog::{NewPrice, NewProduct, PriceUpdate, ProductRef, ProductUpdate};
 pub use customers::CustomerParams;
+pub use doctor::Violation;
+pub use invoices::{
+    InvoiceItemUpdate, InvoiceUpdate, ItemAmount, NewInvoiceItem, NewManualInvoice,
+};
+pub use invoicing::{DAYS_UNTIL_DUE_DEFAULT, DRAFT_WINDOW_S};
 pub use keys::{NewKey, KEY_PREFIX_LIVE, KEY_PREFIX_TEST};
 pub use metadata::MetadataUpdate;
+pub use subscriptions::{
+    Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
+    TrialEnd, TRIAL_DAYS_MAX,
+};
+pub use test_clocks::TEST_CLOCK_LIFETIME_S;

@@ -177,6 +177,16 @@ pub fn invoice_uncollectible(
     )
 }
 
+/// An invoice whose total is negative (credits exceed charges) gives the excess back to
+/// the customer as credit, reducing revenue.
+pub fn invoice_credited(customer: &str, credit: Money) -> Result<Vec<Posting>, LedgerError> {
+    transfer(
+        (AccountKind::Revenue, None),
+        (AccountKind::CustomerCredit, Some(customer)),
+        credit,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +209,7 @@ mod tests {
             invoice_paid_out_of_band("cus_1", usd(2000), true).unwrap(),
             invoice_voided("cus_1", usd(2000), false).unwrap(),
             invoice_uncollectible("cus_1", usd(2000)).unwrap(),
+            invoice_credited("cus_1", usd(500)).unwrap(),
         ] {
             let sum: i64 = lines.iter().map(|p| p.amount.minor()).sum();
             assert_eq!(sum, 0);

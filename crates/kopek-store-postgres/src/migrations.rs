@@ -5,7 +5,10 @@ use crate::internal;
 use kopek_app::ports::StoreResult;
 use sqlx::PgPool;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_catalog.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_catalog.sql"),
+    include_str!("../migrations/0002_billing.sql"),
+];
 /// An arbitrary constant naming kopek's migration lock.
 const MIGRATION_LOCK: i64 = 0x6b6f_7065_6b00;
 

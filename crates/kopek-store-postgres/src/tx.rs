@@ -11,4 +11,10 @@ pub struct PostgresTx {
 
 type StoreTx = PostgresTx;
 
+// Row locks make concurrent workers and nodes take turns on a row, and skip rows another
+// worker is claiming instead of waiting for it.
+const LOCK_ROWS: &str = " FOR UPDATE";
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
 include!("../../store-sql/tx.rs");
+include!("../../store-sql/billing.rs");

@@ -4,7 +4,10 @@ use crate::internal;
 use kopek_app::ports::StoreResult;
 use sqlx::SqlitePool;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_catalog.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_catalog.sql"),
+    include_str!("../migrations/0002_billing.sql"),
+];
 
 pub async fn run(pool: &SqlitePool) -> StoreResult<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(internal)?;

@@ -11,4 +11,10 @@ pub struct SqliteTx {
 
 type StoreTx = SqliteTx;
 
+// SQLite has one writer at a time: a writing transaction (BEGIN IMMEDIATE) already
+// excludes every other, so there is nothing to lock or skip.
+const LOCK_ROWS: &str = "";
+const SKIP_LOCKED: &str = "";
+
 include!("../../store-sql/tx.rs");
+include!("../../store-sql/billing.rs");

@@ -3,10 +3,14 @@
 //! billing.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use kopek_app::ports::{RandomIds, Store, SystemClock};
-use kopek_app::App;
+mod bench;
+
+use kopek_app::ports::{IdSource, RandomIds, Store, SystemClock};
+use kopek_app::{App, WorkerConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +40,26 @@ enum Command {
     Serve {
         #[arg(long, env = "KOPEK_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Serve the API only; run `kopek worker` elsewhere (PostgreSQL, several nodes).
+        #[arg(long)]
+        no_worker: bool,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Run the billing worker only: renewals, draft finalization, test clocks.
+    Worker {
+        #[command(flatten)]
+        worker: WorkerArgs,
+        /// Process everything due now, then exit instead of polling.
+        #[arg(long)]
+        drain: bool,
+    },
+    /// Check the database against billing's invariants; exit 1 if any is broken.
+    Doctor,
+    /// Benchmarks that print their figures.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
     },
     /// Bring the database schema up to date, then exit.
     Migrate,
@@ -46,6 +70,24 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// How long an idle worker waits before scanning for due work again.
+    #[arg(long, env = "KOPEK_WORKER_POLL_MS", default_value_t = kopek_worker::POLL_MS_DEFAULT)]
+    worker_poll_ms: u64,
+    /// Subscriptions or invoices per claim and per transaction.
+    #[arg(long, env = "KOPEK_WORKER_BATCH_MAX", default_value_t = 500)]
+    worker_batch_max: u32,
+}
+
+impl WorkerArgs {
+    fn config(&self) -> WorkerConfig {
+        let mut config = WorkerConfig::new(RandomIds.id("worker"));
+        config.batch_max = self.worker_batch_max.clamp(1, 10_000);
+        config
+    }
 }
 
 #[derive(Subcommand)]
@@ -80,9 +122,9 @@ async fn main() {
     }
 }
 
-async fn open_store(cli: &Cli) -> Result<Arc<dyn Store>, String> {
-    let url = match &cli.database_url {
-        Some(url) => url.clone(),
+fn database_url(cli: &Cli) -> Result<String, String> {
+    match &cli.database_url {
+        Some(url) => Ok(url.clone()),
         None => {
             std::fs::create_dir_all(&cli.data_dir).map_err(|e| {
                 format!(
@@ -90,9 +132,16 @@ async fn open_store(cli: &Cli) -> Result<Arc<dyn Store>, String> {
                     cli.data_dir.display()
                 )
             })?;
-            format!("sqlite://{}", cli.data_dir.join("kopek.db").display())
+            Ok(format!(
+                "sqlite://{}",
+                cli.data_dir.join("kopek.db").display()
+            ))
         }
-    };
+    }
+}
+
+async fn open_store(cli: &Cli) -> Result<Arc<dyn Store>, String> {
+    let url = database_url(cli)?;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = kopek_store_postgres::PostgresStore::open(&url)
             .await
@@ -133,6 +182,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         println!("{document}");
         return Ok(());
     }
+    if let Command::Bench { command } = &cli.command {
+        return bench::run(command, cli.database_url.as_deref()).await;
+    }
     let store = open_store(&cli).await?;
     let app = app(store);
     match cli.command {
@@ -161,13 +213,49 @@ async fn run(cli: Cli) -> Result<(), String> {
                 );
             }
         }
-        Command::Serve { listen } => serve(app, &listen).await?,
-        Command::Openapi => unreachable!("handled before opening the store"),
+        Command::Serve {
+            listen,
+            no_worker,
+            worker,
+        } => serve(app, &listen, (!no_worker).then_some(worker)).await?,
+        Command::Worker { worker, drain } => {
+            let config = worker.config();
+            if drain {
+                let done = app
+                    .drain(&config, u32::MAX)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "kopek: processed {} subscriptions and {} invoices",
+                    done.subscriptions, done.invoices
+                );
+            } else {
+                let (stop, stopped) = watch::channel(false);
+                let poll = Duration::from_millis(worker.worker_poll_ms);
+                let task = tokio::spawn(kopek_worker::run(app, config, poll, stopped));
+                shutdown_signal().await;
+                let _ = stop.send(true);
+                task.await.map_err(|e| e.to_string())?;
+            }
+        }
+        Command::Doctor => {
+            let violations = app.doctor().await.map_err(|e| e.to_string())?;
+            for v in &violations {
+                println!("{}: {} [{}]", v.invariant, v.detail, v.objects.join(", "));
+            }
+            if !violations.is_empty() {
+                return Err(format!("{} invariant violation(s)", violations.len()));
+            }
+            println!("kopek: every invariant holds");
+        }
+        Command::Openapi | Command::Bench { .. } => {
+            unreachable!("handled before opening the store")
+        }
     }
     Ok(())
 }
 
-async fn serve(app: App, listen: &str) -> Result<(), String> {
+async fn serve(app: App, listen: &str, worker: Option<WorkerArgs>) -> Result<(), String> {
     if app
         .first_account()
         .await
@@ -185,10 +273,19 @@ async fn serve(app: App, listen: &str) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e} (choose another with --listen)"))?;
     tracing::info!(%listen, "kopek is serving the API");
+    let (stop, stopped) = watch::channel(false);
+    let worker = worker.map(|args| {
+        let poll = Duration::from_millis(args.worker_poll_ms);
+        tokio::spawn(kopek_worker::run(app.clone(), args.config(), poll, stopped))
+    });
     axum::serve(listener, kopek_api::router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
+    let _ = stop.send(true);
+    if let Some(worker) = worker {
+        worker.await.map_err(|e| e.to_string())?;
+    }
     tracing::info!("kopek stopped");
     Ok(())
 }

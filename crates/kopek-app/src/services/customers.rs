@@ -20,6 +20,8 @@ pub struct CustomerParams {
     pub invoice_custom_fields: Option<Vec<(String, String)>>,
     pub preferred_locales: Option<Vec<String>>,
     pub tax_exempt: Option<TaxExempt>,
+    /// Only on create: the test clock whose time the customer lives in (test mode only).
+    pub test_clock: Option<String>,
     pub metadata: MetadataUpdate,
 }
 
@@ -87,10 +89,26 @@ impl App {
             preferred_locales: Vec::new(),
             tax_exempt: TaxExempt::None,
             metadata: Metadata::new(),
+            test_clock: None,
             deleted: false,
         };
+        let test_clock = params.test_clock.clone();
         params.apply(&mut customer)?;
         let mut tx = self.store.write().await?;
+        if let Some(clock_id) = test_clock {
+            let clock = if caller.scope.livemode {
+                None
+            } else {
+                tx.test_clock(&caller.scope, &clock_id).await?
+            };
+            let clock = clock.ok_or_else(|| AppError::NotFound {
+                object: "test_helpers.test_clock",
+                id: clock_id.clone(),
+                param: Some("test_clock"),
+            })?;
+            customer.created = clock.frozen_time;
+            customer.test_clock = Some(clock.id);
+        }
         tx.insert_customer(&caller.scope, &customer).await?;
         let rendered = self.render.customer(&customer);
         let change = Change {

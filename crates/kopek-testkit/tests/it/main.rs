@@ -56,6 +56,7 @@ fn customer(id: &str, created: i64, email: Option<&str>) -> Customer {
         preferred_locales: vec!["lv".into()],
         tax_exempt: TaxExempt::Reverse,
         metadata: [("plan".to_owned(), "pro".to_owned())].into(),
+        test_clock: None,
         deleted: false,
     }
 }

@@ -1,0 +1,222 @@
+//! `/v1/subscriptions`.
+
+use crate::error::ApiResult;
+use crate::params::Params;
+use crate::render::{self, WireRenderer};
+use crate::request::{self, created, page};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use kopek_app::ports::Renderer;
+use kopek_app::records::{CancellationDetails, SubscriptionFilter};
+use kopek_app::{
+    App, Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
+    TrialEnd, TRIAL_DAYS_MAX,
+};
+use kopek_core::subscription::{CollectionMethod, SubscriptionStatus, ITEMS_MAX, QUANTITY_MAX};
+
+/// The longest `days_until_due` accepted (Stripe allows up to five years).
+const DAYS_UNTIL_DUE_MAX: i64 = 1_825;
+
+fn quantity(params: &mut Params) -> ApiResult<Option<u64>> {
+    Ok(params
+        .int_in("quantity", 1, QUANTITY_MAX as i64)?
+        .map(|q| q as u64))
+}
+
+fn cancellation_details(params: &mut Params) -> ApiResult<Option<CancellationDetails>> {
+    let Some(value) = params.object("cancellation_details")? else {
+        return Ok(None);
+    };
+    let Some(mut d) = value else {
+        return Ok(Some(CancellationDetails::default()));
+    };
+    let details = CancellationDetails {
+        comment: d.nullable_string("comment")?.flatten(),
+        feedback: d.nullable_string("feedback")?.flatten(),
+        reason: None,
+    };
+    d.finish()?;
+    Ok(Some(details))
+}
+
+fn collection_method(params: &mut Params) -> ApiResult<Option<CollectionMethod>> {
+    params.one_of(
+        "collection_method",
+        CollectionMethod::parse,
+        "charge_automatically, send_invoice",
+    )
+}
+
+pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    request::post(
+        app,
+        headers,
+        uri,
+        body,
+        |app, caller, mut params| async move {
+            let customer = params.required_string("customer")?;
+            let mut items = Vec::new();
+            for mut item in params
+                .object_list("items", ITEMS_MAX)?
+                .ok_or_else(|| params.missing("items"))?
+            {
+                items.push(NewItem {
+                    price: item.required_string("price")?,
+                    quantity: quantity(&mut item)?,
+                    metadata: item.metadata()?,
+                });
+                item.finish()?;
+            }
+            let new = NewSubscription {
+                customer,
+                items,
+                trial_period_days: params
+                    .int_in("trial_period_days", 0, i64::from(TRIAL_DAYS_MAX))?
+                    .map(|d| d as u32),
+                trial_end: params.timestamp_or_now("trial_end")?.map(|t| match t {
+                    None => TrialEnd::Now,
+                    Some(at) => TrialEnd::At(at),
+                }),
+                billing_cycle_anchor: params.i64("billing_cycle_anchor")?,
+                collection_method: collection_method(&mut params)?,
+                days_until_due: params
+                    .int_in("days_until_due", 0, DAYS_UNTIL_DUE_MAX)?
+                    .map(|d| d as u32),
+                cancel_at_period_end: params.bool("cancel_at_period_end")?.unwrap_or(false),
+                description: params.nullable_string("description")?.flatten(),
+                metadata: params.metadata()?,
+            };
+            params.expand()?;
+            params.finish()?;
+            let (sub, prices) = app.create_subscription(&caller, new).await?;
+            Ok(WireRenderer.subscription(&sub, &prices))
+        },
+    )
+    .await
+}
+
+pub async fn retrieve(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    request::get(app, headers, uri, |app, scope, mut params| async move {
+        params.expand()?;
+        params.finish()?;
+        let (sub, prices) = app.subscription(&scope, &id).await?;
+        ApiResult::Ok(WireRenderer.subscription(&sub, &prices))
+    })
+    .await
+}
+
+pub async fn update(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    request::post(
+        app,
+        headers,
+        uri,
+        body,
+        |app, caller, mut params| async move {
+            let mut items = Vec::new();
+            for mut item in params.object_list("items", ITEMS_MAX)?.unwrap_or_default() {
+                items.push(ItemUpdate {
+                    id: item.required_string("id")?,
+                    quantity: quantity(&mut item)?,
+                    metadata: item.metadata()?,
+                });
+                item.finish()?;
+            }
+            let update = SubscriptionUpdate {
+                items,
+                cancel_at_period_end: params.bool("cancel_at_period_end")?,
+                cancellation_details: cancellation_details(&mut params)?,
+                description: params.nullable_string("description")?,
+                days_until_due: params
+                    .int_in("days_until_due", 0, DAYS_UNTIL_DUE_MAX)?
+                    .map(|d| d as u32),
+                proration_behavior: params.one_of(
+                    "proration_behavior",
+                    |t| match t {
+                        "create_prorations" => Some(ProrationBehavior::CreateProrations),
+                        "none" => Some(ProrationBehavior::None),
+                        _ => None,
+                    },
+                    "create_prorations, none",
+                )?,
+                metadata: params.metadata()?,
+            };
+            params.expand()?;
+            params.finish()?;
+            Ok(app.update_subscription(&caller, &id, update).await?)
+        },
+    )
+    .await
+}
+
+pub async fn cancel(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    request::delete(
+        app,
+        headers,
+        uri,
+        body,
+        |app, caller, mut params| async move {
+            let cancel = Cancellation {
+                invoice_now: params.bool("invoice_now")?.unwrap_or(false),
+                prorate: params.bool("prorate")?.unwrap_or(false),
+                cancellation_details: cancellation_details(&mut params)?,
+            };
+            params.expand()?;
+            params.finish()?;
+            Ok(app.cancel_subscription(&caller, &id, cancel).await?)
+        },
+    )
+    .await
+}
+
+fn status_filter(params: &mut Params) -> ApiResult<Option<Vec<SubscriptionStatus>>> {
+    params.one_of(
+        "status",
+        |t| match t {
+            "all" => Some(Vec::new()),
+            "ended" => Some(vec![
+                SubscriptionStatus::Canceled,
+                SubscriptionStatus::IncompleteExpired,
+            ]),
+            other => SubscriptionStatus::parse(other).map(|s| vec![s]),
+        },
+        "all, ended, active, canceled, incomplete, incomplete_expired, past_due, paused, \
+         trialing, unpaid",
+    )
+}
+
+pub async fn list(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
+    request::get(app, headers, uri, |app, scope, mut params| async move {
+        let page = page(&mut params)?;
+        let filter = SubscriptionFilter {
+            customer: params.string("customer")?,
+            price: params.string("price")?,
+            statuses: status_filter(&mut params)?,
+            test_clock: params.string("test_clock")?,
+            created: created(&mut params)?,
+        };
+        params.expand()?;
+        params.finish()?;
+        let found = app.subscriptions(&scope, &filter, &page).await?;
+        ApiResult::Ok(render::list("/v1/subscriptions", &found, |v| v.clone()))
+    })
+    .await
+}

@@ -1,0 +1,354 @@
+//! Subscriptions, invoices, invoice items, test clocks and the ledger, as use cases see
+//! them.
+//!
+//! Unlike the catalog records (hand-encoded in [`crate::codec`]), these derive serde for
+//! their stored document: they have many more fields, and the derive keeps the document
+//! and the struct from drifting apart. Core enums are stored by their Stripe names.
+
+use super::Metadata;
+use kopek_core::invoice::{BillingReason, InvoiceStatus};
+use kopek_core::ledger::AccountKind;
+use kopek_core::period::{Interval, IntervalUnit};
+use kopek_core::subscription::{CollectionMethod, SubscriptionStatus};
+use kopek_core::Currency;
+use serde::{Deserialize, Serialize};
+
+/// serde for a core enum through its name: `$show` writes it, `$parse` reads it back.
+macro_rules! by_name {
+    ($module:ident, $ty:ty, $show:expr, $parse:expr) => {
+        pub mod $module {
+            use super::*;
+            pub fn serialize<S: serde::Serializer>(v: &$ty, s: S) -> Result<S::Ok, S::Error> {
+                let show: fn(&$ty) -> String = $show;
+                s.serialize_str(&show(v))
+            }
+            pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                let text = String::deserialize(d)?;
+                let parse: fn(&str) -> Option<$ty> = $parse;
+                parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} `{text}`", stringify!($module)))
+                })
+            }
+        }
+    };
+}
+
+by_name!(
+    subscription_status,
+    SubscriptionStatus,
+    |v| v.as_str().to_owned(),
+    SubscriptionStatus::parse
+);
+by_name!(
+    collection_method,
+    CollectionMethod,
+    |v| v.as_str().to_owned(),
+    CollectionMethod::parse
+);
+by_name!(
+    invoice_status,
+    InvoiceStatus,
+    |v| v.as_str().to_owned(),
+    InvoiceStatus::parse
+);
+by_name!(
+    billing_reason,
+    BillingReason,
+    |v| v.as_str().to_owned(),
+    BillingReason::parse
+);
+by_name!(
+    account_kind,
+    AccountKind,
+    |v| v.as_str().to_owned(),
+    AccountKind::parse
+);
+by_name!(currency, Currency, |v| v.lowercase(), |t| Currency::parse(
+    t
+)
+.ok());
+by_name!(
+    interval_unit,
+    IntervalUnit,
+    |v| v.as_str().to_owned(),
+    IntervalUnit::parse
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionItem {
+    pub id: String,
+    pub created: i64,
+    pub price: String,
+    pub quantity: u64,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationDetails {
+    pub comment: Option<String>,
+    pub feedback: Option<String>,
+    /// `cancellation_requested`, `payment_failed` or `payment_disputed`.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub customer: String,
+    #[serde(with = "subscription_status")]
+    pub status: SubscriptionStatus,
+    #[serde(with = "currency")]
+    pub currency: Currency,
+    #[serde(with = "interval_unit")]
+    pub interval: IntervalUnit,
+    pub interval_count: u32,
+    pub items: Vec<SubscriptionItem>,
+    pub billing_cycle_anchor: i64,
+    pub start_date: i64,
+    pub current_period_start: i64,
+    pub current_period_end: i64,
+    pub trial_start: Option<i64>,
+    pub trial_end: Option<i64>,
+    #[serde(with = "collection_method")]
+    pub collection_method: CollectionMethod,
+    pub days_until_due: Option<u32>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    #[serde(default)]
+    pub cancellation_details: CancellationDetails,
+    pub latest_invoice: Option<String>,
+    pub test_clock: Option<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// When the billing clock must next look at it (renewal, trial end, cancellation at
+    /// period end); `None` once it has ended.
+    pub next_action_at: Option<i64>,
+}
+
+impl Subscription {
+    pub fn interval(&self) -> Interval {
+        Interval::new(self.interval, self.interval_count)
+            .expect("a stored subscription has a valid interval")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    pub id: String,
+    pub amount: i64,
+    pub description: Option<String>,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub price: Option<String>,
+    pub quantity: Option<u64>,
+    pub proration: bool,
+    pub subscription: Option<String>,
+    pub subscription_item: Option<String>,
+    pub invoice_item: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub customer: String,
+    pub subscription: Option<String>,
+    #[serde(with = "invoice_status")]
+    pub status: InvoiceStatus,
+    pub number: Option<String>,
+    #[serde(with = "currency")]
+    pub currency: Currency,
+    #[serde(with = "collection_method")]
+    pub collection_method: CollectionMethod,
+    #[serde(with = "billing_reason")]
+    pub billing_reason: BillingReason,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub lines: Vec<InvoiceLine>,
+    pub subtotal: i64,
+    pub total: i64,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub amount_remaining: i64,
+    pub auto_advance: bool,
+    pub automatically_finalizes_at: Option<i64>,
+    pub due_date: Option<i64>,
+    pub days_until_due: Option<u32>,
+    pub description: Option<String>,
+    pub footer: Option<String>,
+    pub finalized_at: Option<i64>,
+    pub paid_at: Option<i64>,
+    pub voided_at: Option<i64>,
+    pub marked_uncollectible_at: Option<i64>,
+    pub paid_out_of_band: bool,
+    pub customer_email: Option<String>,
+    pub customer_name: Option<String>,
+    pub test_clock: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// When the billing clock must next look at it (a draft's automatic finalization).
+    pub next_action_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceItem {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub customer: String,
+    /// `None` while pending: the customer's next invoice sweeps it in.
+    pub invoice: Option<String>,
+    pub subscription: Option<String>,
+    pub amount: i64,
+    #[serde(with = "currency")]
+    pub currency: Currency,
+    pub description: Option<String>,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub price: Option<String>,
+    pub quantity: u64,
+    /// The exact unit amount when the amount was given per unit (Stripe's
+    /// `unit_amount_decimal`), as a decimal string.
+    pub unit_amount_decimal: Option<String>,
+    pub proration: bool,
+    pub discountable: bool,
+    pub test_clock: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestClockStatus {
+    Ready,
+    Advancing,
+}
+
+impl TestClockStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestClockStatus::Ready => "ready",
+            TestClockStatus::Advancing => "advancing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestClock {
+    pub id: String,
+    pub created: i64,
+    pub name: Option<String>,
+    /// The time the clock shows; while advancing, the time it is moving to.
+    pub frozen_time: i64,
+    /// How far the clock's objects have been processed; equals `frozen_time` once ready.
+    pub processed_to: i64,
+    pub status: TestClockStatus,
+    /// Stripe deletes clocks 30 days after creation.
+    pub deletes_after: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerLine {
+    #[serde(with = "account_kind")]
+    pub kind: AccountKind,
+    pub customer: Option<String>,
+    #[serde(with = "currency")]
+    pub currency: Currency,
+    /// Debit positive, credit negative, in minor units.
+    pub amount: i64,
+}
+
+/// An immutable journal entry; its lines sum to zero per currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    /// The object whose change this entry records (an invoice, for now).
+    pub object_id: String,
+    /// What happened, e.g. `invoice.finalized`.
+    pub description: String,
+    pub lines: Vec<LedgerLine>,
+    pub test_clock: Option<String>,
+}
+
+/// The balance of one ledger account in one currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerBalance {
+    pub kind: AccountKind,
+    pub customer: Option<String>,
+    pub currency: Currency,
+    /// Debits minus credits.
+    pub balance: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionFilter {
+    pub customer: Option<String>,
+    pub price: Option<String>,
+    /// `None`: every status but canceled (Stripe's default); `Some(empty)`: all.
+    pub statuses: Option<Vec<SubscriptionStatus>>,
+    pub test_clock: Option<String>,
+    pub created: super::TimeRange,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvoiceFilter {
+    pub customer: Option<String>,
+    pub subscription: Option<String>,
+    pub status: Option<InvoiceStatus>,
+    pub collection_method: Option<CollectionMethod>,
+    pub created: super::TimeRange,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvoiceItemFilter {
+    pub customer: Option<String>,
+    pub invoice: Option<String>,
+    pub pending: Option<bool>,
+    pub created: super::TimeRange,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerEntryFilter {
+    /// Entries with a line on this account kind (and customer, for per-customer kinds).
+    pub account: Option<(AccountKind, Option<String>)>,
+    pub object_id: Option<String>,
+    pub created: super::TimeRange,
+}
+
+/// Which due work a worker scans: real time (objects on no test clock), or one clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lane {
+    RealTime,
+    Clock { scope: super::Scope, clock: String },
+}
+
+/// A claimed piece of due work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub scope: super::Scope,
+    pub id: String,
+    pub next_action_at: i64,
+}
+
+/// A worker's claim on due work: what is due by `due_by`, leased to `owner` from
+/// `lease_now` (real time) until `lease_until`, at most `limit` rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub owner: String,
+    pub due_by: i64,
+    pub lease_now: i64,
+    pub lease_until: i64,
+    pub limit: u32,
+}

@@ -1,0 +1,368 @@
+//! The billing clock: renewals, trial ends and cancellations at period end for due
+//! subscriptions, automatic finalization of due drafts, and test clocks moving forward.
+//!
+//! Work is found by scanning `next_action_at`, claimed with a lease in one transaction,
+//! and done in another that re-reads the claimed rows under lock and skips any that are
+//! no longer due: a second worker, a worker run twice, or a worker whose lease expired
+//! mid-batch therefore finds nothing left to do. Each batch commits its invoices, ledger
+//! entries, events and the subscriptions' next due times together; the unique key on
+//! (subscription, period start, billing reason) is the last line of defence.
+
+use super::invoicing::{subscription_lines, sweep_items, NewInvoice, DRAFT_WINDOW_S};
+use crate::app::{previous_attributes, App, Change};
+use crate::error::AppError;
+use crate::records::*;
+use kopek_core::billing;
+use kopek_core::invoice::{BillingReason, InvoiceStatus, LINES_MAX};
+use kopek_core::subscription::SubscriptionStatus;
+use std::collections::{BTreeMap, HashMap};
+
+/// How a worker claims and batches work.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Who holds the leases (unique per worker process).
+    pub owner: String,
+    /// Rows per claim and per transaction.
+    pub batch_max: u32,
+    /// How long a claim is held before another worker may take it over.
+    pub lease_s: i64,
+    /// Batches one test clock may run in one tick before yielding to other work.
+    pub clock_batches_max: u32,
+}
+
+impl WorkerConfig {
+    pub fn new(owner: String) -> WorkerConfig {
+        WorkerConfig {
+            owner,
+            batch_max: 500,
+            lease_s: 60,
+            clock_batches_max: 200,
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub subscriptions: usize,
+    pub invoices: usize,
+}
+
+impl Progress {
+    pub fn is_idle(self) -> bool {
+        self.subscriptions == 0 && self.invoices == 0
+    }
+}
+
+fn by_scope(due: Vec<Due>) -> BTreeMap<(String, bool), Vec<String>> {
+    let mut groups: BTreeMap<(String, bool), Vec<String>> = BTreeMap::new();
+    for d in due {
+        groups
+            .entry((d.scope.account_id, d.scope.livemode))
+            .or_default()
+            .push(d.id);
+    }
+    groups
+}
+
+impl App {
+    fn claim(&self, config: &WorkerConfig, due_by: i64) -> Claim {
+        let lease_now = self.clock.now();
+        Claim {
+            owner: config.owner.clone(),
+            due_by,
+            lease_now,
+            lease_until: lease_now + config.lease_s,
+            limit: config.batch_max,
+        }
+    }
+
+    /// One batch of due work in `lane` as of `now`: subscriptions first (renewals create
+    /// drafts), then drafts to finalize.
+    pub async fn run_due(
+        &self,
+        lane: &Lane,
+        now: i64,
+        config: &WorkerConfig,
+    ) -> Result<Progress, AppError> {
+        let mut tx = self.store.write().await?;
+        let due = tx
+            .claim_due_subscriptions(lane, &self.claim(config, now))
+            .await?;
+        tx.commit().await?;
+        let mut progress = Progress::default();
+        for ((account_id, livemode), ids) in by_scope(due) {
+            let scope = Scope {
+                account_id,
+                livemode,
+            };
+            progress.subscriptions += self.renew(&scope, &ids, now).await?;
+        }
+        let mut tx = self.store.write().await?;
+        let due = tx
+            .claim_due_invoices(lane, &self.claim(config, now))
+            .await?;
+        tx.commit().await?;
+        for ((account_id, livemode), ids) in by_scope(due) {
+            let scope = Scope {
+                account_id,
+                livemode,
+            };
+            progress.invoices += self.finalize_due(&scope, &ids, now).await?;
+        }
+        Ok(progress)
+    }
+
+    /// Renews, ends trials of, or cancels the claimed subscriptions that are still due.
+    async fn renew(&self, scope: &Scope, ids: &[String], now: i64) -> Result<usize, AppError> {
+        let mut tx = self.store.write().await?;
+        let subs: Vec<Subscription> = tx
+            .subscriptions_for_update(scope, ids)
+            .await?
+            .into_iter()
+            .filter(|s| !s.status.is_terminal() && s.next_action_at.is_some_and(|t| t <= now))
+            .collect();
+        if subs.is_empty() {
+            return Ok(0);
+        }
+        let refs: Vec<&Subscription> = subs.iter().collect();
+        let prices = self.prices_of(&mut tx, scope, &refs).await?;
+        let mut customer_ids: Vec<String> = subs.iter().map(|s| s.customer.clone()).collect();
+        customer_ids.sort();
+        customer_ids.dedup();
+        let customers: HashMap<String, Customer> = tx
+            .customers_by_ids(scope, &customer_ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let mut pending = tx
+            .pending_invoice_items(scope, &customer_ids, LINES_MAX as u32)
+            .await?;
+
+        let mut updated = Vec::with_capacity(subs.len());
+        let mut invoices = Vec::with_capacity(subs.len());
+        let mut swept = Vec::new();
+        let mut changes = Vec::with_capacity(subs.len() * 2);
+        for mut sub in subs {
+            let before = self.render_subscription(&sub, &prices);
+            if sub.cancel_at.is_some_and(|at| at <= now) {
+                sub.status = sub
+                    .status
+                    .transition(SubscriptionStatus::Canceled)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                sub.ended_at = sub.cancel_at;
+                sub.next_action_at = None;
+                changes.push(Change {
+                    event_type: "customer.subscription.deleted",
+                    object_id: sub.id.clone(),
+                    object: self.render_subscription(&sub, &prices),
+                    previous: None,
+                });
+                updated.push(sub);
+                continue;
+            }
+            let customer = customers
+                .get(&sub.customer)
+                .ok_or_else(|| AppError::Internal(format!("customer of {} is missing", sub.id)))?;
+            if sub.status == SubscriptionStatus::Trialing {
+                sub.status = sub
+                    .status
+                    .transition(SubscriptionStatus::Active)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+            }
+            let period = billing::period_from(
+                sub.interval(),
+                sub.billing_cycle_anchor,
+                sub.current_period_end,
+            );
+            let mut invoice = self.draft_invoice(NewInvoice {
+                customer,
+                subscription: Some(&sub),
+                currency: sub.currency,
+                reason: BillingReason::SubscriptionCycle,
+                period,
+                collection_method: sub.collection_method,
+                days_until_due: sub.days_until_due,
+                now,
+            });
+            invoice.lines = subscription_lines(self, &sub, &prices, period, false)?;
+            swept.extend(sweep_items(self, &mut invoice, &mut pending));
+            super::invoicing::set_totals(&mut invoice)?;
+            invoice.automatically_finalizes_at = Some(now + DRAFT_WINDOW_S);
+            invoice.next_action_at = invoice.automatically_finalizes_at;
+            sub.current_period_start = period.start;
+            sub.current_period_end = period.end;
+            sub.latest_invoice = Some(invoice.id.clone());
+            sub.next_action_at = Some(period.end);
+            let rendered = self.render_subscription(&sub, &prices);
+            changes.push(Change {
+                event_type: "invoice.created",
+                object_id: invoice.id.clone(),
+                object: self.render.invoice(&invoice),
+                previous: None,
+            });
+            changes.push(Change {
+                event_type: "customer.subscription.updated",
+                object_id: sub.id.clone(),
+                previous: previous_attributes(&before, &rendered),
+                object: rendered,
+            });
+            invoices.push(invoice);
+            updated.push(sub);
+        }
+        tx.insert_invoices(scope, &invoices).await?;
+        tx.update_subscriptions(scope, &updated).await?;
+        tx.update_invoice_items(scope, &swept).await?;
+        let events = self.stamp_events(scope, now, None, changes);
+        tx.insert_events(scope, &events).await?;
+        tx.commit().await?;
+        Ok(updated.len())
+    }
+
+    /// Finalizes the claimed drafts that are still due, numbering them in order.
+    async fn finalize_due(
+        &self,
+        scope: &Scope,
+        ids: &[String],
+        now: i64,
+    ) -> Result<usize, AppError> {
+        let mut tx = self.store.write().await?;
+        let mut invoices: Vec<Invoice> = tx
+            .invoices_for_update(scope, ids)
+            .await?
+            .into_iter()
+            .filter(|i| {
+                i.status == InvoiceStatus::Draft
+                    && i.auto_advance
+                    && i.next_action_at.is_some_and(|t| t <= now)
+            })
+            .collect();
+        if invoices.is_empty() {
+            return Ok(0);
+        }
+        invoices.sort_by(|a, b| (a.next_action_at, &a.id).cmp(&(b.next_action_at, &b.id)));
+        let first = tx
+            .take_invoice_numbers(scope, invoices.len() as u32)
+            .await?;
+        let mut entries = Vec::with_capacity(invoices.len());
+        let mut changes = Vec::with_capacity(invoices.len());
+        let mut credits: BTreeMap<String, i64> = BTreeMap::new();
+        for (offset, invoice) in invoices.iter_mut().enumerate() {
+            let finalized = self.finalize(scope, invoice, first + offset as i64, now)?;
+            entries.extend(finalized.entry);
+            changes.extend(finalized.changes);
+            if finalized.credit != 0 {
+                *credits.entry(invoice.customer.clone()).or_default() += finalized.credit;
+            }
+        }
+        if !credits.is_empty() {
+            let ids: Vec<String> = credits.keys().cloned().collect();
+            for mut customer in tx.customers_by_ids(scope, &ids).await? {
+                customer.balance += credits[&customer.id];
+                tx.update_customer(scope, &customer).await?;
+            }
+        }
+        tx.update_invoices(scope, &invoices).await?;
+        tx.insert_ledger_entries(scope, &entries).await?;
+        let events = self.stamp_events(scope, now, None, changes);
+        tx.insert_events(scope, &events).await?;
+        tx.commit().await?;
+        Ok(invoices.len())
+    }
+
+    /// Moves claimed advancing test clocks forward: everything due on each clock runs in
+    /// time order, each at its own due time, until the clock reaches its target (then it
+    /// is `ready`) or it has used its share of batches for this tick.
+    pub async fn advance_clocks(&self, config: &WorkerConfig) -> Result<Progress, AppError> {
+        let lease_now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let clocks = tx
+            .claim_advancing_clocks(&config.owner, lease_now, lease_now + config.lease_s, 8)
+            .await?;
+        tx.commit().await?;
+        let mut progress = Progress::default();
+        for (scope, mut clock) in clocks {
+            let lane = Lane::Clock {
+                scope: scope.clone(),
+                clock: clock.id.clone(),
+            };
+            let mut ready = false;
+            for _ in 0..config.clock_batches_max {
+                let mut tx = self.store.read().await?;
+                let next = tx.clock_next_due(&scope, &clock.id).await?;
+                drop(tx);
+                match next {
+                    Some(at) if at <= clock.frozen_time => {
+                        let done = self.run_due(&lane, at, config).await?;
+                        clock.processed_to = at;
+                        progress.subscriptions += done.subscriptions;
+                        progress.invoices += done.invoices;
+                    }
+                    _ => {
+                        ready = true;
+                        break;
+                    }
+                }
+            }
+            let mut tx = self.store.write().await?;
+            let Some(mut current) = tx.test_clock(&scope, &clock.id).await? else {
+                continue; // deleted meanwhile
+            };
+            current.processed_to = clock.processed_to;
+            if ready && current.frozen_time == clock.frozen_time {
+                current.processed_to = current.frozen_time;
+                current.status = TestClockStatus::Ready;
+            }
+            tx.update_test_clock(&scope, &current).await?;
+            if current.status == TestClockStatus::Ready {
+                let rendered = self.render.test_clock(&current);
+                let events = self.stamp_events(
+                    &scope,
+                    self.clock.now(),
+                    None,
+                    vec![Change {
+                        event_type: "test_helpers.test_clock.ready",
+                        object_id: current.id.clone(),
+                        object: rendered,
+                        previous: None,
+                    }],
+                );
+                tx.insert_events(&scope, &events).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(progress)
+    }
+
+    /// One worker tick: real-time due work, then advancing test clocks.
+    pub async fn tick(&self, config: &WorkerConfig) -> Result<Progress, AppError> {
+        let mut progress = self
+            .run_due(&Lane::RealTime, self.clock.now(), config)
+            .await?;
+        let clocks = self.advance_clocks(config).await?;
+        progress.subscriptions += clocks.subscriptions;
+        progress.invoices += clocks.invoices;
+        Ok(progress)
+    }
+
+    /// Runs ticks until nothing is due and no clock is advancing (bounded by `ticks_max`);
+    /// returns what was done. For tests, the benchmark and `kopek worker --drain`.
+    pub async fn drain(&self, config: &WorkerConfig, ticks_max: u32) -> Result<Progress, AppError> {
+        let mut total = Progress::default();
+        for _ in 0..ticks_max {
+            let done = self.tick(config).await?;
+            total.subscriptions += done.subscriptions;
+            total.invoices += done.invoices;
+            if done.is_idle() && !self.any_clock_advancing().await? {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn any_clock_advancing(&self) -> Result<bool, AppError> {
+        let mut tx = self.store.read().await?;
+        Ok(tx.advancing_clock_count().await? > 0)
+    }
+}

@@ -1,0 +1,788 @@
+//! Invoices and invoice items through the API: manual invoices, one-off items, and the
+//! invoice lifecycle (finalize, pay out of band, void, mark uncollectible).
+
+use super::invoicing::{
+    item_line, money_error, set_totals, sweep_items, NewInvoice, DRAFT_WINDOW_S,
+};
+use super::metadata::MetadataUpdate;
+use crate::app::{cursor_not_found, previous_attributes, App, Caller, Change};
+use crate::error::AppError;
+use crate::ports::Tx;
+use crate::records::*;
+use kopek_core::invoice::{BillingReason, InvoiceStatus, LINES_MAX};
+use kopek_core::ledger;
+use kopek_core::period::Period;
+use kopek_core::price::UnitAmount;
+use kopek_core::subscription::{CollectionMethod, QUANTITY_MAX};
+use kopek_core::{Currency, Money};
+use rust_decimal::Decimal;
+
+#[derive(Debug, Clone, Default)]
+pub struct NewManualInvoice {
+    pub customer: String,
+    pub collection_method: Option<CollectionMethod>,
+    pub days_until_due: Option<u32>,
+    pub description: Option<String>,
+    pub auto_advance: Option<bool>,
+    /// Stripe's `pending_invoice_items_behavior=include`.
+    pub include_pending_items: bool,
+    pub metadata: MetadataUpdate,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InvoiceUpdate {
+    pub description: Option<Option<String>>,
+    pub auto_advance: Option<bool>,
+    pub days_until_due: Option<u32>,
+    pub metadata: MetadataUpdate,
+}
+
+/// How an invoice item's amount is given.
+#[derive(Debug, Clone)]
+pub enum ItemAmount {
+    /// The whole amount, in `currency`.
+    Total { amount: i64, currency: Currency },
+    /// A one-time price × quantity.
+    Price { price: String },
+    /// An exact unit amount (may be finer than a minor unit) × quantity.
+    Unit { unit: Decimal, currency: Currency },
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInvoiceItem {
+    pub customer: String,
+    pub amount: ItemAmount,
+    pub quantity: Option<u64>,
+    pub description: Option<String>,
+    pub invoice: Option<String>,
+    pub period: Option<Period>,
+    pub metadata: MetadataUpdate,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InvoiceItemUpdate {
+    pub amount: Option<i64>,
+    pub description: Option<Option<String>>,
+    pub quantity: Option<u64>,
+    pub metadata: MetadataUpdate,
+}
+
+fn not_found(id: &str) -> AppError {
+    AppError::NotFound {
+        object: "invoice",
+        id: id.to_owned(),
+        param: Some("id"),
+    }
+}
+
+fn item_not_found(id: &str) -> AppError {
+    AppError::NotFound {
+        object: "invoiceitem",
+        id: id.to_owned(),
+        param: Some("id"),
+    }
+}
+
+fn illegal(invoice: &Invoice, action: &str) -> AppError {
+    AppError::invalid(
+        "id",
+        format!(
+            "You cannot {action} invoice {} because it is {}.",
+            invoice.id,
+            invoice.status.as_str()
+        ),
+    )
+}
+
+impl App {
+    async fn invoice_for_update(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Invoice, AppError> {
+        tx.invoices_for_update(scope, &[id.to_owned()])
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(id))
+    }
+
+    async fn invoice_time(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        invoice: &Invoice,
+    ) -> Result<(Customer, i64), AppError> {
+        let customer = tx
+            .customer(scope, &invoice.customer)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("customer of {} is missing", invoice.id)))?;
+        let now = self.time_for(tx, scope, &customer).await?;
+        Ok((customer, now))
+    }
+
+    pub async fn create_invoice(
+        &self,
+        caller: &Caller,
+        new: NewManualInvoice,
+    ) -> Result<Invoice, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let customer = self.live_customer(&mut tx, scope, &new.customer).await?;
+        let now = self.time_for(&mut tx, scope, &customer).await?;
+        let collection_method = new
+            .collection_method
+            .unwrap_or(CollectionMethod::ChargeAutomatically);
+        if new.days_until_due.is_some() && collection_method != CollectionMethod::SendInvoice {
+            return Err(AppError::invalid(
+                "days_until_due",
+                "days_until_due applies only when collection_method is send_invoice.",
+            ));
+        }
+        let mut pending = if new.include_pending_items {
+            tx.pending_invoice_items(scope, std::slice::from_ref(&customer.id), LINES_MAX as u32)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let currency = pending
+            .first()
+            .map(|i| i.currency)
+            .or(customer.currency)
+            .unwrap_or(Currency::parse("usd").expect("usd is a currency"));
+        let mut invoice = self.draft_invoice(NewInvoice {
+            customer: &customer,
+            subscription: None,
+            currency,
+            reason: BillingReason::Manual,
+            period: Period {
+                start: now,
+                end: now,
+            },
+            collection_method,
+            days_until_due: new.days_until_due,
+            now,
+        });
+        invoice.description = new.description;
+        new.metadata.apply(&mut invoice.metadata)?;
+        self.set_auto_advance(&mut invoice, new.auto_advance.unwrap_or(false), now);
+        let swept = sweep_items(self, &mut invoice, &mut pending);
+        set_totals(&mut invoice)?;
+        tx.insert_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        tx.update_invoice_items(scope, &swept).await?;
+        let rendered = self.render.invoice(&invoice);
+        let change = Change {
+            event_type: "invoice.created",
+            object_id: invoice.id.clone(),
+            object: rendered.clone(),
+            previous: None,
+        };
+        self.commit_at(tx, caller, now, vec![change], &rendered)
+            .await?;
+        Ok(invoice)
+    }
+
+    fn set_auto_advance(&self, invoice: &mut Invoice, on: bool, now: i64) {
+        invoice.auto_advance = on;
+        let at = on.then_some(now + DRAFT_WINDOW_S);
+        invoice.automatically_finalizes_at = at;
+        invoice.next_action_at = at;
+    }
+
+    pub async fn invoice(&self, scope: &Scope, id: &str) -> Result<Invoice, AppError> {
+        let mut tx = self.store.read().await?;
+        tx.invoice(scope, id).await?.ok_or_else(|| not_found(id))
+    }
+
+    pub async fn invoices(
+        &self,
+        scope: &Scope,
+        filter: &InvoiceFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Invoice>, AppError> {
+        let mut tx = self.store.read().await?;
+        tx.invoices(scope, filter, page)
+            .await?
+            .ok_or_else(|| cursor_not_found("invoice", page))
+    }
+
+    pub async fn update_invoice(
+        &self,
+        caller: &Caller,
+        id: &str,
+        update: InvoiceUpdate,
+    ) -> Result<Invoice, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        let draft = invoice.status == InvoiceStatus::Draft;
+        if !draft && (update.description.is_some() || update.days_until_due.is_some()) {
+            return Err(AppError::invalid(
+                if update.description.is_some() {
+                    "description"
+                } else {
+                    "days_until_due"
+                },
+                format!("Invoice {id} is finalized; only metadata and auto_advance can change."),
+            ));
+        }
+        let before = self.render.invoice(&invoice);
+        if let Some(description) = update.description {
+            invoice.description = description;
+        }
+        if let Some(days) = update.days_until_due {
+            if invoice.collection_method != CollectionMethod::SendInvoice {
+                return Err(AppError::invalid(
+                    "days_until_due",
+                    "days_until_due applies only when collection_method is send_invoice.",
+                ));
+            }
+            invoice.days_until_due = Some(days);
+        }
+        if let Some(on) = update.auto_advance {
+            if draft {
+                self.set_auto_advance(&mut invoice, on, now);
+            } else {
+                invoice.auto_advance = on;
+            }
+        }
+        update.metadata.apply(&mut invoice.metadata)?;
+        tx.update_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        let rendered = self.render.invoice(&invoice);
+        let changes = previous_attributes(&before, &rendered)
+            .map(|previous| Change {
+                event_type: "invoice.updated",
+                object_id: invoice.id.clone(),
+                object: rendered.clone(),
+                previous: Some(previous),
+            })
+            .into_iter()
+            .collect();
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
+        Ok(invoice)
+    }
+
+    /// Deletes a draft; its invoice items become pending again.
+    pub async fn delete_invoice(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<serde_json::Value, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        if invoice.status != InvoiceStatus::Draft || invoice.subscription.is_some() {
+            return Err(AppError::invalid(
+                "id",
+                format!("Only manual draft invoices can be deleted; void invoice {id} instead."),
+            ));
+        }
+        let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        let mut items = Vec::new();
+        for line in &invoice.lines {
+            if let Some(item_id) = &line.invoice_item {
+                if let Some(mut item) = tx.invoice_item(scope, item_id).await? {
+                    item.invoice = None;
+                    items.push(item);
+                }
+            }
+        }
+        tx.update_invoice_items(scope, &items).await?;
+        // A deleted draft is voided in place, keeping its row for the event log and the
+        // unique key on its id; it owes nothing and posted nothing.
+        invoice.status = InvoiceStatus::Void;
+        invoice.lines.clear();
+        set_totals(&mut invoice)?;
+        invoice.next_action_at = None;
+        invoice.voided_at = Some(now);
+        tx.update_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        let response = self.render.deleted("invoice", id);
+        let change = Change {
+            event_type: "invoice.deleted",
+            object_id: invoice.id.clone(),
+            object: self.render.invoice(&invoice),
+            previous: None,
+        };
+        self.commit_at(tx, caller, now, vec![change], &response)
+            .await?;
+        Ok(response)
+    }
+
+    pub async fn finalize_invoice(&self, caller: &Caller, id: &str) -> Result<Invoice, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        if invoice.status != InvoiceStatus::Draft {
+            return Err(illegal(&invoice, "finalize"));
+        }
+        let (mut customer, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        let sequence = tx.take_invoice_numbers(scope, 1).await?;
+        let finalized = self.finalize(scope, &mut invoice, sequence, now)?;
+        tx.update_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        if let Some(entry) = &finalized.entry {
+            tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
+                .await?;
+        }
+        if finalized.credit != 0 {
+            customer.balance += finalized.credit;
+            tx.update_customer(scope, &customer).await?;
+        }
+        let rendered = self.render.invoice(&invoice);
+        self.commit_at(tx, caller, now, finalized.changes, &rendered)
+            .await?;
+        Ok(invoice)
+    }
+
+    /// Stripe's "send": finalizes a draft if needed. Emails arrive with notifications.
+    pub async fn send_invoice(&self, caller: &Caller, id: &str) -> Result<Invoice, AppError> {
+        let invoice = self.invoice(&caller.scope, id).await?;
+        if invoice.collection_method != CollectionMethod::SendInvoice {
+            return Err(AppError::invalid(
+                "id",
+                format!(
+                    "Invoice {id} is charged automatically; only send_invoice invoices are sent."
+                ),
+            ));
+        }
+        match invoice.status {
+            InvoiceStatus::Draft => self.finalize_invoice(caller, id).await,
+            InvoiceStatus::Open => Ok(invoice),
+            _ => Err(illegal(&invoice, "send")),
+        }
+    }
+
+    /// Pays an invoice. Without a gateway yet, only out-of-band payment is possible.
+    pub async fn pay_invoice(
+        &self,
+        caller: &Caller,
+        id: &str,
+        paid_out_of_band: bool,
+    ) -> Result<Invoice, AppError> {
+        if !paid_out_of_band {
+            return Err(AppError::invalid(
+                "paid_out_of_band",
+                "No payment method can be charged yet; pass paid_out_of_band=true to record \
+                 a payment made outside kopek.",
+            ));
+        }
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        let was_uncollectible = invoice.status == InvoiceStatus::Uncollectible;
+        if !matches!(
+            invoice.status,
+            InvoiceStatus::Open | InvoiceStatus::Uncollectible
+        ) {
+            return Err(illegal(&invoice, "pay"));
+        }
+        let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        let amount = Money::new(invoice.amount_remaining, invoice.currency);
+        let postings =
+            ledger::invoice_paid_out_of_band(&invoice.customer, amount, was_uncollectible);
+        invoice.status = InvoiceStatus::Paid;
+        invoice.paid_out_of_band = true;
+        invoice.paid_at = Some(now);
+        invoice.amount_paid = invoice.amount_due;
+        set_totals(&mut invoice)?;
+        let entry =
+            self.ledger_entry(scope, now, &invoice, "invoice.paid_out_of_band", postings)?;
+        self.close_invoice(tx, caller, now, invoice, entry, "invoice.paid")
+            .await
+    }
+
+    pub async fn void_invoice(&self, caller: &Caller, id: &str) -> Result<Invoice, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        let was_uncollectible = invoice.status == InvoiceStatus::Uncollectible;
+        invoice.status = invoice
+            .status
+            .transition(InvoiceStatus::Void)
+            .map_err(|_| illegal(&invoice, "void"))?;
+        let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        let remaining = Money::new(invoice.amount_remaining, invoice.currency);
+        let postings = ledger::invoice_voided(&invoice.customer, remaining, was_uncollectible);
+        invoice.voided_at = Some(now);
+        let entry = self.ledger_entry(scope, now, &invoice, "invoice.voided", postings)?;
+        self.close_invoice(tx, caller, now, invoice, entry, "invoice.voided")
+            .await
+    }
+
+    pub async fn mark_uncollectible(&self, caller: &Caller, id: &str) -> Result<Invoice, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        invoice.status = invoice
+            .status
+            .transition(InvoiceStatus::Uncollectible)
+            .map_err(|_| illegal(&invoice, "mark uncollectible"))?;
+        let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        let remaining = Money::new(invoice.amount_remaining, invoice.currency);
+        let postings = ledger::invoice_uncollectible(&invoice.customer, remaining);
+        invoice.marked_uncollectible_at = Some(now);
+        let entry = self.ledger_entry(
+            scope,
+            now,
+            &invoice,
+            "invoice.marked_uncollectible",
+            postings,
+        )?;
+        self.close_invoice(
+            tx,
+            caller,
+            now,
+            invoice,
+            entry,
+            "invoice.marked_uncollectible",
+        )
+        .await
+    }
+
+    async fn close_invoice(
+        &self,
+        mut tx: Box<dyn Tx>,
+        caller: &Caller,
+        now: i64,
+        invoice: Invoice,
+        entry: Option<LedgerEntry>,
+        event_type: &'static str,
+    ) -> Result<Invoice, AppError> {
+        let scope = &caller.scope;
+        tx.update_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        if let Some(entry) = &entry {
+            tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
+                .await?;
+        }
+        let rendered = self.render.invoice(&invoice);
+        let change = Change {
+            event_type,
+            object_id: invoice.id.clone(),
+            object: rendered.clone(),
+            previous: None,
+        };
+        self.commit_at(tx, caller, now, vec![change], &rendered)
+            .await?;
+        Ok(invoice)
+    }
+
+    pub async fn create_invoice_item(
+        &self,
+        caller: &Caller,
+        new: NewInvoiceItem,
+    ) -> Result<InvoiceItem, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let customer = self.live_customer(&mut tx, scope, &new.customer).await?;
+        let now = self.time_for(&mut tx, scope, &customer).await?;
+        let quantity = new.quantity.unwrap_or(1);
+        if quantity == 0 || quantity > QUANTITY_MAX {
+            return Err(AppError::invalid(
+                "quantity",
+                format!("Quantity must be between 1 and {QUANTITY_MAX}."),
+            ));
+        }
+        let (amount, currency, price, unit_amount_decimal) = match new.amount {
+            ItemAmount::Total { amount, currency } => {
+                if new.quantity.is_some() {
+                    return Err(AppError::invalid(
+                        "quantity",
+                        "quantity goes with price or unit_amount, not with amount.",
+                    ));
+                }
+                (Money::new(amount, currency), currency, None, None)
+            }
+            ItemAmount::Price { price } => {
+                let found = tx
+                    .price(scope, &price)
+                    .await?
+                    .ok_or_else(|| AppError::NotFound {
+                        object: "price",
+                        id: price.clone(),
+                        param: Some("price"),
+                    })?;
+                if found.is_recurring() || !found.active {
+                    return Err(AppError::invalid(
+                        "price",
+                        format!(
+                            "The price {price} must be an active one-time price to bill as an invoice item."
+                        ),
+                    ));
+                }
+                let amount = found.model.amount_for(quantity).map_err(money_error)?;
+                (amount, found.currency(), Some(price), None)
+            }
+            ItemAmount::Unit { unit, currency } => {
+                let unit = UnitAmount::new(unit)
+                    .map_err(|e| AppError::invalid("unit_amount_decimal", e.to_string()))?;
+                let exact = unit
+                    .decimal()
+                    .checked_mul(Decimal::from(quantity))
+                    .ok_or_else(|| money_error("overflow"))?;
+                let amount = Money::from_decimal_minor(exact, currency).map_err(money_error)?;
+                (
+                    amount,
+                    currency,
+                    None,
+                    Some(unit.decimal().normalize().to_string()),
+                )
+            }
+        };
+        let mut item = InvoiceItem {
+            id: self.ids.id("ii"),
+            livemode: scope.livemode,
+            created: now,
+            customer: customer.id.clone(),
+            invoice: None,
+            subscription: None,
+            amount: amount.minor(),
+            currency,
+            description: new.description,
+            period_start: new.period.map_or(now, |p| p.start),
+            period_end: new.period.map_or(now, |p| p.end),
+            price,
+            quantity,
+            unit_amount_decimal,
+            proration: false,
+            discountable: true,
+            test_clock: customer.test_clock.clone(),
+            metadata: Metadata::new(),
+            deleted: false,
+        };
+        new.metadata.apply(&mut item.metadata)?;
+        let mut changes = Vec::new();
+        if let Some(invoice_id) = &new.invoice {
+            let mut invoice = self
+                .invoice_for_update(&mut tx, scope, invoice_id)
+                .await
+                .map_err(|_| AppError::NotFound {
+                    object: "invoice",
+                    id: invoice_id.clone(),
+                    param: Some("invoice"),
+                })?;
+            if invoice.status != InvoiceStatus::Draft {
+                return Err(AppError::invalid(
+                    "invoice",
+                    format!(
+                        "Invoice {invoice_id} is finalized; items can only be added to drafts."
+                    ),
+                ));
+            }
+            if invoice.customer != item.customer || invoice.currency != item.currency {
+                return Err(AppError::invalid(
+                    "invoice",
+                    format!("Invoice {invoice_id} belongs to another customer or currency."),
+                ));
+            }
+            if invoice.lines.len() >= LINES_MAX {
+                return Err(AppError::invalid(
+                    "invoice",
+                    format!("An invoice has at most {LINES_MAX} lines."),
+                ));
+            }
+            item.invoice = Some(invoice.id.clone());
+            let before = self.render.invoice(&invoice);
+            invoice.lines.push(item_line(self, &item));
+            set_totals(&mut invoice)?;
+            tx.update_invoices(scope, std::slice::from_ref(&invoice))
+                .await?;
+            let rendered = self.render.invoice(&invoice);
+            changes.push(Change {
+                event_type: "invoice.updated",
+                object_id: invoice.id.clone(),
+                previous: previous_attributes(&before, &rendered),
+                object: rendered,
+            });
+        }
+        tx.insert_invoice_item(scope, &item).await?;
+        let rendered = self.render.invoice_item(&item);
+        changes.insert(
+            0,
+            Change {
+                event_type: "invoiceitem.created",
+                object_id: item.id.clone(),
+                object: rendered.clone(),
+                previous: None,
+            },
+        );
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
+        Ok(item)
+    }
+
+    pub async fn invoice_item(&self, scope: &Scope, id: &str) -> Result<InvoiceItem, AppError> {
+        let mut tx = self.store.read().await?;
+        tx.invoice_item(scope, id)
+            .await?
+            .filter(|i| !i.deleted)
+            .ok_or_else(|| item_not_found(id))
+    }
+
+    pub async fn invoice_items(
+        &self,
+        scope: &Scope,
+        filter: &InvoiceItemFilter,
+        page: &PageRequest,
+    ) -> Result<Page<InvoiceItem>, AppError> {
+        let mut tx = self.store.read().await?;
+        tx.invoice_items(scope, filter, page)
+            .await?
+            .ok_or_else(|| cursor_not_found("invoiceitem", page))
+    }
+
+    /// Changes an item that is still pending or on a draft (then the draft's line too).
+    pub async fn update_invoice_item(
+        &self,
+        caller: &Caller,
+        id: &str,
+        update: Option<InvoiceItemUpdate>,
+    ) -> Result<serde_json::Value, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut item = tx
+            .invoice_item(scope, id)
+            .await?
+            .filter(|i| !i.deleted)
+            .ok_or_else(|| item_not_found(id))?;
+        let customer = self.live_customer(&mut tx, scope, &item.customer).await?;
+        let now = self.time_for(&mut tx, scope, &customer).await?;
+        let mut invoice = match &item.invoice {
+            None => None,
+            Some(invoice_id) => {
+                let invoice = self.invoice_for_update(&mut tx, scope, invoice_id).await?;
+                if invoice.status != InvoiceStatus::Draft {
+                    return Err(AppError::invalid(
+                        "id",
+                        format!(
+                            "Item {id} is on finalized invoice {invoice_id} and cannot change."
+                        ),
+                    ));
+                }
+                Some(invoice)
+            }
+        };
+        let before = self.render.invoice_item(&item);
+        let deleting = update.is_none();
+        match update {
+            None => item.deleted = true,
+            Some(update) => {
+                if let Some(quantity) = update.quantity {
+                    if quantity == 0 || quantity > QUANTITY_MAX {
+                        return Err(AppError::invalid(
+                            "quantity",
+                            format!("Quantity must be between 1 and {QUANTITY_MAX}."),
+                        ));
+                    }
+                    let per_unit = match (&item.price, &item.unit_amount_decimal) {
+                        (Some(price_id), _) => {
+                            let price = tx.price(scope, price_id).await?.ok_or_else(|| {
+                                AppError::Internal(format!("price {price_id} is missing"))
+                            })?;
+                            Some(
+                                price
+                                    .model
+                                    .amount_for(quantity)
+                                    .map_err(money_error)?
+                                    .minor(),
+                            )
+                        }
+                        (None, Some(unit)) => {
+                            let unit: Decimal = unit
+                                .parse()
+                                .map_err(|_| AppError::Internal("bad stored unit amount".into()))?;
+                            let exact = unit
+                                .checked_mul(Decimal::from(quantity))
+                                .ok_or_else(|| money_error("overflow"))?;
+                            Some(
+                                Money::from_decimal_minor(exact, item.currency)
+                                    .map_err(money_error)?
+                                    .minor(),
+                            )
+                        }
+                        (None, None) => None,
+                    };
+                    match per_unit {
+                        Some(amount) => item.amount = amount,
+                        None => {
+                            return Err(AppError::invalid(
+                                "quantity",
+                                "This item has a fixed amount; change amount instead.",
+                            ))
+                        }
+                    }
+                    item.quantity = quantity;
+                }
+                if let Some(amount) = update.amount {
+                    item.amount = amount;
+                    item.price = None;
+                    item.unit_amount_decimal = None;
+                    item.quantity = 1;
+                }
+                if let Some(description) = update.description {
+                    item.description = description;
+                }
+                update.metadata.apply(&mut item.metadata)?;
+            }
+        }
+        let mut changes = Vec::new();
+        if let Some(invoice) = invoice.as_mut() {
+            let invoice_before = self.render.invoice(invoice);
+            let line = invoice
+                .lines
+                .iter()
+                .position(|l| l.invoice_item.as_deref() == Some(id));
+            if let Some(index) = line {
+                if deleting {
+                    invoice.lines.remove(index);
+                } else {
+                    let line_id = invoice.lines[index].id.clone();
+                    invoice.lines[index] = InvoiceLine {
+                        id: line_id,
+                        ..item_line(self, &item)
+                    };
+                }
+            }
+            set_totals(invoice)?;
+            tx.update_invoices(scope, std::slice::from_ref(invoice))
+                .await?;
+            let rendered = self.render.invoice(invoice);
+            changes.push(Change {
+                event_type: "invoice.updated",
+                object_id: invoice.id.clone(),
+                previous: previous_attributes(&invoice_before, &rendered),
+                object: rendered,
+            });
+        }
+        tx.update_invoice_items(scope, std::slice::from_ref(&item))
+            .await?;
+        let rendered = self.render.invoice_item(&item);
+        let response = if deleting {
+            self.render.deleted("invoiceitem", id)
+        } else {
+            rendered.clone()
+        };
+        changes.insert(
+            0,
+            Change {
+                event_type: if deleting {
+                    "invoiceitem.deleted"
+                } else {
+                    "invoiceitem.updated"
+                },
+                object_id: item.id.clone(),
+                previous: if deleting {
+                    None
+                } else {
+                    previous_attributes(&before, &rendered)
+                },
+                object: rendered,
+            },
+        );
+        self.commit_at(tx, caller, now, changes, &response).await?;
+        Ok(response)
+    }
+}

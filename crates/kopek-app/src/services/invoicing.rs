@@ -1,0 +1,291 @@
+//! Building and finalizing invoices: shared by the API use cases and the billing clock.
+
+use crate::app::{App, Change};
+use crate::error::AppError;
+use crate::records::*;
+use kopek_core::billing;
+use kopek_core::invoice::{BillingReason, InvoiceStatus, Totals, LINES_MAX};
+use kopek_core::ledger::{self, Posting};
+use kopek_core::period::Period;
+use kopek_core::subscription::CollectionMethod;
+use kopek_core::{Currency, Money};
+use std::collections::HashMap;
+
+/// How long a renewal invoice stays a draft before it is finalized (Stripe: one hour).
+pub const DRAFT_WINDOW_S: i64 = 60 * 60;
+/// Days a `send_invoice` invoice is due in when nothing else says (Stripe's default).
+pub const DAYS_UNTIL_DUE_DEFAULT: u32 = 30;
+
+pub(crate) fn money_error(e: impl std::fmt::Display) -> AppError {
+    AppError::invalid("amount", format!("The amounts do not fit: {e}."))
+}
+
+/// Account-level invoice numbers: a prefix derived from the account id, then the
+/// gapless sequence number (`8K3BQ2ZP-0001`).
+pub(crate) fn invoice_number(scope: &Scope, sequence: i64) -> String {
+    let prefix: String = scope
+        .account_id
+        .trim_start_matches("acct_")
+        .chars()
+        .take(8)
+        .collect::<String>()
+        .to_uppercase();
+    format!("{prefix}-{sequence:04}")
+}
+
+/// The lines a subscription bills for `period`: one per item, the full price for a whole
+/// cycle, prorated for a stub, zero during a trial.
+pub(crate) fn subscription_lines(
+    app: &App,
+    sub: &Subscription,
+    prices: &HashMap<String, Price>,
+    period: Period,
+    trial: bool,
+) -> Result<Vec<InvoiceLine>, AppError> {
+    sub.items
+        .iter()
+        .map(|item| {
+            let price = prices.get(&item.price).ok_or_else(|| {
+                AppError::Internal(format!("price {} of {} is missing", item.price, sub.id))
+            })?;
+            let amount = if trial {
+                Money::zero(sub.currency)
+            } else {
+                let full = price.model.amount_for(item.quantity).map_err(money_error)?;
+                billing::amount_for_period(full, sub.interval(), sub.billing_cycle_anchor, period)
+                    .map_err(money_error)?
+            };
+            let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
+            let description = if trial {
+                format!("Trial period for {nickname}")
+            } else {
+                format!("{} × {nickname}", item.quantity)
+            };
+            Ok(InvoiceLine {
+                id: app.ids.id("il"),
+                amount: amount.minor(),
+                description: Some(description),
+                period_start: period.start,
+                period_end: period.end,
+                price: Some(price.id.clone()),
+                quantity: Some(item.quantity),
+                proration: false,
+                subscription: Some(sub.id.clone()),
+                subscription_item: Some(item.id.clone()),
+                invoice_item: None,
+                metadata: Metadata::new(),
+            })
+        })
+        .collect()
+}
+
+/// Moves pending invoice items onto `invoice` as lines. Items in another currency stay
+/// pending (they go on an invoice in their own currency).
+pub(crate) fn sweep_items(
+    app: &App,
+    invoice: &mut Invoice,
+    pending: &mut Vec<InvoiceItem>,
+) -> Vec<InvoiceItem> {
+    let mut swept = Vec::new();
+    let mut kept = Vec::new();
+    for mut item in pending.drain(..) {
+        if item.customer == invoice.customer
+            && item.currency == invoice.currency
+            && invoice.lines.len() < LINES_MAX
+        {
+            item.invoice = Some(invoice.id.clone());
+            invoice.lines.push(item_line(app, &item));
+            swept.push(item);
+        } else {
+            kept.push(item);
+        }
+    }
+    *pending = kept;
+    swept
+}
+
+pub(crate) fn item_line(app: &App, item: &InvoiceItem) -> InvoiceLine {
+    InvoiceLine {
+        id: app.ids.id("il"),
+        amount: item.amount,
+        description: item.description.clone(),
+        period_start: item.period_start,
+        period_end: item.period_end,
+        price: item.price.clone(),
+        quantity: Some(item.quantity),
+        proration: item.proration,
+        subscription: item.subscription.clone(),
+        subscription_item: None,
+        invoice_item: Some(item.id.clone()),
+        metadata: item.metadata.clone(),
+    }
+}
+
+/// Recomputes the amount fields from the lines: they always reconcile.
+pub(crate) fn set_totals(invoice: &mut Invoice) -> Result<(), AppError> {
+    let totals = Totals::from_lines(
+        invoice.currency,
+        invoice.lines.iter().map(|l| l.amount),
+        invoice.amount_paid,
+    )
+    .map_err(money_error)?;
+    invoice.subtotal = totals.subtotal.minor();
+    invoice.total = totals.total.minor();
+    invoice.amount_due = totals.amount_due.minor();
+    invoice.amount_remaining = totals.amount_remaining.minor();
+    Ok(())
+}
+
+pub(crate) struct NewInvoice<'a> {
+    pub customer: &'a Customer,
+    pub subscription: Option<&'a Subscription>,
+    pub currency: Currency,
+    pub reason: BillingReason,
+    pub period: Period,
+    pub collection_method: CollectionMethod,
+    pub days_until_due: Option<u32>,
+    pub now: i64,
+}
+
+impl App {
+    /// A draft invoice with no lines yet.
+    pub(crate) fn draft_invoice(&self, new: NewInvoice<'_>) -> Invoice {
+        Invoice {
+            id: self.ids.id("in"),
+            livemode: new.customer.livemode,
+            created: new.now,
+            customer: new.customer.id.clone(),
+            subscription: new.subscription.map(|s| s.id.clone()),
+            status: InvoiceStatus::Draft,
+            number: None,
+            currency: new.currency,
+            collection_method: new.collection_method,
+            billing_reason: new.reason,
+            period_start: new.period.start,
+            period_end: new.period.end,
+            lines: Vec::new(),
+            subtotal: 0,
+            total: 0,
+            amount_due: 0,
+            amount_paid: 0,
+            amount_remaining: 0,
+            auto_advance: new.reason != BillingReason::Manual,
+            automatically_finalizes_at: None,
+            due_date: None,
+            days_until_due: match new.collection_method {
+                CollectionMethod::SendInvoice => {
+                    Some(new.days_until_due.unwrap_or(DAYS_UNTIL_DUE_DEFAULT))
+                }
+                CollectionMethod::ChargeAutomatically => None,
+            },
+            description: None,
+            footer: new.customer.invoice_settings.footer.clone(),
+            finalized_at: None,
+            paid_at: None,
+            voided_at: None,
+            marked_uncollectible_at: None,
+            paid_out_of_band: false,
+            customer_email: new.customer.email.clone(),
+            customer_name: new.customer.name.clone(),
+            test_clock: new.customer.test_clock.clone(),
+            metadata: Metadata::new(),
+            next_action_at: None,
+        }
+    }
+
+    pub(crate) fn ledger_entry(
+        &self,
+        scope: &Scope,
+        now: i64,
+        invoice: &Invoice,
+        description: &str,
+        postings: Result<Vec<Posting>, ledger::LedgerError>,
+    ) -> Result<Option<LedgerEntry>, AppError> {
+        let postings = postings.map_err(|e| AppError::Internal(e.to_string()))?;
+        if postings.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(LedgerEntry {
+            id: self.ids.id("le"),
+            livemode: scope.livemode,
+            created: now,
+            object_id: invoice.id.clone(),
+            description: description.to_owned(),
+            lines: postings
+                .into_iter()
+                .map(|p| LedgerLine {
+                    kind: p.kind,
+                    customer: p.customer,
+                    currency: p.amount.currency(),
+                    amount: p.amount.minor(),
+                })
+                .collect(),
+            test_clock: invoice.test_clock.clone(),
+        }))
+    }
+
+    /// Finalizes a draft: numbers it, makes it open (or paid when nothing is due), and
+    /// posts what it bills. Returns the ledger entry, the credit (≤ 0) to add to the
+    /// customer's balance when credits exceed charges, and the events to record.
+    pub(crate) fn finalize(
+        &self,
+        scope: &Scope,
+        invoice: &mut Invoice,
+        sequence: i64,
+        now: i64,
+    ) -> Result<Finalized, AppError> {
+        set_totals(invoice)?;
+        let to = if invoice.amount_due == 0 {
+            InvoiceStatus::Paid
+        } else {
+            InvoiceStatus::Open
+        };
+        invoice.status = invoice
+            .status
+            .transition(to)
+            .map_err(|e| AppError::invalid("invoice", format!("{e}.")))?;
+        invoice.number = Some(invoice_number(scope, sequence));
+        invoice.finalized_at = Some(now);
+        invoice.automatically_finalizes_at = None;
+        invoice.next_action_at = None;
+        if let Some(days) = invoice.days_until_due {
+            invoice.due_date = Some(now + i64::from(days) * 86_400);
+        }
+        if to == InvoiceStatus::Paid {
+            invoice.paid_at = Some(now);
+        }
+        let currency = invoice.currency;
+        let postings = if invoice.total >= 0 {
+            ledger::invoice_finalized(&invoice.customer, Money::new(invoice.total, currency))
+        } else {
+            ledger::invoice_credited(&invoice.customer, Money::new(-invoice.total, currency))
+        };
+        let entry = self.ledger_entry(scope, now, invoice, "invoice.finalized", postings)?;
+        let rendered = self.render.invoice(invoice);
+        let mut changes = vec![Change {
+            event_type: "invoice.finalized",
+            object_id: invoice.id.clone(),
+            object: rendered.clone(),
+            previous: None,
+        }];
+        if to == InvoiceStatus::Paid {
+            changes.push(Change {
+                event_type: "invoice.paid",
+                object_id: invoice.id.clone(),
+                object: rendered,
+                previous: None,
+            });
+        }
+        Ok(Finalized {
+            entry,
+            credit: invoice.total.min(0),
+            changes,
+        })
+    }
+}
+
+pub(crate) struct Finalized {
+    pub entry: Option<LedgerEntry>,
+    pub credit: i64,
+    pub changes: Vec<Change>,
+}

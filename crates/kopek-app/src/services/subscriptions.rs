@@ -1,0 +1,813 @@
+//! Subscriptions: create (with its first invoice), update, cancel, read.
+
+use super::invoicing::{money_error, subscription_lines, sweep_items, NewInvoice};
+use super::metadata::MetadataUpdate;
+use crate::app::{cursor_not_found, previous_attributes, App, Caller, Change};
+use crate::error::AppError;
+use crate::ports::Tx;
+use crate::records::*;
+use kopek_core::billing;
+use kopek_core::invoice::{BillingReason, LINES_MAX};
+use kopek_core::period::{prorate, Period};
+use kopek_core::price::PriceKind;
+use kopek_core::subscription::{
+    CollectionMethod, SubscriptionStatus, CANCELLATION_FEEDBACK, ITEMS_MAX, QUANTITY_MAX,
+};
+use kopek_core::Money;
+use std::collections::HashMap;
+
+/// The longest trial Stripe allows.
+pub const TRIAL_DAYS_MAX: u32 = 730;
+
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub price: String,
+    pub quantity: Option<u64>,
+    pub metadata: MetadataUpdate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrialEnd {
+    Now,
+    At(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSubscription {
+    pub customer: String,
+    pub items: Vec<NewItem>,
+    pub trial_period_days: Option<u32>,
+    pub trial_end: Option<TrialEnd>,
+    pub billing_cycle_anchor: Option<i64>,
+    pub collection_method: Option<CollectionMethod>,
+    pub days_until_due: Option<u32>,
+    pub cancel_at_period_end: bool,
+    pub description: Option<String>,
+    pub metadata: MetadataUpdate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProrationBehavior {
+    CreateProrations,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemUpdate {
+    pub id: String,
+    pub quantity: Option<u64>,
+    pub metadata: MetadataUpdate,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionUpdate {
+    pub items: Vec<ItemUpdate>,
+    pub cancel_at_period_end: Option<bool>,
+    pub cancellation_details: Option<CancellationDetails>,
+    pub description: Option<Option<String>>,
+    pub days_until_due: Option<u32>,
+    pub proration_behavior: Option<ProrationBehavior>,
+    pub metadata: MetadataUpdate,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Cancellation {
+    pub invoice_now: bool,
+    pub prorate: bool,
+    pub cancellation_details: Option<CancellationDetails>,
+}
+
+pub(crate) fn check_feedback(details: &CancellationDetails) -> Result<(), AppError> {
+    match &details.feedback {
+        Some(f) if !CANCELLATION_FEEDBACK.contains(&f.as_str()) => Err(AppError::invalid(
+            "cancellation_details[feedback]",
+            format!(
+                "Invalid feedback: {f}. Use one of {}.",
+                CANCELLATION_FEEDBACK.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_quantity(param: String, quantity: u64) -> Result<u64, AppError> {
+    if quantity == 0 || quantity > QUANTITY_MAX {
+        return Err(AppError::invalid(
+            param,
+            format!("Quantity must be between 1 and {QUANTITY_MAX}."),
+        ));
+    }
+    Ok(quantity)
+}
+
+fn not_found(id: &str) -> AppError {
+    AppError::NotFound {
+        object: "subscription",
+        id: id.to_owned(),
+        param: Some("id"),
+    }
+}
+
+impl App {
+    /// The time for objects of `customer`: its test clock's, or real time. A clock that
+    /// is advancing refuses changes until it is ready, as Stripe's does.
+    pub(crate) async fn time_for(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        customer: &Customer,
+    ) -> Result<i64, AppError> {
+        let Some(clock_id) = &customer.test_clock else {
+            return Ok(self.clock.now());
+        };
+        let clock = tx
+            .test_clock(scope, clock_id)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("test clock {clock_id} is missing")))?;
+        if clock.status != TestClockStatus::Ready {
+            return Err(AppError::Conflict {
+                param: None,
+                message: format!(
+                    "Test clock {clock_id} is advancing; retry once its status is ready."
+                ),
+            });
+        }
+        Ok(clock.frozen_time)
+    }
+
+    pub(crate) async fn live_customer(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Customer, AppError> {
+        tx.customer(scope, id)
+            .await?
+            .filter(|c| !c.deleted)
+            .ok_or_else(|| AppError::NotFound {
+                object: "customer",
+                id: id.to_owned(),
+                param: Some("customer"),
+            })
+    }
+
+    pub(crate) async fn prices_of(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        subs: &[&Subscription],
+    ) -> Result<HashMap<String, Price>, AppError> {
+        let mut ids: Vec<String> = subs
+            .iter()
+            .flat_map(|s| s.items.iter().map(|i| i.price.clone()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(tx
+            .prices_by_ids(scope, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect())
+    }
+
+    pub(crate) fn render_subscription(
+        &self,
+        sub: &Subscription,
+        prices: &HashMap<String, Price>,
+    ) -> serde_json::Value {
+        let prices: Vec<Price> = sub
+            .items
+            .iter()
+            .filter_map(|i| prices.get(&i.price).cloned())
+            .collect();
+        self.render.subscription(sub, &prices)
+    }
+
+    pub async fn create_subscription(
+        &self,
+        caller: &Caller,
+        new: NewSubscription,
+    ) -> Result<(Subscription, Vec<Price>), AppError> {
+        let scope = &caller.scope;
+        if new.items.is_empty() {
+            return Err(AppError::invalid(
+                "items",
+                "A subscription needs at least one item.",
+            ));
+        }
+        if new.items.len() > ITEMS_MAX {
+            return Err(AppError::invalid(
+                "items",
+                format!("A subscription has at most {ITEMS_MAX} items."),
+            ));
+        }
+        let mut tx = self.store.write().await?;
+        let customer = self.live_customer(&mut tx, scope, &new.customer).await?;
+        let now = self.time_for(&mut tx, scope, &customer).await?;
+
+        let mut prices: HashMap<String, Price> = HashMap::new();
+        let mut items = Vec::with_capacity(new.items.len());
+        let mut shape = None;
+        for (i, item) in new.items.iter().enumerate() {
+            let param = format!("items[{i}][price]");
+            let price = tx
+                .price(scope, &item.price)
+                .await?
+                .ok_or_else(|| AppError::NotFound {
+                    object: "price",
+                    id: item.price.clone(),
+                    param: Some("items"),
+                })?;
+            if !price.active {
+                return Err(AppError::invalid(
+                    &param,
+                    format!(
+                        "The price {} is not active; activate it or use another.",
+                        price.id
+                    ),
+                ));
+            }
+            let PriceKind::Recurring(interval) = price.model.kind else {
+                return Err(AppError::invalid(
+                    &param,
+                    format!(
+                        "The price {} is one-time; subscriptions take recurring prices. \
+                         Bill one-time prices with invoice items.",
+                        price.id
+                    ),
+                ));
+            };
+            match shape {
+                None => shape = Some((price.currency(), interval)),
+                Some((currency, _)) if currency != price.currency() => {
+                    return Err(AppError::invalid(
+                        &param,
+                        "All items of a subscription must have the same currency.",
+                    ))
+                }
+                Some((_, first)) if first != interval => {
+                    return Err(AppError::invalid(
+                        &param,
+                        "All items of a subscription must have the same billing interval.",
+                    ))
+                }
+                Some(_) => {}
+            }
+            if prices.contains_key(&price.id) {
+                return Err(AppError::invalid(
+                    &param,
+                    "Each price may appear once in a subscription's items; set its quantity instead.",
+                ));
+            }
+            let quantity =
+                check_quantity(format!("items[{i}][quantity]"), item.quantity.unwrap_or(1))?;
+            let mut metadata = Metadata::new();
+            item.metadata.apply(&mut metadata)?;
+            items.push(SubscriptionItem {
+                id: self.ids.id("si"),
+                created: now,
+                price: price.id.clone(),
+                quantity,
+                metadata,
+            });
+            prices.insert(price.id.clone(), price);
+        }
+        let (currency, interval) = shape.expect("at least one item");
+        if let Some(existing) = customer.currency {
+            if existing != currency {
+                return Err(AppError::invalid(
+                    "items",
+                    format!(
+                        "The customer is billed in {}; use prices in that currency.",
+                        existing.lowercase()
+                    ),
+                ));
+            }
+        }
+
+        let trial_end = match (new.trial_end, new.trial_period_days) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::invalid(
+                    "trial_end",
+                    "Pass only one of trial_end and trial_period_days.",
+                ))
+            }
+            (Some(TrialEnd::Now), None) => None,
+            (Some(TrialEnd::At(end)), None) => {
+                if end <= now {
+                    return Err(AppError::invalid(
+                        "trial_end",
+                        "trial_end must be in the future (or `now` for no trial).",
+                    ));
+                }
+                if end > now + i64::from(TRIAL_DAYS_MAX) * 86_400 {
+                    return Err(AppError::invalid(
+                        "trial_end",
+                        format!("A trial lasts at most {TRIAL_DAYS_MAX} days."),
+                    ));
+                }
+                Some(end)
+            }
+            (None, Some(0)) => None,
+            (None, Some(days)) if days > TRIAL_DAYS_MAX => {
+                return Err(AppError::invalid(
+                    "trial_period_days",
+                    format!("A trial lasts at most {TRIAL_DAYS_MAX} days."),
+                ))
+            }
+            (None, Some(days)) => Some(now + i64::from(days) * 86_400),
+            (None, None) => None,
+        };
+        let billing_start = trial_end.unwrap_or(now);
+        let anchor = match new.billing_cycle_anchor {
+            None => billing_start,
+            Some(anchor) => {
+                let latest = interval.boundary(billing_start, 1);
+                if anchor < billing_start || anchor > latest {
+                    return Err(AppError::invalid(
+                        "billing_cycle_anchor",
+                        format!(
+                            "billing_cycle_anchor must lie between the start of billing \
+                             ({billing_start}) and one interval after it ({latest})."
+                        ),
+                    ));
+                }
+                anchor
+            }
+        };
+        let collection_method = new
+            .collection_method
+            .unwrap_or(CollectionMethod::ChargeAutomatically);
+        if new.days_until_due.is_some() && collection_method != CollectionMethod::SendInvoice {
+            return Err(AppError::invalid(
+                "days_until_due",
+                "days_until_due applies only when collection_method is send_invoice.",
+            ));
+        }
+        let period = match trial_end {
+            Some(end) => Period { start: now, end },
+            None => billing::period_from(interval, anchor, now),
+        };
+        let mut metadata = Metadata::new();
+        new.metadata.apply(&mut metadata)?;
+        let mut sub = Subscription {
+            id: self.ids.id("sub"),
+            livemode: scope.livemode,
+            created: now,
+            customer: customer.id.clone(),
+            status: if trial_end.is_some() {
+                SubscriptionStatus::Trialing
+            } else {
+                SubscriptionStatus::Active
+            },
+            currency,
+            interval: interval.unit(),
+            interval_count: interval.count(),
+            items,
+            billing_cycle_anchor: anchor,
+            start_date: now,
+            current_period_start: period.start,
+            current_period_end: period.end,
+            trial_start: trial_end.map(|_| now),
+            trial_end,
+            collection_method,
+            days_until_due: match collection_method {
+                CollectionMethod::SendInvoice => Some(
+                    new.days_until_due
+                        .unwrap_or(super::invoicing::DAYS_UNTIL_DUE_DEFAULT),
+                ),
+                CollectionMethod::ChargeAutomatically => None,
+            },
+            cancel_at_period_end: new.cancel_at_period_end,
+            cancel_at: new.cancel_at_period_end.then_some(period.end),
+            canceled_at: None,
+            ended_at: None,
+            cancellation_details: CancellationDetails::default(),
+            latest_invoice: None,
+            test_clock: customer.test_clock.clone(),
+            description: new.description,
+            metadata,
+            next_action_at: Some(period.end),
+        };
+
+        // The first invoice is finalized at once, as Stripe does.
+        let mut invoice = self.draft_invoice(NewInvoice {
+            customer: &customer,
+            subscription: Some(&sub),
+            currency,
+            reason: BillingReason::SubscriptionCreate,
+            period,
+            collection_method,
+            days_until_due: sub.days_until_due,
+            now,
+        });
+        invoice.lines = subscription_lines(self, &sub, &prices, period, trial_end.is_some())?;
+        let mut pending = tx
+            .pending_invoice_items(scope, std::slice::from_ref(&customer.id), LINES_MAX as u32)
+            .await?;
+        let swept = sweep_items(self, &mut invoice, &mut pending);
+        let sequence = tx.take_invoice_numbers(scope, 1).await?;
+        let finalized = self.finalize(scope, &mut invoice, sequence, now)?;
+        sub.latest_invoice = Some(invoice.id.clone());
+
+        tx.insert_subscription(scope, &sub).await?;
+        tx.insert_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        tx.update_invoice_items(scope, &swept).await?;
+        if let Some(entry) = &finalized.entry {
+            tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
+                .await?;
+        }
+        let mut customer = customer;
+        if customer.currency.is_none() || finalized.credit != 0 {
+            customer.currency = Some(currency);
+            customer.balance += finalized.credit;
+            tx.update_customer(scope, &customer).await?;
+        }
+        let rendered = self.render_subscription(&sub, &prices);
+        let mut changes = vec![
+            Change {
+                event_type: "customer.subscription.created",
+                object_id: sub.id.clone(),
+                object: rendered.clone(),
+                previous: None,
+            },
+            Change {
+                event_type: "invoice.created",
+                object_id: invoice.id.clone(),
+                object: self.render.invoice(&invoice),
+                previous: None,
+            },
+        ];
+        changes.extend(finalized.changes);
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
+        let prices = sub
+            .items
+            .iter()
+            .filter_map(|i| prices.get(&i.price).cloned())
+            .collect();
+        Ok((sub, prices))
+    }
+
+    pub async fn subscription(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<(Subscription, Vec<Price>), AppError> {
+        let mut tx = self.store.read().await?;
+        let sub = tx
+            .subscription(scope, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
+        let prices = sub
+            .items
+            .iter()
+            .filter_map(|i| prices.get(&i.price).cloned())
+            .collect();
+        Ok((sub, prices))
+    }
+
+    pub async fn subscriptions(
+        &self,
+        scope: &Scope,
+        filter: &SubscriptionFilter,
+        page: &PageRequest,
+    ) -> Result<Page<serde_json::Value>, AppError> {
+        let mut tx = self.store.read().await?;
+        let found = tx
+            .subscriptions(scope, filter, page)
+            .await?
+            .ok_or_else(|| cursor_not_found("subscription", page))?;
+        let refs: Vec<&Subscription> = found.data.iter().collect();
+        let prices = self.prices_of(&mut tx, scope, &refs).await?;
+        Ok(Page {
+            data: found
+                .data
+                .iter()
+                .map(|s| self.render_subscription(s, &prices))
+                .collect(),
+            has_more: found.has_more,
+        })
+    }
+
+    pub async fn update_subscription(
+        &self,
+        caller: &Caller,
+        id: &str,
+        update: SubscriptionUpdate,
+    ) -> Result<serde_json::Value, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut sub = tx
+            .subscriptions_for_update(scope, &[id.to_owned()])
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(id))?;
+        if sub.status.is_terminal() {
+            return Err(AppError::invalid(
+                "id",
+                format!(
+                    "The subscription {id} is {}; a {} subscription cannot be updated.",
+                    sub.status.as_str(),
+                    sub.status.as_str()
+                ),
+            ));
+        }
+        let customer = self.live_customer(&mut tx, scope, &sub.customer).await?;
+        let now = self.time_for(&mut tx, scope, &customer).await?;
+        let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
+        let before = self.render_subscription(&sub, &prices);
+
+        let mut prorations = Vec::new();
+        let behavior = update
+            .proration_behavior
+            .unwrap_or(ProrationBehavior::CreateProrations);
+        let interval = sub.interval();
+        let anchor = sub.billing_cycle_anchor;
+        let period = Period {
+            start: sub.current_period_start,
+            end: sub.current_period_end,
+        };
+        let prorating = behavior == ProrationBehavior::CreateProrations
+            && sub.status != SubscriptionStatus::Trialing
+            && now > period.start
+            && now < period.end;
+        let (sub_id, sub_customer, currency, test_clock) = (
+            sub.id.clone(),
+            sub.customer.clone(),
+            sub.currency,
+            sub.test_clock.clone(),
+        );
+        for (i, change) in update.items.iter().enumerate() {
+            let item = sub
+                .items
+                .iter_mut()
+                .find(|it| it.id == change.id)
+                .ok_or_else(|| {
+                    AppError::invalid(
+                        format!("items[{i}][id]"),
+                        format!("The subscription has no item {}.", change.id),
+                    )
+                })?;
+            change.metadata.apply(&mut item.metadata)?;
+            let Some(quantity) = change.quantity else {
+                continue;
+            };
+            let quantity = check_quantity(format!("items[{i}][quantity]"), quantity)?;
+            if quantity == item.quantity {
+                continue;
+            }
+            let price = &prices[&item.price];
+            if prorating {
+                let remaining = Period {
+                    start: now,
+                    end: period.end,
+                };
+                // What the unused time was worth at the old quantity is credited, and the
+                // remaining time at the new quantity is charged, both prorated from what
+                // the whole period cost.
+                let worth = |q: u64| -> Result<Money, AppError> {
+                    let full = price.model.amount_for(q).map_err(money_error)?;
+                    let billed = billing::amount_for_period(full, interval, anchor, period)
+                        .map_err(money_error)?;
+                    prorate(
+                        billed,
+                        remaining.end - remaining.start,
+                        period.end - period.start,
+                    )
+                    .map_err(money_error)
+                };
+                let credit = worth(item.quantity)?;
+                let charge = worth(quantity)?;
+                let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
+                for (amount, q, text) in [
+                    (-credit.minor(), item.quantity, "Unused time on"),
+                    (charge.minor(), quantity, "Remaining time on"),
+                ] {
+                    prorations.push(InvoiceItem {
+                        id: self.ids.id("ii"),
+                        livemode: scope.livemode,
+                        created: now,
+                        customer: sub_customer.clone(),
+                        invoice: None,
+                        subscription: Some(sub_id.clone()),
+                        amount,
+                        currency,
+                        description: Some(format!("{text} {q} × {nickname}")),
+                        period_start: remaining.start,
+                        period_end: remaining.end,
+                        price: Some(price.id.clone()),
+                        quantity: q,
+                        unit_amount_decimal: None,
+                        proration: true,
+                        discountable: false,
+                        test_clock: test_clock.clone(),
+                        metadata: Metadata::new(),
+                        deleted: false,
+                    });
+                }
+            }
+            item.quantity = quantity;
+        }
+        if let Some(cancel) = update.cancel_at_period_end {
+            sub.cancel_at_period_end = cancel;
+            sub.cancel_at = cancel.then_some(sub.current_period_end);
+            sub.canceled_at = cancel.then_some(now);
+            sub.cancellation_details.reason = cancel.then(|| "cancellation_requested".to_owned());
+        }
+        if let Some(details) = update.cancellation_details {
+            check_feedback(&details)?;
+            sub.cancellation_details.comment = details.comment;
+            sub.cancellation_details.feedback = details.feedback;
+        }
+        if let Some(description) = update.description {
+            sub.description = description;
+        }
+        if let Some(days) = update.days_until_due {
+            if sub.collection_method != CollectionMethod::SendInvoice {
+                return Err(AppError::invalid(
+                    "days_until_due",
+                    "days_until_due applies only when collection_method is send_invoice.",
+                ));
+            }
+            sub.days_until_due = Some(days);
+        }
+        update.metadata.apply(&mut sub.metadata)?;
+        tx.update_subscriptions(scope, std::slice::from_ref(&sub))
+            .await?;
+        for item in &prorations {
+            tx.insert_invoice_item(scope, item).await?;
+        }
+        let rendered = self.render_subscription(&sub, &prices);
+        let mut changes: Vec<Change> = prorations
+            .iter()
+            .map(|item| Change {
+                event_type: "invoiceitem.created",
+                object_id: item.id.clone(),
+                object: self.render.invoice_item(item),
+                previous: None,
+            })
+            .collect();
+        if let Some(previous) = previous_attributes(&before, &rendered) {
+            changes.push(Change {
+                event_type: "customer.subscription.updated",
+                object_id: sub.id.clone(),
+                object: rendered.clone(),
+                previous: Some(previous),
+            });
+        }
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
+        Ok(rendered)
+    }
+
+    /// Cancels at once (`DELETE /v1/subscriptions/:id`). With `prorate`, the unused part of
+    /// the current period is credited; with `invoice_now`, pending items (and that credit)
+    /// are invoiced right away.
+    pub async fn cancel_subscription(
+        &self,
+        caller: &Caller,
+        id: &str,
+        cancel: Cancellation,
+    ) -> Result<serde_json::Value, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut sub = tx
+            .subscriptions_for_update(scope, &[id.to_owned()])
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(id))?;
+        sub.status
+            .transition(SubscriptionStatus::Canceled)
+            .map_err(|e| AppError::invalid("id", format!("{e}.")))?;
+        if let Some(details) = &cancel.cancellation_details {
+            check_feedback(details)?;
+        }
+        let customer = self.live_customer(&mut tx, scope, &sub.customer).await?;
+        let now = self.time_for(&mut tx, scope, &customer).await?;
+        let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
+        let mut changes = Vec::new();
+        if cancel.prorate
+            && sub.status != SubscriptionStatus::Trialing
+            && now < sub.current_period_end
+        {
+            let period = Period {
+                start: sub.current_period_start,
+                end: sub.current_period_end,
+            };
+            let interval = sub.interval();
+            for item in &sub.items {
+                let price = &prices[&item.price];
+                let full = price.model.amount_for(item.quantity).map_err(money_error)?;
+                let billed =
+                    billing::amount_for_period(full, interval, sub.billing_cycle_anchor, period)
+                        .map_err(money_error)?;
+                let unused = prorate(
+                    billed,
+                    period.end - now.max(period.start),
+                    period.end - period.start,
+                )
+                .map_err(money_error)?;
+                if unused.minor() == 0 {
+                    continue;
+                }
+                let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
+                let item = InvoiceItem {
+                    id: self.ids.id("ii"),
+                    livemode: scope.livemode,
+                    created: now,
+                    customer: sub.customer.clone(),
+                    invoice: None,
+                    subscription: Some(sub.id.clone()),
+                    amount: -unused.minor(),
+                    currency: sub.currency,
+                    description: Some(format!("Unused time on {} × {nickname}", item.quantity)),
+                    period_start: now.max(period.start),
+                    period_end: period.end,
+                    price: Some(price.id.clone()),
+                    quantity: item.quantity,
+                    unit_amount_decimal: None,
+                    proration: true,
+                    discountable: false,
+                    test_clock: sub.test_clock.clone(),
+                    metadata: Metadata::new(),
+                    deleted: false,
+                };
+                tx.insert_invoice_item(scope, &item).await?;
+                changes.push(Change {
+                    event_type: "invoiceitem.created",
+                    object_id: item.id.clone(),
+                    object: self.render.invoice_item(&item),
+                    previous: None,
+                });
+            }
+        }
+        sub.status = SubscriptionStatus::Canceled;
+        sub.canceled_at = Some(now);
+        sub.ended_at = Some(now);
+        sub.cancel_at = None;
+        sub.next_action_at = None;
+        sub.cancellation_details.reason = Some("cancellation_requested".to_owned());
+        if let Some(details) = cancel.cancellation_details {
+            sub.cancellation_details.comment = details.comment;
+            sub.cancellation_details.feedback = details.feedback;
+        }
+        if cancel.invoice_now {
+            let mut pending = tx
+                .pending_invoice_items(scope, std::slice::from_ref(&customer.id), LINES_MAX as u32)
+                .await?;
+            if !pending.is_empty() {
+                let mut invoice = self.draft_invoice(NewInvoice {
+                    customer: &customer,
+                    subscription: Some(&sub),
+                    currency: sub.currency,
+                    reason: BillingReason::SubscriptionCycle,
+                    period: Period {
+                        start: now,
+                        end: now,
+                    },
+                    collection_method: sub.collection_method,
+                    days_until_due: sub.days_until_due,
+                    now,
+                });
+                // A final invoice is keyed by the cancellation instant, not a period start.
+                invoice.billing_reason = BillingReason::Subscription;
+                let swept = sweep_items(self, &mut invoice, &mut pending);
+                let sequence = tx.take_invoice_numbers(scope, 1).await?;
+                let finalized = self.finalize(scope, &mut invoice, sequence, now)?;
+                tx.insert_invoices(scope, std::slice::from_ref(&invoice))
+                    .await?;
+                tx.update_invoice_items(scope, &swept).await?;
+                if let Some(entry) = &finalized.entry {
+                    tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
+                        .await?;
+                }
+                if finalized.credit != 0 {
+                    let mut customer = customer.clone();
+                    customer.balance += finalized.credit;
+                    tx.update_customer(scope, &customer).await?;
+                }
+                sub.latest_invoice = Some(invoice.id.clone());
+                changes.push(Change {
+                    event_type: "invoice.created",
+                    object_id: invoice.id.clone(),
+                    object: self.render.invoice(&invoice),
+                    previous: None,
+                });
+                changes.extend(finalized.changes);
+            }
+        }
+        tx.update_subscriptions(scope, std::slice::from_ref(&sub))
+            .await?;
+        let rendered = self.render_subscription(&sub, &prices);
+        changes.push(Change {
+            event_type: "customer.subscription.deleted",
+            object_id: sub.id.clone(),
+            object: rendered.clone(),
+            previous: None,
+        });
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
+        Ok(rendered)
+    }
+}

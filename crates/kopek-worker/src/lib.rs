@@ -1,0 +1,47 @@
+//! The worker: runs the billing clock's ticks (due renewals, drafts to finalize, advancing
+//! test clocks) until told to stop.
+//!
+//! A tick that found work is followed at once by another; an idle one waits `poll`. A
+//! failed tick is logged and retried after the same pause: its transaction rolled back,
+//! and its leases expire, so nothing is lost and nothing is done twice.
+
+use kopek_app::{App, WorkerConfig};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long an idle worker waits before scanning again.
+pub const POLL_MS_DEFAULT: u64 = 1_000;
+
+/// Runs ticks until `stop` turns true (or its sender is dropped).
+pub async fn run(app: App, config: WorkerConfig, poll: Duration, mut stop: watch::Receiver<bool>) {
+    tracing::info!(owner = %config.owner, "the billing worker is running");
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let pause = match app.tick(&config).await {
+            Ok(progress) if !progress.is_idle() => {
+                tracing::debug!(
+                    subscriptions = progress.subscriptions,
+                    invoices = progress.invoices,
+                    "billing tick"
+                );
+                continue;
+            }
+            Ok(_) => poll,
+            Err(e) => {
+                tracing::error!(error = %e, "billing tick failed; retrying");
+                poll
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!("the billing worker stopped");
+}

@@ -1,0 +1,275 @@
+//! `kopek bench billing-run`: seeds N monthly subscriptions, moves time past their
+//! renewal, and measures how fast the worker creates, finalizes and posts every renewal
+//! invoice.
+
+use kopek_app::ports::{Clock, RandomIds, Store};
+use kopek_app::records::{InvoiceFilter, PageRequest, Scope};
+use kopek_app::{
+    App, Caller, CustomerParams, MetadataUpdate, NewItem, NewPrice, NewProduct, NewSubscription,
+    ProductRef, WorkerConfig,
+};
+use kopek_core::calendar::{join, Date};
+use kopek_core::period::{Interval, IntervalUnit};
+use kopek_core::price::{BillingScheme, PriceKind, PriceModel, UnitAmount};
+use kopek_core::Currency;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Renew N monthly subscriptions and report renewals per second.
+    BillingRun {
+        #[arg(long, default_value_t = 10_000)]
+        subscriptions: u32,
+        /// Subscriptions or invoices per worker transaction.
+        #[arg(long, default_value_t = 1_000)]
+        batch: u32,
+    },
+}
+
+/// The bench's clock: it moves only when the bench says so.
+struct BenchClock(AtomicI64);
+
+impl Clock for BenchClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Peak resident memory of this process, from `/proc/self/status` (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+async fn open(
+    database_url: Option<&str>,
+) -> Result<(Arc<dyn Store>, String, Option<tempdir::Dir>), String> {
+    match database_url {
+        Some(url) if url.starts_with("postgres") => {
+            let schema = format!("kopek_bench_{}", std::process::id());
+            let store = kopek_store_postgres::PostgresStore::open_in_schema(url, Some(&schema))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((Arc::new(store), format!("PostgreSQL (schema {schema})"), None))
+        }
+        Some(url) => Err(format!(
+            "the bench makes its own SQLite file; pass no --database-url, or a postgres:// one (got {url})"
+        )),
+        None => {
+            let dir = tempdir::Dir::new()?;
+            let url = format!("sqlite://{}", dir.path.join("bench.db").display());
+            let store = kopek_store_sqlite::SqliteStore::open(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((Arc::new(store), "SQLite (WAL, synchronous=FULL)".into(), Some(dir)))
+        }
+    }
+}
+
+/// A directory removed when dropped.
+mod tempdir {
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+
+    impl Dir {
+        pub fn new() -> Result<Dir, String> {
+            let path = std::env::temp_dir().join(format!("kopek-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+            Ok(Dir { path })
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub async fn run(command: &BenchCommand, database_url: Option<&str>) -> Result<(), String> {
+    let BenchCommand::BillingRun {
+        subscriptions,
+        batch,
+    } = command;
+    let n = *subscriptions;
+    let (store, store_name, _dir) = open(database_url).await?;
+    let start = join(
+        Date {
+            year: 2026,
+            month: 1,
+            day: 15,
+        },
+        9 * 3600,
+    );
+    let clock = Arc::new(BenchClock(AtomicI64::new(start)));
+    let app = App::new(
+        store,
+        clock.clone(),
+        Arc::new(RandomIds),
+        Arc::new(kopek_api::WireRenderer),
+    );
+    let e = |e: kopek_app::AppError| e.to_string();
+    let (account, _) = app.create_account().await.map_err(e)?;
+    let caller = Caller {
+        scope: Scope {
+            account_id: account.id.clone(),
+            livemode: false,
+        },
+        idempotency_key: None,
+    };
+    let product = app
+        .create_product(
+            &caller,
+            NewProduct {
+                id: None,
+                name: "Bench plan".into(),
+                active: true,
+                update: Default::default(),
+            },
+        )
+        .await
+        .map_err(e)?;
+    let usd = Currency::parse("usd").expect("usd is a currency");
+    let price = app
+        .create_price(
+            &caller,
+            NewPrice {
+                product: ProductRef::Id(product.id),
+                model: PriceModel {
+                    currency: usd,
+                    kind: PriceKind::Recurring(
+                        Interval::new(IntervalUnit::Month, 1).expect("monthly is valid"),
+                    ),
+                    scheme: BillingScheme::PerUnit {
+                        unit_amount: UnitAmount::from_minor(1_000).expect("10.00 is valid"),
+                        transform_quantity: None,
+                    },
+                },
+                active: true,
+                nickname: Some("Bench monthly".into()),
+                lookup_key: None,
+                transfer_lookup_key: false,
+                tax_behavior: kopek_app::records::TaxBehavior::Unspecified,
+                trial_period_days: None,
+                metadata: MetadataUpdate::default(),
+            },
+        )
+        .await
+        .map_err(e)?;
+
+    eprintln!("seeding {n} subscriptions on {store_name}…");
+    let seeding = Instant::now();
+    for i in 0..n {
+        let customer = app
+            .create_customer(
+                &caller,
+                CustomerParams {
+                    email: Some(Some(format!("bench{i}@example.com"))),
+                    ..CustomerParams::default()
+                },
+            )
+            .await
+            .map_err(e)?;
+        app.create_subscription(
+            &caller,
+            NewSubscription {
+                customer: customer.id,
+                items: vec![NewItem {
+                    price: price.id.clone(),
+                    quantity: Some(1),
+                    metadata: MetadataUpdate::default(),
+                }],
+                trial_period_days: None,
+                trial_end: None,
+                billing_cycle_anchor: None,
+                collection_method: None,
+                days_until_due: None,
+                cancel_at_period_end: false,
+                description: None,
+                metadata: MetadataUpdate::default(),
+            },
+        )
+        .await
+        .map_err(e)?;
+        if (i + 1) % 10_000 == 0 {
+            eprintln!(
+                "  {} seeded ({:.0} s)",
+                i + 1,
+                seeding.elapsed().as_secs_f64()
+            );
+        }
+    }
+    eprintln!(
+        "seeded in {:.1} s; renewing…",
+        seeding.elapsed().as_secs_f64()
+    );
+
+    let mut config = WorkerConfig::new("bench".into());
+    config.batch_max = *batch;
+    let ticks_max = 4 * (n / batch + 2);
+    let renewal = join(
+        Date {
+            year: 2026,
+            month: 2,
+            day: 15,
+        },
+        9 * 3600,
+    );
+    let timer = Instant::now();
+    clock.0.store(renewal, Ordering::SeqCst);
+    let drafted = app.drain(&config, ticks_max).await.map_err(e)?;
+    let drafted_s = timer.elapsed().as_secs_f64();
+    clock
+        .0
+        .store(renewal + kopek_app::DRAFT_WINDOW_S, Ordering::SeqCst);
+    let finalized = app.drain(&config, ticks_max).await.map_err(e)?;
+    let wall = timer.elapsed().as_secs_f64();
+
+    if drafted.subscriptions != n as usize || finalized.invoices != n as usize {
+        return Err(format!(
+            "expected {n} renewals and {n} finalized invoices, got {} and {}",
+            drafted.subscriptions, finalized.invoices
+        ));
+    }
+    let open = app
+        .invoices(
+            &caller.scope,
+            &InvoiceFilter {
+                status: Some(kopek_core::invoice::InvoiceStatus::Draft),
+                ..InvoiceFilter::default()
+            },
+            &PageRequest {
+                limit: 1,
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .map_err(e)?;
+    if !open.data.is_empty() {
+        return Err("a renewal invoice was left in draft".into());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("billing-run on {store_name}, {cores} cores, batch {batch}");
+    println!("  subscriptions renewed   {n}");
+    println!(
+        "  create drafts           {drafted_s:.2} s ({:.0}/s)",
+        f64::from(n) / drafted_s
+    );
+    println!(
+        "  finalize + ledger       {:.2} s ({:.0}/s)",
+        wall - drafted_s,
+        f64::from(n) / (wall - drafted_s)
+    );
+    println!("  wall time               {wall:.2} s");
+    println!("  renewals per second     {:.0}", f64::from(n) / wall);
+    match peak_rss_mib() {
+        Some(mib) => println!("  peak memory (RSS)       {mib:.0} MiB"),
+        None => println!("  peak memory (RSS)       unknown"),
+    }
+    Ok(())
+}

@@ -1,0 +1,856 @@
+// The billing half of the shared SQL (see `tx.rs` beside this file for how it is
+// included). Besides `Db`, `DbRow` and `StoreTx`, the including module supplies the two
+// places where the dialects differ: `LOCK_ROWS` (row locks for a read-modify-write) and
+// `SKIP_LOCKED` (claiming due work without waiting on another worker's rows).
+
+use kopek_app::ports::BillingTx;
+
+/// Rows per multi-row statement: far below both databases' bind-parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+fn decode_doc<T: codec::Doc>(row: &DbRow, what: &str) -> StoreResult<T> {
+    let doc: String = get(row, 0)?;
+    codec::from_doc(&doc, what)
+}
+
+fn encode_doc<T: codec::Doc>(value: &T) -> String {
+    codec::to_doc(value)
+}
+
+fn subscription(row: &DbRow) -> StoreResult<Subscription> {
+    decode_doc(row, "subscription")
+}
+
+fn invoice(row: &DbRow) -> StoreResult<Invoice> {
+    decode_doc(row, "invoice")
+}
+
+fn invoice_item(row: &DbRow) -> StoreResult<InvoiceItem> {
+    decode_doc(row, "invoice item")
+}
+
+fn test_clock(row: &DbRow) -> StoreResult<TestClock> {
+    decode_doc(row, "test clock")
+}
+
+fn ledger_entry(row: &DbRow) -> StoreResult<LedgerEntry> {
+    decode_doc(row, "ledger entry")
+}
+
+fn push_lane(q: &mut Builder, lane: &Lane) {
+    match lane {
+        Lane::RealTime => {
+            q.push(" AND test_clock IS NULL");
+        }
+        Lane::Clock { scope, clock } => {
+            q.push(" AND account_id = ");
+            push_scope(q, scope);
+            q.push(" AND test_clock = ").push_bind(clock.clone());
+        }
+    }
+}
+
+impl StoreTx {
+    async fn fetch_all(&mut self, mut query: Builder) -> StoreResult<Vec<DbRow>> {
+        query.build().fetch_all(&mut *self.tx).await.map_err(internal)
+    }
+
+    async fn by_ids<T>(
+        &mut self,
+        table: &str,
+        scope: &Scope,
+        ids: &[String],
+        lock: bool,
+        decode: fn(&DbRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q = scoped(&format!("SELECT doc FROM {table} WHERE account_id = "), scope);
+            push_in(&mut q, "id", chunk.to_vec());
+            if lock {
+                q.push(LOCK_ROWS);
+            }
+            for row in self.fetch_all(q).await? {
+                found.push(decode(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Leases up to `limit` due rows of `table` to `owner`. The candidate rows are
+    /// selected first (skipping rows another transaction has locked, where the store can),
+    /// then leased only if still unleased, so two workers never hold the same row.
+    async fn claim_due(&mut self, table: &str, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>> {
+        let mut q = Builder::new(format!(
+            "SELECT id FROM {table} WHERE next_action_at <= "
+        ));
+        q.push_bind(claim.due_by);
+        push_lane(&mut q, lane);
+        q.push(" AND (lease_expires IS NULL OR lease_expires < ")
+            .push_bind(claim.lease_now)
+            .push(") ORDER BY next_action_at LIMIT ")
+            .push_bind(i64::from(claim.limit))
+            .push(SKIP_LOCKED);
+        let ids: Vec<String> = self
+            .fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| get(r, 0))
+            .collect::<StoreResult<_>>()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Builder::new(format!("UPDATE {table} SET lease_owner = "));
+        q.push_bind(claim.owner.clone())
+            .push(", lease_expires = ")
+            .push_bind(claim.lease_until)
+            .push(" WHERE (lease_expires IS NULL OR lease_expires < ")
+            .push_bind(claim.lease_now)
+            .push(")");
+        push_in(&mut q, "id", ids);
+        q.push(" RETURNING account_id, livemode, id, next_action_at");
+        let mut due = self
+            .fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Due {
+                    scope: Scope {
+                        account_id: get(r, 0)?,
+                        livemode: get(r, 1)?,
+                    },
+                    id: get(r, 2)?,
+                    next_action_at: get(r, 3)?,
+                })
+            })
+            .collect::<StoreResult<Vec<Due>>>()?;
+        due.sort_by(|a, b| (a.next_action_at, &a.id).cmp(&(b.next_action_at, &b.id)));
+        Ok(due)
+    }
+
+    async fn scan_after<T>(
+        &mut self,
+        table: &str,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+        decode: fn(&DbRow) -> StoreResult<T>,
+    ) -> StoreResult<(Vec<T>, i64)> {
+        let mut q = scoped(
+            &format!("SELECT doc, seq FROM {table} WHERE account_id = "),
+            scope,
+        );
+        q.push(" AND seq > ")
+            .push_bind(after)
+            .push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = self.fetch_all(q).await?;
+        let last = match rows.last() {
+            Some(row) => get(row, 1)?,
+            None => after,
+        };
+        let items = rows.iter().map(decode).collect::<StoreResult<Vec<T>>>()?;
+        Ok((items, last))
+    }
+}
+
+#[async_trait]
+impl BillingTx for StoreTx {
+    async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()> {
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "INSERT INTO events (account_id, livemode, id, created, type, object_id, doc) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(scope.account_id.clone())
+                    .push_bind(scope.livemode)
+                    .push_bind(e.id.clone())
+                    .push_bind(e.created)
+                    .push_bind(e.event_type.clone())
+                    .push_bind(e.object_id.clone())
+                    .push_bind(codec::event_doc(e));
+            });
+            self.execute(q).await?;
+        }
+        Ok(())
+    }
+
+    async fn prices_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Price>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q = scoped(
+                &format!("SELECT {PRICE_COLUMNS} FROM prices WHERE account_id = "),
+                scope,
+            );
+            push_in(&mut q, "id", chunk.to_vec());
+            for row in self.fetch_all(q).await? {
+                found.push(price(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn customers_by_ids(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Customer>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q = scoped(
+                &format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = "),
+                scope,
+            );
+            push_in(&mut q, "id", chunk.to_vec());
+            for row in self.fetch_all(q).await? {
+                found.push(customer(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn insert_test_clock(&mut self, scope: &Scope, c: &TestClock) -> StoreResult<()> {
+        let mut q = Builder::new(
+            "INSERT INTO test_clocks (account_id, livemode, id, created, status, doc) ",
+        );
+        q.push_values([c], |mut b, c| {
+            b.push_bind(scope.account_id.clone())
+                .push_bind(scope.livemode)
+                .push_bind(c.id.clone())
+                .push_bind(c.created)
+                .push_bind(c.status.as_str())
+                .push_bind(encode_doc(c));
+        });
+        self.execute(q).await.map(drop)
+    }
+
+    async fn update_test_clock(&mut self, scope: &Scope, c: &TestClock) -> StoreResult<()> {
+        let mut q = Builder::new("UPDATE test_clocks SET status = ");
+        q.push_bind(c.status.as_str())
+            .push(", doc = ")
+            .push_bind(encode_doc(c))
+            .push(", lease_owner = NULL, lease_expires = NULL WHERE account_id = ");
+        push_scope(&mut q, scope);
+        q.push(" AND id = ").push_bind(c.id.clone());
+        expect_one(self.execute(q).await?, "update test clock")
+    }
+
+    async fn test_clock(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<TestClock>> {
+        let mut q = scoped("SELECT doc FROM test_clocks WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        self.fetch_optional(q).await?.map(|r| test_clock(&r)).transpose()
+    }
+
+    async fn test_clocks(
+        &mut self,
+        scope: &Scope,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<TestClock>>> {
+        let list = ListQuery {
+            table: "test_clocks",
+            columns: "doc",
+            scope,
+            page,
+            created: TimeRange::default(),
+            filter: Box::new(|_| {}),
+        };
+        self.list(list, test_clock).await
+    }
+
+    async fn delete_test_clock(&mut self, scope: &Scope, id: &str) -> StoreResult<()> {
+        // Children first: ledger lines go with their entries (ON DELETE CASCADE), item
+        // prices with their subscriptions.
+        for table in [
+            "ledger_entries",
+            "invoice_items",
+            "invoices",
+            "subscriptions",
+            "customers",
+        ] {
+            let mut q = scoped(&format!("DELETE FROM {table} WHERE account_id = "), scope);
+            q.push(" AND test_clock = ").push_bind(id.to_owned());
+            self.execute(q).await?;
+        }
+        let mut q = scoped("DELETE FROM test_clocks WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        expect_one(self.execute(q).await?, "delete test clock")
+    }
+
+    async fn claim_advancing_clocks(
+        &mut self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, TestClock)>> {
+        let mut q = Builder::new("SELECT id FROM test_clocks WHERE status = 'advancing'");
+        q.push(" AND (lease_expires IS NULL OR lease_expires < ")
+            .push_bind(now)
+            .push(") ORDER BY seq LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(SKIP_LOCKED);
+        let ids: Vec<String> = self
+            .fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| get(r, 0))
+            .collect::<StoreResult<_>>()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Builder::new("UPDATE test_clocks SET lease_owner = ");
+        q.push_bind(owner.to_owned())
+            .push(", lease_expires = ")
+            .push_bind(lease_until)
+            .push(" WHERE (lease_expires IS NULL OR lease_expires < ")
+            .push_bind(now)
+            .push(")");
+        push_in(&mut q, "id", ids);
+        q.push(" RETURNING doc, account_id, livemode");
+        self.fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    Scope {
+                        account_id: get(r, 1)?,
+                        livemode: get(r, 2)?,
+                    },
+                    test_clock(r)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn advancing_clock_count(&mut self) -> StoreResult<u64> {
+        let q = Builder::new("SELECT COUNT(*) FROM test_clocks WHERE status = 'advancing'");
+        let row = self.fetch_optional(q).await?;
+        Ok(row.map(|r| get::<i64>(&r, 0)).transpose()?.unwrap_or(0) as u64)
+    }
+
+    async fn insert_subscription(&mut self, scope: &Scope, s: &Subscription) -> StoreResult<()> {
+        let mut q = Builder::new(
+            "INSERT INTO subscriptions (account_id, livemode, id, created, customer, status, \
+             test_clock, next_action_at, doc) ",
+        );
+        q.push_values([s], |mut b, s| {
+            b.push_bind(scope.account_id.clone())
+                .push_bind(scope.livemode)
+                .push_bind(s.id.clone())
+                .push_bind(s.created)
+                .push_bind(s.customer.clone())
+                .push_bind(s.status.as_str())
+                .push_bind(s.test_clock.clone())
+                .push_bind(s.next_action_at)
+                .push_bind(encode_doc(s));
+        });
+        self.execute(q).await?;
+        let mut prices: Vec<&String> = s.items.iter().map(|i| &i.price).collect();
+        prices.sort();
+        prices.dedup();
+        let mut q = Builder::new("INSERT INTO subscription_prices (subscription, price) ");
+        q.push_values(prices, |mut b, price| {
+            b.push_bind(s.id.clone()).push_bind(price.clone());
+        });
+        self.execute(q).await.map(drop)
+    }
+
+    async fn update_subscriptions(
+        &mut self,
+        scope: &Scope,
+        subs: &[Subscription],
+    ) -> StoreResult<()> {
+        for chunk in subs.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "UPDATE subscriptions SET status = v.column2, next_action_at = v.column3, \
+                 doc = v.column4, lease_owner = NULL, lease_expires = NULL FROM (",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(s.id.clone())
+                    .push_bind(s.status.as_str())
+                    .push_bind(s.next_action_at)
+                    .push_bind(encode_doc(s));
+            });
+            q.push(") AS v WHERE subscriptions.id = v.column1 AND subscriptions.account_id = ");
+            push_scope(&mut q, scope);
+            let changed = self.execute(q).await?;
+            if changed != chunk.len() as u64 {
+                return Err(StoreError::Internal(format!(
+                    "update subscriptions: {changed} rows changed, expected {}",
+                    chunk.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscription(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Subscription>> {
+        let mut q = scoped("SELECT doc FROM subscriptions WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        self.fetch_optional(q).await?.map(|r| subscription(&r)).transpose()
+    }
+
+    async fn subscriptions_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Subscription>> {
+        self.by_ids("subscriptions", scope, ids, true, subscription).await
+    }
+
+    async fn subscriptions(
+        &mut self,
+        scope: &Scope,
+        filter: &SubscriptionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Subscription>>> {
+        let filter = filter.clone();
+        let list = ListQuery {
+            table: "subscriptions",
+            columns: "doc",
+            scope,
+            page,
+            created: filter.created,
+            filter: Box::new(move |q| {
+                if let Some(customer) = filter.customer {
+                    q.push(" AND customer = ").push_bind(customer);
+                }
+                if let Some(clock) = filter.test_clock {
+                    q.push(" AND test_clock = ").push_bind(clock);
+                }
+                if let Some(price) = filter.price {
+                    q.push(" AND id IN (SELECT subscription FROM subscription_prices WHERE price = ")
+                        .push_bind(price)
+                        .push(")");
+                }
+                match filter.statuses {
+                    None => {
+                        q.push(" AND status <> 'canceled'");
+                    }
+                    Some(statuses) => push_in(
+                        q,
+                        "status",
+                        statuses.iter().map(|s| s.as_str().to_owned()).collect(),
+                    ),
+                }
+            }),
+        };
+        self.list(list, subscription).await
+    }
+
+    async fn insert_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()> {
+        for chunk in invoices.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "INSERT INTO invoices (account_id, livemode, id, created, customer, subscription, \
+                 status, number, billing_reason, period_start, collection_method, test_clock, \
+                 next_action_at, doc) ",
+            );
+            q.push_values(chunk, |mut b, i| {
+                b.push_bind(scope.account_id.clone())
+                    .push_bind(scope.livemode)
+                    .push_bind(i.id.clone())
+                    .push_bind(i.created)
+                    .push_bind(i.customer.clone())
+                    .push_bind(i.subscription.clone())
+                    .push_bind(i.status.as_str())
+                    .push_bind(i.number.clone())
+                    .push_bind(i.billing_reason.as_str())
+                    .push_bind(i.period_start)
+                    .push_bind(i.collection_method.as_str())
+                    .push_bind(i.test_clock.clone())
+                    .push_bind(i.next_action_at)
+                    .push_bind(encode_doc(i));
+            });
+            self.execute(q).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()> {
+        for chunk in invoices.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "UPDATE invoices SET status = v.column2, number = v.column3, \
+                 next_action_at = v.column4, doc = v.column5, lease_owner = NULL, \
+                 lease_expires = NULL FROM (",
+            );
+            q.push_values(chunk, |mut b, i| {
+                b.push_bind(i.id.clone())
+                    .push_bind(i.status.as_str())
+                    .push_bind(i.number.clone())
+                    .push_bind(i.next_action_at)
+                    .push_bind(encode_doc(i));
+            });
+            q.push(") AS v WHERE invoices.id = v.column1 AND invoices.account_id = ");
+            push_scope(&mut q, scope);
+            let changed = self.execute(q).await?;
+            if changed != chunk.len() as u64 {
+                return Err(StoreError::Internal(format!(
+                    "update invoices: {changed} rows changed, expected {}",
+                    chunk.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Invoice>> {
+        let mut q = scoped("SELECT doc FROM invoices WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        self.fetch_optional(q).await?.map(|r| invoice(&r)).transpose()
+    }
+
+    async fn invoices_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Invoice>> {
+        self.by_ids("invoices", scope, ids, true, invoice).await
+    }
+
+    async fn invoices(
+        &mut self,
+        scope: &Scope,
+        filter: &InvoiceFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Invoice>>> {
+        let filter = filter.clone();
+        let list = ListQuery {
+            table: "invoices",
+            columns: "doc",
+            scope,
+            page,
+            created: filter.created,
+            filter: Box::new(move |q| {
+                if let Some(customer) = filter.customer {
+                    q.push(" AND customer = ").push_bind(customer);
+                }
+                if let Some(subscription) = filter.subscription {
+                    q.push(" AND subscription = ").push_bind(subscription);
+                }
+                if let Some(status) = filter.status {
+                    q.push(" AND status = ").push_bind(status.as_str());
+                }
+                if let Some(method) = filter.collection_method {
+                    q.push(" AND collection_method = ").push_bind(method.as_str());
+                }
+            }),
+        };
+        self.list(list, invoice).await
+    }
+
+    async fn take_invoice_numbers(&mut self, scope: &Scope, count: u32) -> StoreResult<i64> {
+        let mut q = Builder::new("INSERT INTO invoice_numbers (account_id, livemode, next) ");
+        q.push_values([()], |mut b, ()| {
+            b.push_bind(scope.account_id.clone())
+                .push_bind(scope.livemode)
+                .push_bind(1 + i64::from(count));
+        });
+        q.push(" ON CONFLICT (account_id, livemode) DO UPDATE SET next = invoice_numbers.next + ")
+            .push_bind(i64::from(count))
+            .push(" RETURNING next");
+        let row = self
+            .fetch_optional(q)
+            .await?
+            .ok_or_else(|| StoreError::Internal("invoice number not returned".into()))?;
+        let next: i64 = get(&row, 0)?;
+        Ok(next - i64::from(count))
+    }
+
+    async fn insert_invoice_item(&mut self, scope: &Scope, i: &InvoiceItem) -> StoreResult<()> {
+        let mut q = Builder::new(
+            "INSERT INTO invoice_items (account_id, livemode, id, created, customer, invoice, \
+             deleted, test_clock, doc) ",
+        );
+        q.push_values([i], |mut b, i| {
+            b.push_bind(scope.account_id.clone())
+                .push_bind(scope.livemode)
+                .push_bind(i.id.clone())
+                .push_bind(i.created)
+                .push_bind(i.customer.clone())
+                .push_bind(i.invoice.clone())
+                .push_bind(i.deleted)
+                .push_bind(i.test_clock.clone())
+                .push_bind(encode_doc(i));
+        });
+        self.execute(q).await.map(drop)
+    }
+
+    async fn update_invoice_items(
+        &mut self,
+        scope: &Scope,
+        items: &[InvoiceItem],
+    ) -> StoreResult<()> {
+        for chunk in items.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "UPDATE invoice_items SET invoice = v.column2, deleted = v.column3, \
+                 doc = v.column4 FROM (",
+            );
+            q.push_values(chunk, |mut b, i| {
+                b.push_bind(i.id.clone())
+                    .push_bind(i.invoice.clone())
+                    .push_bind(i.deleted)
+                    .push_bind(encode_doc(i));
+            });
+            q.push(") AS v WHERE invoice_items.id = v.column1 AND invoice_items.account_id = ");
+            push_scope(&mut q, scope);
+            self.execute(q).await?;
+        }
+        Ok(())
+    }
+
+    async fn invoice_item(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<InvoiceItem>> {
+        let mut q = scoped("SELECT doc FROM invoice_items WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        self.fetch_optional(q).await?.map(|r| invoice_item(&r)).transpose()
+    }
+
+    async fn invoice_items(
+        &mut self,
+        scope: &Scope,
+        filter: &InvoiceItemFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<InvoiceItem>>> {
+        let filter = filter.clone();
+        let list = ListQuery {
+            table: "invoice_items",
+            columns: "doc",
+            scope,
+            page,
+            created: filter.created,
+            filter: Box::new(move |q| {
+                q.push(" AND deleted = ").push_bind(false);
+                if let Some(customer) = filter.customer {
+                    q.push(" AND customer = ").push_bind(customer);
+                }
+                if let Some(invoice) = filter.invoice {
+                    q.push(" AND invoice = ").push_bind(invoice);
+                }
+                match filter.pending {
+                    Some(true) => {
+                        q.push(" AND invoice IS NULL");
+                    }
+                    Some(false) => {
+                        q.push(" AND invoice IS NOT NULL");
+                    }
+                    None => {}
+                }
+            }),
+        };
+        self.list(list, invoice_item).await
+    }
+
+    async fn pending_invoice_items(
+        &mut self,
+        scope: &Scope,
+        customers: &[String],
+        limit: u32,
+    ) -> StoreResult<Vec<InvoiceItem>> {
+        let mut found = Vec::new();
+        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+            let mut q = scoped("SELECT doc FROM invoice_items WHERE account_id = ", scope);
+            q.push(" AND invoice IS NULL AND deleted = ").push_bind(false);
+            push_in(&mut q, "customer", chunk.to_vec());
+            q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+            for row in self.fetch_all(q).await? {
+                found.push(invoice_item(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn insert_ledger_entries(
+        &mut self,
+        scope: &Scope,
+        entries: &[LedgerEntry],
+    ) -> StoreResult<()> {
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "INSERT INTO ledger_entries (account_id, livemode, id, created, object_id, \
+                 test_clock, doc) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(scope.account_id.clone())
+                    .push_bind(scope.livemode)
+                    .push_bind(e.id.clone())
+                    .push_bind(e.created)
+                    .push_bind(e.object_id.clone())
+                    .push_bind(e.test_clock.clone())
+                    .push_bind(encode_doc(e));
+            });
+            self.execute(q).await?;
+            let lines: Vec<(&String, &LedgerLine)> = chunk
+                .iter()
+                .flat_map(|e| e.lines.iter().map(move |l| (&e.id, l)))
+                .collect();
+            for lines in lines.chunks(ROWS_PER_STATEMENT) {
+                let mut q = Builder::new(
+                    "INSERT INTO ledger_lines (entry_id, account_id, livemode, kind, customer, \
+                     currency, amount) ",
+                );
+                q.push_values(lines, |mut b, (entry, l)| {
+                    b.push_bind((*entry).clone())
+                        .push_bind(scope.account_id.clone())
+                        .push_bind(scope.livemode)
+                        .push_bind(l.kind.as_str())
+                        .push_bind(l.customer.clone().unwrap_or_default())
+                        .push_bind(l.currency.lowercase())
+                        .push_bind(l.amount);
+                });
+                self.execute(q).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn ledger_balances(
+        &mut self,
+        scope: &Scope,
+        customer: Option<&str>,
+        per_customer: bool,
+    ) -> StoreResult<Vec<LedgerBalance>> {
+        let holder = if per_customer { "customer" } else { "''" };
+        let mut q = scoped(
+            &format!(
+                "SELECT kind, {holder}, currency, CAST(SUM(amount) AS BIGINT) FROM ledger_lines \
+                 WHERE account_id = "
+            ),
+            scope,
+        );
+        if let Some(customer) = customer {
+            q.push(" AND customer = ").push_bind(customer.to_owned());
+        }
+        q.push(format!(
+            " GROUP BY kind, {holder}, currency ORDER BY kind, {holder}, currency"
+        ));
+        self.fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| {
+                let kind: String = get(r, 0)?;
+                let customer: String = get(r, 1)?;
+                let currency: String = get(r, 2)?;
+                Ok(LedgerBalance {
+                    kind: kopek_core::ledger::AccountKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Internal(format!("bad ledger kind {kind}")))?,
+                    customer: (!customer.is_empty()).then_some(customer),
+                    currency: kopek_core::Currency::parse(&currency)
+                        .map_err(|_| StoreError::Internal(format!("bad currency {currency}")))?,
+                    balance: get(r, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ledger_entries(
+        &mut self,
+        scope: &Scope,
+        filter: &LedgerEntryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<LedgerEntry>>> {
+        let filter = filter.clone();
+        let list = ListQuery {
+            table: "ledger_entries",
+            columns: "doc",
+            scope,
+            page,
+            created: filter.created,
+            filter: Box::new(move |q| {
+                if let Some(object_id) = filter.object_id {
+                    q.push(" AND object_id = ").push_bind(object_id);
+                }
+                if let Some((kind, customer)) = filter.account {
+                    q.push(" AND id IN (SELECT entry_id FROM ledger_lines WHERE kind = ")
+                        .push_bind(kind.as_str())
+                        .push(" AND customer = ")
+                        .push_bind(customer.unwrap_or_default())
+                        .push(")");
+                }
+            }),
+        };
+        self.list(list, ledger_entry).await
+    }
+
+    async fn claim_due_subscriptions(
+        &mut self,
+        lane: &Lane,
+        claim: &Claim,
+    ) -> StoreResult<Vec<Due>> {
+        self.claim_due("subscriptions", lane, claim).await
+    }
+
+    async fn claim_due_invoices(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>> {
+        self.claim_due("invoices", lane, claim).await
+    }
+
+    async fn clock_next_due(&mut self, scope: &Scope, clock: &str) -> StoreResult<Option<i64>> {
+        let mut next = None;
+        for table in ["subscriptions", "invoices"] {
+            let mut q = scoped(
+                &format!("SELECT MIN(next_action_at) FROM {table} WHERE account_id = "),
+                scope,
+            );
+            q.push(" AND test_clock = ").push_bind(clock.to_owned());
+            if let Some(row) = self.fetch_optional(q).await? {
+                let due: Option<i64> = get(&row, 0)?;
+                next = match (next, due) {
+                    (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        Ok(next)
+    }
+
+    async fn billing_scopes(&mut self) -> StoreResult<Vec<Scope>> {
+        let q = Builder::new(
+            "SELECT DISTINCT account_id, livemode FROM invoices \
+             UNION SELECT DISTINCT account_id, livemode FROM subscriptions \
+             UNION SELECT DISTINCT account_id, livemode FROM ledger_entries",
+        );
+        self.fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Scope {
+                    account_id: get(r, 0)?,
+                    livemode: get(r, 1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn unbalanced_ledger_entries(
+        &mut self,
+        scope: &Scope,
+    ) -> StoreResult<Vec<(String, String, i64)>> {
+        let mut q = scoped(
+            "SELECT entry_id, currency, CAST(SUM(amount) AS BIGINT) FROM ledger_lines WHERE account_id = ",
+            scope,
+        );
+        q.push(" GROUP BY entry_id, currency HAVING SUM(amount) <> 0 ORDER BY entry_id LIMIT 1000");
+        self.fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
+            .collect()
+    }
+
+    async fn invoices_after(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Invoice>, i64)> {
+        self.scan_after("invoices", scope, after, limit, invoice).await
+    }
+
+    async fn subscriptions_after(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Subscription>, i64)> {
+        self.scan_after("subscriptions", scope, after, limit, subscription)
+            .await
+    }
+}
