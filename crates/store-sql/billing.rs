@@ -708,7 +708,12 @@ impl BillingTx for StoreTx {
         customer: Option<&str>,
         per_customer: bool,
     ) -> StoreResult<Vec<LedgerBalance>> {
-        let holder = if per_customer { "customer" } else { "''" };
+        // Summed over customers, the holder column is empty and not grouped by.
+        let (holder, group) = if per_customer {
+            ("customer", "kind, customer, currency")
+        } else {
+            ("''", "kind, currency")
+        };
         let mut q = scoped(
             &format!(
                 "SELECT kind, {holder}, currency, CAST(SUM(amount) AS BIGINT) FROM ledger_lines \
@@ -719,9 +724,7 @@ impl BillingTx for StoreTx {
         if let Some(customer) = customer {
             q.push(" AND customer = ").push_bind(customer.to_owned());
         }
-        q.push(format!(
-            " GROUP BY kind, {holder}, currency ORDER BY kind, {holder}, currency"
-        ));
+        q.push(format!(" GROUP BY {group} ORDER BY {group}"));
         self.fetch_all(q)
             .await?
             .iter()

@@ -2,6 +2,8 @@
 
 mod api;
 mod bad_input;
+mod billing;
+mod billing_bad_input;
 mod stripe_sdk;
 
 use axum::body::Body;
@@ -18,13 +20,15 @@ pub struct Harness {
     pub router: axum::Router,
     pub app: App,
     pub key: String,
+    pub clock: Arc<FixedClock>,
 }
 
 pub async fn harness(kind: StoreKind) -> Harness {
     let store = fresh_store(kind).await;
+    let clock = FixedClock::new(JAN_1_2026);
     let app = App::new(
         store,
-        FixedClock::new(JAN_1_2026),
+        clock.clone(),
         Arc::new(RandomIds),
         Arc::new(kopek_api::WireRenderer),
     );
@@ -33,6 +37,7 @@ pub async fn harness(kind: StoreKind) -> Harness {
         router: kopek_api::router(app.clone()),
         app,
         key: key.secret,
+        clock,
     }
 }
 
@@ -87,5 +92,49 @@ impl Harness {
 
     pub async fn get(&self, path: &str) -> Reply {
         self.send("GET", path, Some(&self.key), &[], "").await
+    }
+
+    /// POSTs and expects 200, returning the JSON.
+    pub async fn ok(&self, path: &str, body: &str) -> Value {
+        let reply = self.post(path, body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "POST {path} {body}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()
+    }
+
+    /// Runs the billing worker until nothing is due and no clock is advancing.
+    pub async fn drain(&self) -> kopek_app::Progress {
+        self.app
+            .drain(&kopek_app::WorkerConfig::new("test-worker".into()), 10_000)
+            .await
+            .expect("the worker drains")
+    }
+
+    /// Advances a test clock through the API and lets the worker run it to `ready`.
+    pub async fn advance(&self, clock: &str, to: i64) {
+        let advancing = self
+            .ok(
+                &format!("/v1/test_helpers/test_clocks/{clock}/advance"),
+                &format!("frozen_time={to}"),
+            )
+            .await;
+        assert_eq!(advancing["status"], "advancing");
+        self.drain().await;
+        let ready = self
+            .get(&format!("/v1/test_helpers/test_clocks/{clock}"))
+            .await
+            .json();
+        assert_eq!(ready["status"], "ready");
+        assert_eq!(ready["frozen_time"], to);
+    }
+
+    /// Every invariant `kopek doctor` checks holds.
+    pub async fn assert_doctor_clean(&self) {
+        let violations = self.app.doctor().await.expect("the doctor runs");
+        assert!(violations.is_empty(), "invariants broken: {violations:#?}");
     }
 }
