@@ -30,6 +30,36 @@ fn unique_name(prefix: &str) -> String {
     RandomIds.id(prefix).to_lowercase()
 }
 
+/// A fresh store of `kind` and the database URL another process can open it with.
+pub async fn fresh_store_with_url(kind: StoreKind) -> (Arc<dyn Store>, String) {
+    match kind {
+        StoreKind::Sqlite => {
+            let url = format!(
+                "sqlite://{}",
+                std::env::temp_dir()
+                    .join(format!("{}.db", unique_name("kopek_test")))
+                    .display()
+            );
+            let store = kopek_store_sqlite::SqliteStore::open(&url)
+                .await
+                .expect("a temporary SQLite database opens");
+            (Arc::new(store), url)
+        }
+        StoreKind::Postgres => {
+            let schema = unique_name("t");
+            let base = postgres_url();
+            let store = kopek_store_postgres::PostgresStore::open_in_schema(&base, Some(&schema))
+                .await
+                .expect("the test PostgreSQL accepts a new schema");
+            let separator = if base.contains('?') { '&' } else { '?' };
+            (
+                Arc::new(store),
+                format!("{base}{separator}options[search_path]={schema}"),
+            )
+        }
+    }
+}
+
 pub async fn fresh_sqlite() -> kopek_store_sqlite::SqliteStore {
     let path = std::env::temp_dir().join(format!("{}.db", unique_name("kopek_test")));
     kopek_store_sqlite::SqliteStore::open(&format!("sqlite://{}", path.display()))

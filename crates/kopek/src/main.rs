@@ -80,12 +80,17 @@ struct WorkerArgs {
     /// Subscriptions or invoices per claim and per transaction.
     #[arg(long, env = "KOPEK_WORKER_BATCH_MAX", default_value_t = 500)]
     worker_batch_max: u32,
+    /// How long a claim on due work lasts: a worker that dies holding one delays that
+    /// work by at most this long, after which another worker takes it.
+    #[arg(long, env = "KOPEK_WORKER_LEASE_S", default_value_t = 60)]
+    worker_lease_s: i64,
 }
 
 impl WorkerArgs {
     fn config(&self) -> WorkerConfig {
         let mut config = WorkerConfig::new(RandomIds.id("worker"));
         config.batch_max = self.worker_batch_max.clamp(1, 10_000);
+        config.lease_s = self.worker_lease_s.clamp(1, 3_600);
         config
     }
 }

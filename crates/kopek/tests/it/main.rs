@@ -1,0 +1,251 @@
+//! The kopek binary as real processes: several workers at once, and a worker killed with
+//! SIGKILL in the middle of its billing batches. On both stores.
+
+use kopek_app::ports::{Clock, RandomIds, Store, SystemClock};
+use kopek_app::records::{Scope, Subscription};
+use kopek_app::{
+    App, Caller, CustomerParams, MetadataUpdate, NewItem, NewPrice, NewProduct, NewSubscription,
+    ProductRef, WorkerConfig,
+};
+use kopek_core::invoice::BillingReason;
+use kopek_core::period::{Interval, IntervalUnit};
+use kopek_core::price::{BillingScheme, PriceKind, PriceModel, UnitAmount};
+use kopek_core::Currency;
+use kopek_testkit::{fresh_store_with_url, store_test, FixedClock, StoreKind};
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+const DAY: i64 = 86_400;
+
+fn app(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> App {
+    App::new(
+        store,
+        clock,
+        Arc::new(RandomIds),
+        Arc::new(kopek_api::WireRenderer),
+    )
+}
+
+/// `n` daily subscriptions whose first renewal fell due a minute ago (real time), so a
+/// worker on the real clock renews each exactly once.
+async fn seed(store: Arc<dyn Store>, n: usize) -> Scope {
+    let wall = SystemClock.now();
+    let seeder = app(store, FixedClock::new(wall - DAY - 60));
+    let (account, _) = seeder.create_account().await.unwrap();
+    let caller = Caller {
+        scope: Scope {
+            account_id: account.id,
+            livemode: false,
+        },
+        idempotency_key: None,
+    };
+    let product = seeder
+        .create_product(
+            &caller,
+            NewProduct {
+                id: None,
+                name: "Daily".into(),
+                active: true,
+                update: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let price = seeder
+        .create_price(
+            &caller,
+            NewPrice {
+                product: ProductRef::Id(product.id),
+                model: PriceModel {
+                    currency: Currency::parse("usd").unwrap(),
+                    kind: PriceKind::Recurring(Interval::new(IntervalUnit::Day, 1).unwrap()),
+                    scheme: BillingScheme::PerUnit {
+                        unit_amount: UnitAmount::from_minor(100).unwrap(),
+                        transform_quantity: None,
+                    },
+                },
+                active: true,
+                nickname: None,
+                lookup_key: None,
+                transfer_lookup_key: false,
+                tax_behavior: kopek_app::records::TaxBehavior::Unspecified,
+                trial_period_days: None,
+                metadata: MetadataUpdate::default(),
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..n {
+        let customer = seeder
+            .create_customer(&caller, CustomerParams::default())
+            .await
+            .unwrap();
+        seeder
+            .create_subscription(
+                &caller,
+                NewSubscription {
+                    customer: customer.id,
+                    items: vec![NewItem {
+                        price: price.id.clone(),
+                        quantity: None,
+                        metadata: MetadataUpdate::default(),
+                    }],
+                    trial_period_days: None,
+                    trial_end: None,
+                    billing_cycle_anchor: None,
+                    collection_method: None,
+                    days_until_due: None,
+                    cancel_at_period_end: false,
+                    description: None,
+                    metadata: MetadataUpdate::default(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    caller.scope
+}
+
+/// Renewal invoices per subscription, read straight from the store.
+async fn renewals(store: &Arc<dyn Store>, scope: &Scope) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    let mut tx = store.read().await.unwrap();
+    let mut after = 0;
+    loop {
+        let (invoices, last) = tx.invoices_after(scope, after, 1_000).await.unwrap();
+        if invoices.is_empty() {
+            break;
+        }
+        after = last;
+        for invoice in invoices {
+            if invoice.billing_reason == BillingReason::SubscriptionCycle {
+                *counts.entry(invoice.subscription.unwrap()).or_default() += 1;
+            }
+        }
+    }
+    counts
+}
+
+async fn subscriptions(store: &Arc<dyn Store>, scope: &Scope) -> Vec<Subscription> {
+    let mut tx = store.read().await.unwrap();
+    let (subs, _) = tx.subscriptions_after(scope, 0, 100_000).await.unwrap();
+    subs
+}
+
+fn kopek(url: &str, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kopek"))
+        .arg("--database-url")
+        .arg(url)
+        .args(args)
+        .env("KOPEK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the kopek binary starts")
+}
+
+async fn succeed(child: Child, what: &str) -> String {
+    let output = child.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+store_test!(
+    two_worker_processes_and_three_schedulers_bill_once,
+    |kind: StoreKind| async move {
+        let (store, url) = fresh_store_with_url(kind).await;
+        let n = 1_000;
+        let scope = seed(store.clone(), n).await;
+        let a = kopek(&url, &["worker", "--drain", "--worker-batch-max", "50"]);
+        let b = kopek(&url, &["worker", "--drain", "--worker-batch-max", "50"]);
+        let in_process = app(store.clone(), Arc::new(SystemClock));
+        let schedulers: Vec<_> = (0..3)
+            .map(|i| {
+                let app = in_process.clone();
+                tokio::spawn(async move {
+                    let mut config = WorkerConfig::new(format!("scheduler-{i}"));
+                    config.batch_max = 50;
+                    app.drain(&config, 1_000).await.unwrap()
+                })
+            })
+            .collect();
+        for s in schedulers {
+            s.await.unwrap();
+        }
+        succeed(a, "worker a").await;
+        succeed(b, "worker b").await;
+
+        let counts = renewals(&store, &scope).await;
+        assert_eq!(counts.len(), n, "every subscription was renewed");
+        assert!(
+            counts.values().all(|&c| c == 1),
+            "a subscription was renewed twice"
+        );
+        for sub in subscriptions(&store, &scope).await {
+            assert!(
+                sub.next_action_at.unwrap() > SystemClock.now(),
+                "{} is still due",
+                sub.id
+            );
+        }
+        let report = succeed(kopek(&url, &["doctor"]), "kopek doctor").await;
+        assert!(report.contains("every invariant holds"), "{report}");
+    }
+);
+
+store_test!(
+    a_worker_killed_mid_batch_loses_and_doubles_nothing,
+    |kind: StoreKind| async move {
+        let (store, url) = fresh_store_with_url(kind).await;
+        let n = 1_500;
+        let scope = seed(store.clone(), n).await;
+        let mut worker = kopek(
+            &url,
+            &[
+                "worker",
+                "--worker-batch-max",
+                "10",
+                "--worker-lease-s",
+                "1",
+                "--worker-poll-ms",
+                "50",
+            ],
+        );
+        // Kill it once it is well into the work, but before it is done.
+        let mut renewed = 0;
+        for _ in 0..2_000 {
+            renewed = renewals(&store, &scope).await.len();
+            if renewed >= 100 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        worker.kill().await.unwrap();
+        assert!(
+            (100..n).contains(&renewed),
+            "killed after {renewed} of {n} renewals"
+        );
+        // The dead worker's claims lapse after their one-second lease.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let out = succeed(
+            kopek(&url, &["worker", "--drain", "--worker-lease-s", "1"]),
+            "the restarted worker",
+        )
+        .await;
+        assert!(out.contains("processed"), "{out}");
+        let counts = renewals(&store, &scope).await;
+        assert_eq!(counts.len(), n, "nothing lost");
+        assert!(counts.values().all(|&c| c == 1), "nothing doubled");
+        let report = succeed(kopek(&url, &["doctor"]), "kopek doctor").await;
+        assert!(report.contains("every invariant holds"), "{report}");
+    }
+);
