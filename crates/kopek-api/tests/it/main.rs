@@ -4,6 +4,7 @@ mod api;
 mod bad_input;
 mod billing;
 mod billing_bad_input;
+mod race;
 mod stripe_sdk;
 
 use axum::body::Body;
