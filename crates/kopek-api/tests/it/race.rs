@@ -72,7 +72,7 @@ store_test!(
                 )
                 .await;
             let offset = (rng.next() % 5) as i64 - 2;
-            let now = rng.next() % 2 == 0;
+            let now = rng.next().is_multiple_of(2);
             trials.push((sub["id"].as_str().unwrap().to_owned(), offset, now));
         }
 
