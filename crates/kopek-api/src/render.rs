@@ -5,6 +5,7 @@ use kopek_app::ports::Renderer;
 use kopek_app::records::*;
 use kopek_core::price::{BillingScheme, PriceKind, Round, TiersMode, UnitAmount};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 pub struct WireRenderer;
 
@@ -151,12 +152,11 @@ impl Renderer for WireRenderer {
         price
     }
 
-    fn subscription(&self, sub: &Subscription, prices: &[Price]) -> Value {
+    fn subscription(&self, sub: &Subscription, prices: &HashMap<String, Value>) -> Value {
         let items: Vec<Value> = sub
             .items
             .iter()
             .map(|item| {
-                let price = prices.iter().find(|p| p.id == item.price);
                 json!({
                     "id": item.id,
                     "object": "subscription_item",
@@ -166,7 +166,7 @@ impl Renderer for WireRenderer {
                     "current_period_start": sub.current_period_start,
                     "discounts": [],
                     "metadata": metadata(&item.metadata),
-                    "price": price.map_or(json!(item.price), |p| self.price(p)),
+                    "price": prices.get(&item.price).cloned().unwrap_or_else(|| json!(item.price)),
                     "quantity": item.quantity,
                     "subscription": sub.id,
                     "tax_rates": [],

@@ -2,13 +2,12 @@
 
 use crate::error::ApiResult;
 use crate::params::Params;
-use crate::render::{self, WireRenderer};
+use crate::render;
 use crate::request::{self, created, page};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use kopek_app::ports::Renderer;
 use kopek_app::records::{CancellationDetails, SubscriptionFilter};
 use kopek_app::{
     App, Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
@@ -90,8 +89,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
             };
             params.expand()?;
             params.finish()?;
-            let (sub, prices) = app.create_subscription(&caller, new).await?;
-            Ok(WireRenderer.subscription(&sub, &prices))
+            Ok(app.create_subscription(&caller, new).await?)
         },
     )
     .await
@@ -106,8 +104,7 @@ pub async fn retrieve(
     request::get(app, headers, uri, |app, scope, mut params| async move {
         params.expand()?;
         params.finish()?;
-        let (sub, prices) = app.subscription(&scope, &id).await?;
-        ApiResult::Ok(WireRenderer.subscription(&sub, &prices))
+        ApiResult::Ok(app.subscription(&scope, &id).await?)
     })
     .await
 }

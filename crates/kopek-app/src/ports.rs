@@ -281,8 +281,13 @@ pub trait Renderer: Send + Sync {
     fn customer(&self, customer: &Customer) -> serde_json::Value;
     fn product(&self, product: &Product) -> serde_json::Value;
     fn price(&self, price: &Price) -> serde_json::Value;
-    /// A subscription with its items' prices.
-    fn subscription(&self, sub: &Subscription, prices: &[Price]) -> serde_json::Value;
+    /// A subscription, given its items' prices already rendered (by id): a batch renders
+    /// each price once, not once per subscription.
+    fn subscription(
+        &self,
+        sub: &Subscription,
+        prices: &std::collections::HashMap<String, serde_json::Value>,
+    ) -> serde_json::Value;
     fn invoice(&self, invoice: &Invoice) -> serde_json::Value;
     fn invoice_item(&self, item: &InvoiceItem) -> serde_json::Value;
     fn test_clock(&self, clock: &TestClock) -> serde_json::Value;

@@ -127,6 +127,7 @@ impl App {
         }
         let refs: Vec<&Subscription> = subs.iter().collect();
         let prices = self.prices_of(&mut tx, scope, &refs).await?;
+        let rendered_prices = self.render_prices(&prices);
         let mut customer_ids: Vec<String> = subs.iter().map(|s| s.customer.clone()).collect();
         customer_ids.sort();
         customer_ids.dedup();
@@ -145,7 +146,7 @@ impl App {
         let mut swept = Vec::new();
         let mut changes = Vec::with_capacity(subs.len() * 2);
         for mut sub in subs {
-            let before = self.render_subscription(&sub, &prices);
+            let before = self.render.subscription(&sub, &rendered_prices);
             if sub.cancel_at.is_some_and(|at| at <= now) {
                 sub.status = sub
                     .status
@@ -156,7 +157,7 @@ impl App {
                 changes.push(Change {
                     event_type: "customer.subscription.deleted",
                     object_id: sub.id.clone(),
-                    object: self.render_subscription(&sub, &prices),
+                    object: self.render.subscription(&sub, &rendered_prices),
                     previous: None,
                 });
                 updated.push(sub);
@@ -195,7 +196,7 @@ impl App {
             sub.current_period_end = period.end;
             sub.latest_invoice = Some(invoice.id.clone());
             sub.next_action_at = Some(period.end);
-            let rendered = self.render_subscription(&sub, &prices);
+            let rendered = self.render.subscription(&sub, &rendered_prices);
             changes.push(Change {
                 event_type: "invoice.created",
                 object_id: invoice.id.clone(),

@@ -171,24 +171,22 @@ impl App {
             .collect())
     }
 
-    pub(crate) fn render_subscription(
+    /// Renders each price once, for rendering many subscriptions.
+    pub(crate) fn render_prices(
         &self,
-        sub: &Subscription,
         prices: &HashMap<String, Price>,
-    ) -> serde_json::Value {
-        let prices: Vec<Price> = sub
-            .items
+    ) -> HashMap<String, serde_json::Value> {
+        prices
             .iter()
-            .filter_map(|i| prices.get(&i.price).cloned())
-            .collect();
-        self.render.subscription(sub, &prices)
+            .map(|(id, p)| (id.clone(), self.render.price(p)))
+            .collect()
     }
 
     pub async fn create_subscription(
         &self,
         caller: &Caller,
         new: NewSubscription,
-    ) -> Result<(Subscription, Vec<Price>), AppError> {
+    ) -> Result<serde_json::Value, AppError> {
         let scope = &caller.scope;
         if new.items.is_empty() {
             return Err(AppError::invalid(
@@ -425,7 +423,7 @@ impl App {
             customer.balance += finalized.credit;
             tx.update_customer(scope, &customer).await?;
         }
-        let rendered = self.render_subscription(&sub, &prices);
+        let rendered = self.render.subscription(&sub, &self.render_prices(&prices));
         let mut changes = vec![
             Change {
                 event_type: "customer.subscription.created",
@@ -442,31 +440,21 @@ impl App {
         ];
         changes.extend(finalized.changes);
         self.commit_at(tx, caller, now, changes, &rendered).await?;
-        let prices = sub
-            .items
-            .iter()
-            .filter_map(|i| prices.get(&i.price).cloned())
-            .collect();
-        Ok((sub, prices))
+        Ok(rendered)
     }
 
     pub async fn subscription(
         &self,
         scope: &Scope,
         id: &str,
-    ) -> Result<(Subscription, Vec<Price>), AppError> {
+    ) -> Result<serde_json::Value, AppError> {
         let mut tx = self.store.read().await?;
         let sub = tx
             .subscription(scope, id)
             .await?
             .ok_or_else(|| not_found(id))?;
         let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
-        let prices = sub
-            .items
-            .iter()
-            .filter_map(|i| prices.get(&i.price).cloned())
-            .collect();
-        Ok((sub, prices))
+        Ok(self.render.subscription(&sub, &self.render_prices(&prices)))
     }
 
     pub async fn subscriptions(
@@ -481,12 +469,12 @@ impl App {
             .await?
             .ok_or_else(|| cursor_not_found("subscription", page))?;
         let refs: Vec<&Subscription> = found.data.iter().collect();
-        let prices = self.prices_of(&mut tx, scope, &refs).await?;
+        let rendered = self.render_prices(&self.prices_of(&mut tx, scope, &refs).await?);
         Ok(Page {
             data: found
                 .data
                 .iter()
-                .map(|s| self.render_subscription(s, &prices))
+                .map(|s| self.render.subscription(s, &rendered))
                 .collect(),
             has_more: found.has_more,
         })
@@ -518,7 +506,8 @@ impl App {
         let customer = self.live_customer(&mut tx, scope, &sub.customer).await?;
         let now = self.time_for(&mut tx, scope, &customer).await?;
         let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
-        let before = self.render_subscription(&sub, &prices);
+        let rendered_prices = self.render_prices(&prices);
+        let before = self.render.subscription(&sub, &rendered_prices);
 
         let mut prorations = Vec::new();
         let behavior = update
@@ -640,7 +629,7 @@ impl App {
         for item in &prorations {
             tx.insert_invoice_item(scope, item).await?;
         }
-        let rendered = self.render_subscription(&sub, &prices);
+        let rendered = self.render.subscription(&sub, &self.render_prices(&prices));
         let mut changes: Vec<Change> = prorations
             .iter()
             .map(|item| Change {
@@ -800,7 +789,7 @@ impl App {
         }
         tx.update_subscriptions(scope, std::slice::from_ref(&sub))
             .await?;
-        let rendered = self.render_subscription(&sub, &prices);
+        let rendered = self.render.subscription(&sub, &self.render_prices(&prices));
         changes.push(Change {
             event_type: "customer.subscription.deleted",
             object_id: sub.id.clone(),
