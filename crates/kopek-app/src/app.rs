@@ -16,6 +16,8 @@ pub struct App {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdSource>,
     pub(crate) render: Arc<dyn Renderer>,
+    /// How long a renewal (or auto-advancing) draft waits before it is finalized.
+    pub(crate) draft_window_s: i64,
 }
 
 /// Who is calling, and under which idempotency key (already claimed by the caller).
@@ -58,7 +60,18 @@ impl App {
             clock,
             ids,
             render,
+            draft_window_s: crate::services::DRAFT_WINDOW_S_DEFAULT,
         }
+    }
+
+    /// Sets how long drafts wait before they are finalized (0: at once, on the next tick).
+    pub fn with_draft_window(mut self, seconds: i64) -> App {
+        self.draft_window_s = seconds.max(0);
+        self
+    }
+
+    pub fn draft_window_s(&self) -> i64 {
+        self.draft_window_s
     }
 
     pub fn now(&self) -> i64 {

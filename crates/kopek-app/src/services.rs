@@ -18,7 +18,7 @@ pub use doctor::Violation;
 pub use invoices::{
     InvoiceItemUpdate, InvoiceUpdate, ItemAmount, NewInvoiceItem, NewManualInvoice,
 };
-pub use invoicing::{DAYS_UNTIL_DUE_DEFAULT, DRAFT_WINDOW_S};
+pub use invoicing::{DAYS_UNTIL_DUE_DEFAULT, DRAFT_WINDOW_S_DEFAULT};
 pub use keys::{NewKey, KEY_PREFIX_LIVE, KEY_PREFIX_TEST};
 pub use metadata::MetadataUpdate;
 pub use subscriptions::{

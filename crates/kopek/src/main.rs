@@ -30,6 +30,14 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// How long renewal invoices stay drafts before they are finalized (Stripe: an hour).
+    #[arg(
+        long,
+        env = "KOPEK_DRAFT_WINDOW_S",
+        default_value_t = kopek_app::DRAFT_WINDOW_S_DEFAULT,
+        global = true
+    )]
+    draft_window_s: i64,
     #[command(subcommand)]
     command: Command,
 }
@@ -191,7 +199,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         return bench::run(command, cli.database_url.as_deref()).await;
     }
     let store = open_store(&cli).await?;
-    let app = app(store);
+    let app = app(store).with_draft_window(cli.draft_window_s);
     match cli.command {
         Command::Migrate => {
             println!("kopek: the database schema is up to date");

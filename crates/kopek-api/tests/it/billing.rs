@@ -581,3 +581,27 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+store_test!(renewal_drafts_wait_an_hour_before_finalizing, |kind| async move {
+    let h = harness(kind).await;
+    let s = setup(&h, at(2026, 3, 1), "recurring[interval]=month", 1_000).await;
+    let sub = subscribe(&h, &s, "").await;
+    h.advance(&s.clock, at(2026, 4, 1) + 30 * 60).await;
+    let all = invoices(&h, &id(&sub)).await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1]["status"], "draft");
+    assert_eq!(all[1]["number"], Value::Null);
+    assert_eq!(all[1]["automatically_finalizes_at"], at(2026, 4, 1) + HOUR);
+    assert_eq!(all[1]["total"], 1_000, "a draft already shows what it will bill");
+    // A draft is not yet owed: nothing is posted until it is finalized.
+    let entries = h.get(&format!("/v1/ledger/entries?source={}", id(&all[1]))).await.json();
+    assert_eq!(entries["data"].as_array().unwrap().len(), 0);
+    h.assert_doctor_clean().await;
+    h.advance(&s.clock, at(2026, 4, 1) + HOUR).await;
+    let all = invoices(&h, &id(&sub)).await;
+    assert_eq!(all[1]["status"], "open");
+    assert_eq!(all[1]["status_transitions"]["finalized_at"], at(2026, 4, 1) + HOUR);
+    let entries = h.get(&format!("/v1/ledger/entries?source={}", id(&all[1]))).await.json();
+    assert_eq!(entries["data"][0]["lines"][0]["amount"], 1_000);
+    assert_rerun_creates_nothing(&h, &id(&sub)).await;
+});

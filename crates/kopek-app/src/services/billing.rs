@@ -8,7 +8,7 @@
 //! entries, events and the subscriptions' next due times together; the unique key on
 //! (subscription, period start, billing reason) is the last line of defence.
 
-use super::invoicing::{subscription_lines, sweep_items, NewInvoice, DRAFT_WINDOW_S};
+use super::invoicing::{subscription_lines, sweep_items, NewInvoice};
 use crate::app::{previous_attributes, App, Change};
 use crate::error::AppError;
 use crate::records::*;
@@ -190,7 +190,7 @@ impl App {
             invoice.lines = subscription_lines(self, &sub, &prices, period, false)?;
             swept.extend(sweep_items(self, &mut invoice, &mut pending));
             super::invoicing::set_totals(&mut invoice)?;
-            invoice.automatically_finalizes_at = Some(now + DRAFT_WINDOW_S);
+            invoice.automatically_finalizes_at = Some(now + self.draft_window_s);
             invoice.next_action_at = invoice.automatically_finalizes_at;
             sub.current_period_start = period.start;
             sub.current_period_end = period.end;

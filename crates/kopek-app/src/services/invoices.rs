@@ -1,9 +1,7 @@
 //! Invoices and invoice items through the API: manual invoices, one-off items, and the
 //! invoice lifecycle (finalize, pay out of band, void, mark uncollectible).
 
-use super::invoicing::{
-    item_line, money_error, set_totals, sweep_items, NewInvoice, DRAFT_WINDOW_S,
-};
+use super::invoicing::{item_line, money_error, set_totals, sweep_items, NewInvoice};
 use super::metadata::MetadataUpdate;
 use crate::app::{cursor_not_found, previous_attributes, App, Caller, Change};
 use crate::error::AppError;
@@ -185,7 +183,7 @@ impl App {
 
     fn set_auto_advance(&self, invoice: &mut Invoice, on: bool, now: i64) {
         invoice.auto_advance = on;
-        let at = on.then_some(now + DRAFT_WINDOW_S);
+        let at = on.then_some(now + self.draft_window_s);
         invoice.automatically_finalizes_at = at;
         invoice.next_action_at = at;
     }

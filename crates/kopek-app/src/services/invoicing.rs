@@ -11,8 +11,9 @@ use kopek_core::subscription::CollectionMethod;
 use kopek_core::{Currency, Money};
 use std::collections::HashMap;
 
-/// How long a renewal invoice stays a draft before it is finalized (Stripe: one hour).
-pub const DRAFT_WINDOW_S: i64 = 60 * 60;
+/// How long a renewal invoice stays a draft before it is finalized, unless configured
+/// otherwise (Stripe: one hour).
+pub const DRAFT_WINDOW_S_DEFAULT: i64 = 60 * 60;
 /// Days a `send_invoice` invoice is due in when nothing else says (Stripe's default).
 pub const DAYS_UNTIL_DUE_DEFAULT: u32 = 30;
 
