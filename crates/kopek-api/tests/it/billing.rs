@@ -582,26 +582,73 @@ store_test!(
     }
 );
 
-store_test!(renewal_drafts_wait_an_hour_before_finalizing, |kind| async move {
-    let h = harness(kind).await;
-    let s = setup(&h, at(2026, 3, 1), "recurring[interval]=month", 1_000).await;
-    let sub = subscribe(&h, &s, "").await;
-    h.advance(&s.clock, at(2026, 4, 1) + 30 * 60).await;
-    let all = invoices(&h, &id(&sub)).await;
-    assert_eq!(all.len(), 2);
-    assert_eq!(all[1]["status"], "draft");
-    assert_eq!(all[1]["number"], Value::Null);
-    assert_eq!(all[1]["automatically_finalizes_at"], at(2026, 4, 1) + HOUR);
-    assert_eq!(all[1]["total"], 1_000, "a draft already shows what it will bill");
-    // A draft is not yet owed: nothing is posted until it is finalized.
-    let entries = h.get(&format!("/v1/ledger/entries?source={}", id(&all[1]))).await.json();
-    assert_eq!(entries["data"].as_array().unwrap().len(), 0);
-    h.assert_doctor_clean().await;
-    h.advance(&s.clock, at(2026, 4, 1) + HOUR).await;
-    let all = invoices(&h, &id(&sub)).await;
-    assert_eq!(all[1]["status"], "open");
-    assert_eq!(all[1]["status_transitions"]["finalized_at"], at(2026, 4, 1) + HOUR);
-    let entries = h.get(&format!("/v1/ledger/entries?source={}", id(&all[1]))).await.json();
-    assert_eq!(entries["data"][0]["lines"][0]["amount"], 1_000);
-    assert_rerun_creates_nothing(&h, &id(&sub)).await;
-});
+store_test!(
+    renewal_drafts_wait_an_hour_before_finalizing,
+    |kind| async move {
+        let h = harness(kind).await;
+        let s = setup(&h, at(2026, 3, 1), "recurring[interval]=month", 1_000).await;
+        let sub = subscribe(&h, &s, "").await;
+        h.advance(&s.clock, at(2026, 4, 1) + 30 * 60).await;
+        let all = invoices(&h, &id(&sub)).await;
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1]["status"], "draft");
+        assert_eq!(all[1]["number"], Value::Null);
+        assert_eq!(all[1]["automatically_finalizes_at"], at(2026, 4, 1) + HOUR);
+        assert_eq!(
+            all[1]["total"], 1_000,
+            "a draft already shows what it will bill"
+        );
+        // A draft is not yet owed: nothing is posted until it is finalized.
+        let entries = h
+            .get(&format!("/v1/ledger/entries?source={}", id(&all[1])))
+            .await
+            .json();
+        assert_eq!(entries["data"].as_array().unwrap().len(), 0);
+        h.assert_doctor_clean().await;
+        h.advance(&s.clock, at(2026, 4, 1) + HOUR).await;
+        let all = invoices(&h, &id(&sub)).await;
+        assert_eq!(all[1]["status"], "open");
+        assert_eq!(
+            all[1]["status_transitions"]["finalized_at"],
+            at(2026, 4, 1) + HOUR
+        );
+        let entries = h
+            .get(&format!("/v1/ledger/entries?source={}", id(&all[1])))
+            .await
+            .json();
+        assert_eq!(entries["data"][0]["lines"][0]["amount"], 1_000);
+        assert_rerun_creates_nothing(&h, &id(&sub)).await;
+    }
+);
+
+store_test!(
+    deleting_a_customer_cancels_their_subscriptions,
+    |kind| async move {
+        let h = harness(kind).await;
+        let s = setup(&h, at(2026, 3, 1), "recurring[interval]=month", 1_000).await;
+        let sub = subscribe(&h, &s, "").await;
+        let reply = h
+            .send(
+                "DELETE",
+                &format!("/v1/customers/{}", s.customer),
+                Some(&h.key),
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let ended = h
+            .get(&format!("/v1/subscriptions/{}", id(&sub)))
+            .await
+            .json();
+        assert_eq!(ended["status"], "canceled");
+        assert_eq!(
+            ended["ended_at"],
+            at(2026, 3, 1),
+            "at the customer's clock time"
+        );
+        h.advance(&s.clock, at(2026, 6, 1)).await;
+        assert_eq!(invoices(&h, &id(&sub)).await.len(), 1);
+        h.assert_doctor_clean().await;
+    }
+);

@@ -296,6 +296,11 @@ impl App {
                 match next {
                     Some(at) if at <= clock.frozen_time => {
                         let done = self.run_due(&lane, at, config).await?;
+                        if done.is_idle() {
+                            // Due work another worker still holds (a lease from a worker
+                            // that died): try again after its lease lapses.
+                            break;
+                        }
                         clock.processed_to = at;
                         progress.subscriptions += done.subscriptions;
                         progress.invoices += done.invoices;

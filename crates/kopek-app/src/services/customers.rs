@@ -156,17 +156,22 @@ impl App {
     pub async fn delete_customer(&self, caller: &Caller, id: &str) -> Result<Value, AppError> {
         let mut tx = self.store.write().await?;
         let mut customer = live_customer(tx.customer(&caller.scope, id).await?, id)?;
+        let now = self.time_for(&mut tx, &caller.scope, &customer).await?;
+        // As on Stripe, deleting a customer cancels their subscriptions at once.
+        let mut changes = self
+            .cancel_all_subscriptions(&mut tx, &caller.scope, id, now)
+            .await?;
         let last = self.render.customer(&customer);
         customer.deleted = true;
         tx.update_customer(&caller.scope, &customer).await?;
         let response = self.render.deleted("customer", id);
-        let change = Change {
+        changes.push(Change {
             event_type: "customer.deleted",
             object_id: customer.id.clone(),
             object: last,
             previous: None,
-        };
-        self.commit(tx, caller, vec![change], &response).await?;
+        });
+        self.commit_at(tx, caller, now, changes, &response).await?;
         Ok(response)
     }
 

@@ -571,6 +571,10 @@ impl App {
                     ),
                 ));
             }
+            if invoice.lines.is_empty() {
+                // An empty draft takes the currency of its first item, as on Stripe.
+                invoice.currency = item.currency;
+            }
             if invoice.customer != item.customer || invoice.currency != item.currency {
                 return Err(AppError::invalid(
                     "invoice",

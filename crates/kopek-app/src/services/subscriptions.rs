@@ -16,6 +16,9 @@ use kopek_core::subscription::{
 use kopek_core::Money;
 use std::collections::HashMap;
 
+/// Pages of subscriptions (of 100) deleting one customer cancels before refusing.
+const CUSTOMER_SUBSCRIPTION_PAGES_MAX: usize = 100;
+
 /// The longest trial Stripe allows.
 pub const TRIAL_DAYS_MAX: u32 = 730;
 
@@ -649,6 +652,65 @@ impl App {
         }
         self.commit_at(tx, caller, now, changes, &rendered).await?;
         Ok(rendered)
+    }
+
+    /// Cancels every subscription of a customer that has not ended, now.
+    pub(crate) async fn cancel_all_subscriptions(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        customer: &str,
+        now: i64,
+    ) -> Result<Vec<Change>, AppError> {
+        let filter = SubscriptionFilter {
+            customer: Some(customer.to_owned()),
+            ..SubscriptionFilter::default()
+        };
+        let mut page = PageRequest {
+            limit: PAGE_LIMIT_MAX,
+            ..PageRequest::default()
+        };
+        let mut changes = Vec::new();
+        for _ in 0..CUSTOMER_SUBSCRIPTION_PAGES_MAX {
+            let found = tx
+                .subscriptions(scope, &filter, &page)
+                .await?
+                .ok_or_else(|| AppError::Internal("subscription cursor vanished".into()))?;
+            let ids: Vec<String> = found
+                .data
+                .iter()
+                .filter(|s| !s.status.is_terminal())
+                .map(|s| s.id.clone())
+                .collect();
+            let mut subs = tx.subscriptions_for_update(scope, &ids).await?;
+            let refs: Vec<&Subscription> = subs.iter().collect();
+            let prices = self.render_prices(&self.prices_of(tx, scope, &refs).await?);
+            for sub in &mut subs {
+                sub.status = SubscriptionStatus::Canceled;
+                sub.canceled_at = Some(now);
+                sub.ended_at = Some(now);
+                sub.cancel_at = None;
+                sub.next_action_at = None;
+                sub.cancellation_details.reason = Some("cancellation_requested".to_owned());
+                changes.push(Change {
+                    event_type: "customer.subscription.deleted",
+                    object_id: sub.id.clone(),
+                    object: self.render.subscription(sub, &prices),
+                    previous: None,
+                });
+            }
+            tx.update_subscriptions(scope, &subs).await?;
+            match found.data.last() {
+                Some(last) if found.has_more => page.starting_after = Some(last.id.clone()),
+                _ => return Ok(changes),
+            }
+        }
+        Err(AppError::Conflict {
+            param: None,
+            message: format!(
+                "Customer {customer} has too many subscriptions to cancel at once; cancel some first."
+            ),
+        })
     }
 
     /// Cancels at once (`DELETE /v1/subscriptions/:id`). With `prorate`, the unused part of
