@@ -128,6 +128,35 @@ impl StoreTx {
         Ok(due)
     }
 
+    /// `UPDATE table SET set FROM (VALUES …) AS v WHERE table.id = v.column1`, in
+    /// chunks; `push` binds a row's id first, then the values `set` names as `v.column2`…
+    /// Every row must exist in the scope.
+    async fn update_rows<T>(
+        &mut self,
+        table: &str,
+        set: &str,
+        scope: &Scope,
+        rows: &[T],
+        push: impl Fn(sqlx::query_builder::Separated<'_, 'static, Db, &'static str>, &T),
+    ) -> StoreResult<()> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(format!("UPDATE {table} SET {set} FROM ("));
+            q.push_values(chunk, &push);
+            q.push(format!(
+                ") AS v WHERE {table}.id = v.column1 AND {table}.account_id = "
+            ));
+            push_scope(&mut q, scope);
+            let changed = self.execute(q).await?;
+            if changed != chunk.len() as u64 {
+                return Err(StoreError::Internal(format!(
+                    "update {table}: {changed} rows changed, expected {}",
+                    chunk.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn scan_after<T>(
         &mut self,
         table: &str,
@@ -360,28 +389,16 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         subs: &[Subscription],
     ) -> StoreResult<()> {
-        for chunk in subs.chunks(ROWS_PER_STATEMENT) {
-            let mut q = Builder::new(
-                "UPDATE subscriptions SET status = v.column2, next_action_at = v.column3, \
-                 doc = v.column4, lease_owner = NULL, lease_expires = NULL FROM (",
-            );
-            q.push_values(chunk, |mut b, s| {
-                b.push_bind(s.id.clone())
-                    .push_bind(s.status.as_str())
-                    .push_bind(s.next_action_at)
-                    .push_bind(encode_doc(s));
-            });
-            q.push(") AS v WHERE subscriptions.id = v.column1 AND subscriptions.account_id = ");
-            push_scope(&mut q, scope);
-            let changed = self.execute(q).await?;
-            if changed != chunk.len() as u64 {
-                return Err(StoreError::Internal(format!(
-                    "update subscriptions: {changed} rows changed, expected {}",
-                    chunk.len()
-                )));
-            }
-        }
-        Ok(())
+        self.update_rows(
+            "subscriptions",
+            "status = v.column2, next_action_at = v.column3, doc = v.column4, lease_owner = NULL, lease_expires = NULL",
+            scope,
+            subs,
+            |mut b, row| {
+                b.push_bind(row.id.clone()).push_bind(row.status.as_str()).push_bind(row.next_action_at).push_bind(encode_doc(row));
+            },
+        )
+        .await
     }
 
     async fn subscription(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Subscription>> {
@@ -467,30 +484,16 @@ impl BillingTx for StoreTx {
     }
 
     async fn update_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()> {
-        for chunk in invoices.chunks(ROWS_PER_STATEMENT) {
-            let mut q = Builder::new(
-                "UPDATE invoices SET status = v.column2, number = v.column3, \
-                 next_action_at = v.column4, doc = v.column5, lease_owner = NULL, \
-                 lease_expires = NULL FROM (",
-            );
-            q.push_values(chunk, |mut b, i| {
-                b.push_bind(i.id.clone())
-                    .push_bind(i.status.as_str())
-                    .push_bind(i.number.clone())
-                    .push_bind(i.next_action_at)
-                    .push_bind(encode_doc(i));
-            });
-            q.push(") AS v WHERE invoices.id = v.column1 AND invoices.account_id = ");
-            push_scope(&mut q, scope);
-            let changed = self.execute(q).await?;
-            if changed != chunk.len() as u64 {
-                return Err(StoreError::Internal(format!(
-                    "update invoices: {changed} rows changed, expected {}",
-                    chunk.len()
-                )));
-            }
-        }
-        Ok(())
+        self.update_rows(
+            "invoices",
+            "status = v.column2, number = v.column3, next_action_at = v.column4, doc = v.column5, lease_owner = NULL, lease_expires = NULL",
+            scope,
+            invoices,
+            |mut b, row| {
+                b.push_bind(row.id.clone()).push_bind(row.status.as_str()).push_bind(row.number.clone()).push_bind(row.next_action_at).push_bind(encode_doc(row));
+            },
+        )
+        .await
     }
 
     async fn invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Invoice>> {
@@ -580,22 +583,16 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         items: &[InvoiceItem],
     ) -> StoreResult<()> {
-        for chunk in items.chunks(ROWS_PER_STATEMENT) {
-            let mut q = Builder::new(
-                "UPDATE invoice_items SET invoice = v.column2, deleted = v.column3, \
-                 doc = v.column4 FROM (",
-            );
-            q.push_values(chunk, |mut b, i| {
-                b.push_bind(i.id.clone())
-                    .push_bind(i.invoice.clone())
-                    .push_bind(i.deleted)
-                    .push_bind(encode_doc(i));
-            });
-            q.push(") AS v WHERE invoice_items.id = v.column1 AND invoice_items.account_id = ");
-            push_scope(&mut q, scope);
-            self.execute(q).await?;
-        }
-        Ok(())
+        self.update_rows(
+            "invoice_items",
+            "invoice = v.column2, deleted = v.column3, doc = v.column4",
+            scope,
+            items,
+            |mut b, row| {
+                b.push_bind(row.id.clone()).push_bind(row.invoice.clone()).push_bind(row.deleted).push_bind(encode_doc(row));
+            },
+        )
+        .await
     }
 
     async fn invoice_item(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<InvoiceItem>> {

@@ -2,7 +2,11 @@
 //!
 //! WAL journal, foreign keys on, STRICT tables, and `BEGIN IMMEDIATE` for every writing
 //! transaction, so that a transaction that reads and then writes never fails half-way
-//! with SQLITE_BUSY: writers queue on the lock (for up to `busy_timeout`) instead.
+//! with SQLITE_BUSY. Within one process, writers also queue on an async mutex before
+//! they take SQLite's lock: SQLite's own busy handler polls with growing sleeps, and
+//! under a burst of writers one of them could wait out `busy_timeout` and fail (the
+//! billing-run bench's four seeders did). Other processes on the same file still queue
+//! on `busy_timeout`.
 
 mod migrations;
 mod tx;
@@ -13,16 +17,19 @@ use kopek_app::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Connections in the pool: one writer at a time holds the lock, the rest read.
 pub const CONNECTIONS_MAX: u32 = 8;
-pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+pub const BUSY_TIMEOUT_MS: u64 = 30_000;
 /// Page cache per connection, in KiB.
 pub const CACHE_KIB: u32 = 32 * 1024;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Held by each writing transaction of this process until it ends.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(crate) fn internal(e: sqlx::Error) -> StoreError {
@@ -55,7 +62,10 @@ impl SqliteStore {
             .await
             .map_err(internal)?;
         migrations::run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// The schema version after migrating: the number of migrations applied.
@@ -67,16 +77,20 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        let writer = self.writer.clone().lock_owned().await;
         let tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(internal)?;
-        Ok(Box::new(tx::SqliteTx { tx }))
+        Ok(Box::new(tx::SqliteTx {
+            tx,
+            _writer: Some(writer),
+        }))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.pool.begin().await.map_err(internal)?;
-        Ok(Box::new(tx::SqliteTx { tx }))
+        Ok(Box::new(tx::SqliteTx { tx, _writer: None }))
     }
 }

@@ -7,6 +7,8 @@ type DbRow = sqlx::sqlite::SqliteRow;
 
 pub struct SqliteTx {
     pub(crate) tx: Transaction<'static, Db>,
+    /// This process's writer slot, released when the transaction ends.
+    pub(crate) _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 type StoreTx = SqliteTx;

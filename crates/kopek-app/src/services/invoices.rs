@@ -3,6 +3,7 @@
 
 use super::invoicing::{item_line, money_error, set_totals, sweep_items, NewInvoice};
 use super::metadata::MetadataUpdate;
+use super::subscriptions::check_quantity;
 use crate::app::{cursor_not_found, previous_attributes, App, Caller, Change};
 use crate::error::AppError;
 use crate::ports::Tx;
@@ -11,7 +12,7 @@ use kopek_core::invoice::{BillingReason, InvoiceStatus, LINES_MAX};
 use kopek_core::ledger;
 use kopek_core::period::Period;
 use kopek_core::price::UnitAmount;
-use kopek_core::subscription::{CollectionMethod, QUANTITY_MAX};
+use kopek_core::subscription::CollectionMethod;
 use kopek_core::{Currency, Money};
 use rust_decimal::Decimal;
 
@@ -478,13 +479,7 @@ impl App {
         let mut tx = self.store.write().await?;
         let customer = self.live_customer(&mut tx, scope, &new.customer).await?;
         let now = self.time_for(&mut tx, scope, &customer).await?;
-        let quantity = new.quantity.unwrap_or(1);
-        if quantity == 0 || quantity > QUANTITY_MAX {
-            return Err(AppError::invalid(
-                "quantity",
-                format!("Quantity must be between 1 and {QUANTITY_MAX}."),
-            ));
-        }
+        let quantity = check_quantity("quantity", new.quantity.unwrap_or(1))?;
         let (amount, currency, price, unit_amount_decimal) = match new.amount {
             ItemAmount::Total { amount, currency } => {
                 if new.quantity.is_some() {
@@ -673,12 +668,7 @@ impl App {
             None => item.deleted = true,
             Some(update) => {
                 if let Some(quantity) = update.quantity {
-                    if quantity == 0 || quantity > QUANTITY_MAX {
-                        return Err(AppError::invalid(
-                            "quantity",
-                            format!("Quantity must be between 1 and {QUANTITY_MAX}."),
-                        ));
-                    }
+                    let quantity = check_quantity("quantity", quantity)?;
                     let per_unit = match (&item.price, &item.unit_amount_decimal) {
                         (Some(price_id), _) => {
                             let price = tx.price(scope, price_id).await?.ok_or_else(|| {

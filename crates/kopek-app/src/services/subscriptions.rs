@@ -93,7 +93,7 @@ pub(crate) fn check_feedback(details: &CancellationDetails) -> Result<(), AppErr
     }
 }
 
-fn check_quantity(param: String, quantity: u64) -> Result<u64, AppError> {
+pub(crate) fn check_quantity(param: impl Into<String>, quantity: u64) -> Result<u64, AppError> {
     if quantity == 0 || quantity > QUANTITY_MAX {
         return Err(AppError::invalid(
             param,
@@ -108,6 +108,87 @@ fn not_found(id: &str) -> AppError {
         object: "subscription",
         id: id.to_owned(),
         param: Some("id"),
+    }
+}
+
+/// What prorations of one subscription's current period need, copied out of it so its
+/// items can be changed while prorations are made.
+struct Prorations {
+    livemode: bool,
+    customer: String,
+    subscription: String,
+    currency: kopek_core::Currency,
+    test_clock: Option<String>,
+    interval: kopek_core::period::Interval,
+    anchor: i64,
+    period: Period,
+}
+
+impl Prorations {
+    fn of(sub: &Subscription) -> Prorations {
+        Prorations {
+            livemode: sub.livemode,
+            customer: sub.customer.clone(),
+            subscription: sub.id.clone(),
+            currency: sub.currency,
+            test_clock: sub.test_clock.clone(),
+            interval: sub.interval(),
+            anchor: sub.billing_cycle_anchor,
+            period: Period {
+                start: sub.current_period_start,
+                end: sub.current_period_end,
+            },
+        }
+    }
+
+    /// What `quantity` of `price` is worth from `from` to the period's end: the part of
+    /// what the whole period cost, by the second. Credits come from what was billed for
+    /// the period, not from the list price of a month.
+    fn worth_from(&self, price: &Price, quantity: u64, from: i64) -> Result<Money, AppError> {
+        let full = price.model.amount_for(quantity).map_err(money_error)?;
+        let billed = billing::amount_for_period(full, self.interval, self.anchor, self.period)
+            .map_err(money_error)?;
+        let from = from.clamp(self.period.start, self.period.end);
+        prorate(
+            billed,
+            self.period.end - from,
+            self.period.end - self.period.start,
+        )
+        .map_err(money_error)
+    }
+
+    /// A pending proration item of `amount` for `quantity` × `price` from `from` on.
+    fn item(
+        &self,
+        app: &App,
+        price: &Price,
+        quantity: u64,
+        amount: i64,
+        what: &str,
+        from: i64,
+    ) -> InvoiceItem {
+        let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
+        InvoiceItem {
+            id: app.ids.id("ii"),
+            livemode: self.livemode,
+            created: from,
+            customer: self.customer.clone(),
+            invoice: None,
+            subscription: Some(self.subscription.clone()),
+            amount,
+            currency: self.currency,
+            description: Some(format!("{what} {quantity} × {nickname}")),
+            period_start: from.clamp(self.period.start, self.period.end),
+            period_end: self.period.end,
+            price: Some(price.id.clone()),
+            quantity,
+            unit_amount_decimal: None,
+            proration: true,
+            discountable: false,
+            test_clock: self.test_clock.clone(),
+            metadata: Metadata::new(),
+            deleted: false,
+        }
     }
 }
 
@@ -516,22 +597,11 @@ impl App {
         let behavior = update
             .proration_behavior
             .unwrap_or(ProrationBehavior::CreateProrations);
-        let interval = sub.interval();
-        let anchor = sub.billing_cycle_anchor;
-        let period = Period {
-            start: sub.current_period_start,
-            end: sub.current_period_end,
-        };
+        let target = Prorations::of(&sub);
         let prorating = behavior == ProrationBehavior::CreateProrations
             && sub.status != SubscriptionStatus::Trialing
-            && now > period.start
-            && now < period.end;
-        let (sub_id, sub_customer, currency, test_clock) = (
-            sub.id.clone(),
-            sub.customer.clone(),
-            sub.currency,
-            sub.test_clock.clone(),
-        );
+            && now > target.period.start
+            && now < target.period.end;
         for (i, change) in update.items.iter().enumerate() {
             let item = sub
                 .items
@@ -553,53 +623,26 @@ impl App {
             }
             let price = &prices[&item.price];
             if prorating {
-                let remaining = Period {
-                    start: now,
-                    end: period.end,
-                };
-                // What the unused time was worth at the old quantity is credited, and the
-                // remaining time at the new quantity is charged, both prorated from what
-                // the whole period cost.
-                let worth = |q: u64| -> Result<Money, AppError> {
-                    let full = price.model.amount_for(q).map_err(money_error)?;
-                    let billed = billing::amount_for_period(full, interval, anchor, period)
-                        .map_err(money_error)?;
-                    prorate(
-                        billed,
-                        remaining.end - remaining.start,
-                        period.end - period.start,
-                    )
-                    .map_err(money_error)
-                };
-                let credit = worth(item.quantity)?;
-                let charge = worth(quantity)?;
-                let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
-                for (amount, q, text) in [
-                    (-credit.minor(), item.quantity, "Unused time on"),
-                    (charge.minor(), quantity, "Remaining time on"),
-                ] {
-                    prorations.push(InvoiceItem {
-                        id: self.ids.id("ii"),
-                        livemode: scope.livemode,
-                        created: now,
-                        customer: sub_customer.clone(),
-                        invoice: None,
-                        subscription: Some(sub_id.clone()),
-                        amount,
-                        currency,
-                        description: Some(format!("{text} {q} × {nickname}")),
-                        period_start: remaining.start,
-                        period_end: remaining.end,
-                        price: Some(price.id.clone()),
-                        quantity: q,
-                        unit_amount_decimal: None,
-                        proration: true,
-                        discountable: false,
-                        test_clock: test_clock.clone(),
-                        metadata: Metadata::new(),
-                        deleted: false,
-                    });
-                }
+                // The unused time at the old quantity is credited and the remaining time
+                // at the new quantity charged.
+                let credit = target.worth_from(price, item.quantity, now)?;
+                let charge = target.worth_from(price, quantity, now)?;
+                prorations.push(target.item(
+                    self,
+                    price,
+                    item.quantity,
+                    -credit.minor(),
+                    "Unused time on",
+                    now,
+                ));
+                prorations.push(target.item(
+                    self,
+                    price,
+                    quantity,
+                    charge.minor(),
+                    "Remaining time on",
+                    now,
+                ));
             }
             item.quantity = quantity;
         }
@@ -743,48 +786,21 @@ impl App {
             && sub.status != SubscriptionStatus::Trialing
             && now < sub.current_period_end
         {
-            let period = Period {
-                start: sub.current_period_start,
-                end: sub.current_period_end,
-            };
-            let interval = sub.interval();
+            let target = Prorations::of(&sub);
             for item in &sub.items {
                 let price = &prices[&item.price];
-                let full = price.model.amount_for(item.quantity).map_err(money_error)?;
-                let billed =
-                    billing::amount_for_period(full, interval, sub.billing_cycle_anchor, period)
-                        .map_err(money_error)?;
-                let unused = prorate(
-                    billed,
-                    period.end - now.max(period.start),
-                    period.end - period.start,
-                )
-                .map_err(money_error)?;
+                let unused = target.worth_from(price, item.quantity, now)?;
                 if unused.minor() == 0 {
                     continue;
                 }
-                let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
-                let item = InvoiceItem {
-                    id: self.ids.id("ii"),
-                    livemode: scope.livemode,
-                    created: now,
-                    customer: sub.customer.clone(),
-                    invoice: None,
-                    subscription: Some(sub.id.clone()),
-                    amount: -unused.minor(),
-                    currency: sub.currency,
-                    description: Some(format!("Unused time on {} × {nickname}", item.quantity)),
-                    period_start: now.max(period.start),
-                    period_end: period.end,
-                    price: Some(price.id.clone()),
-                    quantity: item.quantity,
-                    unit_amount_decimal: None,
-                    proration: true,
-                    discountable: false,
-                    test_clock: sub.test_clock.clone(),
-                    metadata: Metadata::new(),
-                    deleted: false,
-                };
+                let item = target.item(
+                    self,
+                    price,
+                    item.quantity,
+                    -unused.minor(),
+                    "Unused time on",
+                    now,
+                );
                 tx.insert_invoice_item(scope, &item).await?;
                 changes.push(Change {
                     event_type: "invoiceitem.created",
