@@ -7,6 +7,7 @@ use sqlx::SqlitePool;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_catalog.sql"),
     include_str!("../migrations/0002_billing.sql"),
+    include_str!("../migrations/0003_scoped_id_indexes.sql"),
 ];
 
 pub async fn run(pool: &SqlitePool) -> StoreResult<()> {
