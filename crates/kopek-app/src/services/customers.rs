@@ -62,15 +62,10 @@ impl App {
         params: CustomerParams,
     ) -> Result<Customer, AppError> {
         let id = self.ids.id("cus");
-        // Stripe's invoice prefixes are short upper-case codes unique per customer.
-        let invoice_prefix: String = self
-            .ids
-            .id("")
-            .chars()
-            .skip(1)
-            .take(8)
-            .collect::<String>()
-            .to_uppercase();
+        // Stripe's invoice prefixes are short upper-case codes unique per customer: taken
+        // from the random end of a fresh id (its start is the time it was made).
+        let fresh = self.ids.id("");
+        let invoice_prefix = fresh[fresh.len() - 8..].to_uppercase();
         let mut customer = Customer {
             id,
             livemode: caller.scope.livemode,

@@ -21,16 +21,11 @@ pub(crate) fn money_error(e: impl std::fmt::Display) -> AppError {
     AppError::invalid("amount", format!("The amounts do not fit: {e}."))
 }
 
-/// Account-level invoice numbers: a prefix derived from the account id, then the
-/// gapless sequence number (`8K3BQ2ZP-0001`).
+/// Account-level invoice numbers: a prefix derived from the account id (its last,
+/// random characters), then the gapless sequence number (`8K3BQ2ZP-0001`).
 pub(crate) fn invoice_number(scope: &Scope, sequence: i64) -> String {
-    let prefix: String = scope
-        .account_id
-        .trim_start_matches("acct_")
-        .chars()
-        .take(8)
-        .collect::<String>()
-        .to_uppercase();
+    let id = &scope.account_id;
+    let prefix = id[id.len().saturating_sub(8)..].to_uppercase();
     format!("{prefix}-{sequence:04}")
 }
 
