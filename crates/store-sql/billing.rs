@@ -502,6 +502,14 @@ impl BillingTx for StoreTx {
         self.fetch_optional(q).await?.map(|r| invoice(&r)).transpose()
     }
 
+    async fn delete_draft_invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<()> {
+        let mut q = scoped("DELETE FROM invoices WHERE account_id = ", scope);
+        q.push(" AND id = ")
+            .push_bind(id.to_owned())
+            .push(" AND status = 'draft'");
+        expect_one(self.execute(q).await?, "delete draft invoice")
+    }
+
     async fn invoices_for_update(
         &mut self,
         scope: &Scope,

@@ -111,6 +111,9 @@ pub fn router(app: App) -> Router {
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/openapi.json", get(openapi::serve))
         .fallback(request::unknown_route)
+        // A known path with a method it does not take answers like an unknown URL, in
+        // Stripe's envelope, rather than with axum's bare 405.
+        .method_not_allowed_fallback(request::unknown_route)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(app)
 }

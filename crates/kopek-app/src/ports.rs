@@ -166,6 +166,8 @@ pub trait BillingTx: Send {
     /// Writes the invoices back and releases any lease on them.
     async fn update_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()>;
     async fn invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Invoice>>;
+    /// Deletes a draft that was never finalized (it posted nothing).
+    async fn delete_draft_invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<()>;
     async fn invoices_for_update(
         &mut self,
         scope: &Scope,

@@ -652,3 +652,47 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+store_test!(
+    deleting_a_draft_returns_its_items_to_pending,
+    |kind| async move {
+        let h = harness(kind).await;
+        let customer = id(&h.ok("/v1/customers", "email=d%40example.com").await);
+        let inv = id(&h.ok("/v1/invoices", &format!("customer={customer}")).await);
+        let item = id(&h
+            .ok(
+                "/v1/invoiceitems",
+                &format!("customer={customer}&invoice={inv}&amount=700&currency=eur"),
+            )
+            .await);
+        let draft = h.get(&format!("/v1/invoices/{inv}")).await.json();
+        assert_eq!(
+            draft["currency"], "eur",
+            "an empty draft takes its first item's currency"
+        );
+        let deleted = h
+            .send(
+                "DELETE",
+                &format!("/v1/invoices/{inv}"),
+                Some(&h.key),
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(deleted.json()["deleted"], true);
+        assert_eq!(
+            h.get(&format!("/v1/invoices/{inv}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+        let item = h.get(&format!("/v1/invoiceitems/{item}")).await.json();
+        assert_eq!(item["invoice"], Value::Null, "the item is pending again");
+        // A known path with the wrong method answers in Stripe's envelope.
+        let wrong = h.send("PUT", "/v1/invoices", Some(&h.key), &[], "").await;
+        assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+        assert!(wrong.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PUT /v1/invoices"));
+        h.assert_doctor_clean().await;
+    }
+);

@@ -264,7 +264,9 @@ impl App {
         Ok(invoice)
     }
 
-    /// Deletes a draft; its invoice items become pending again.
+    /// Deletes a manual draft; its invoice items become pending again. As on Stripe, the
+    /// invoice is gone afterwards (404), and its `invoice.deleted` event keeps its last
+    /// state.
     pub async fn delete_invoice(
         &self,
         caller: &Caller,
@@ -272,7 +274,7 @@ impl App {
     ) -> Result<serde_json::Value, AppError> {
         let scope = &caller.scope;
         let mut tx = self.store.write().await?;
-        let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        let invoice = self.invoice_for_update(&mut tx, scope, id).await?;
         if invoice.status != InvoiceStatus::Draft || invoice.subscription.is_some() {
             return Err(AppError::invalid(
                 "id",
@@ -290,15 +292,7 @@ impl App {
             }
         }
         tx.update_invoice_items(scope, &items).await?;
-        // A deleted draft is voided in place, keeping its row for the event log and the
-        // unique key on its id; it owes nothing and posted nothing.
-        invoice.status = InvoiceStatus::Void;
-        invoice.lines.clear();
-        set_totals(&mut invoice)?;
-        invoice.next_action_at = None;
-        invoice.voided_at = Some(now);
-        tx.update_invoices(scope, std::slice::from_ref(&invoice))
-            .await?;
+        tx.delete_draft_invoice(scope, id).await?;
         let response = self.render.deleted("invoice", id);
         let change = Change {
             event_type: "invoice.deleted",
