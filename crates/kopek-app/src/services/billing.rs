@@ -146,7 +146,6 @@ impl App {
         let mut swept = Vec::new();
         let mut changes = Vec::with_capacity(subs.len() * 2);
         for mut sub in subs {
-            let before = self.render.subscription(&sub, &rendered_prices);
             if sub.cancel_at.is_some_and(|at| at <= now) {
                 sub.status = sub
                     .status
@@ -166,6 +165,7 @@ impl App {
             let customer = customers
                 .get(&sub.customer)
                 .ok_or_else(|| AppError::Internal(format!("customer of {} is missing", sub.id)))?;
+            let before = self.render.subscription(&sub, &rendered_prices);
             if sub.status == SubscriptionStatus::Trialing {
                 sub.status = sub
                     .status
