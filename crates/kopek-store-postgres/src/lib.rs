@@ -37,6 +37,24 @@ impl PostgresStore {
         PostgresStore::open_in_schema(url, None).await
     }
 
+    /// Drops `schema` and everything in it: how `kopek bench` cleans up after itself.
+    pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(PgConnectOptions::from_str(url).map_err(internal)?)
+            .await
+            .map_err(internal)?;
+        sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            schema.replace('"', "")
+        ))
+        .execute(&admin)
+        .await
+        .map_err(internal)?;
+        admin.close().await;
+        Ok(())
+    }
+
     /// As [`PostgresStore::open`], with every table in `schema` (created if missing):
     /// how the conformance suite gives each test its own database state.
     pub async fn open_in_schema(url: &str, schema: Option<&str>) -> StoreResult<PostgresStore> {

@@ -78,16 +78,41 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-async fn open(
-    database_url: Option<&str>,
-) -> Result<(Arc<dyn Store>, String, Option<tempdir::Dir>), String> {
+/// What the bench made to hold its data, removed when it is done.
+enum Scratch {
+    Dir(tempdir::Dir),
+    Schema { url: String, schema: String },
+}
+
+impl Scratch {
+    async fn remove(self) -> Result<(), String> {
+        match self {
+            Scratch::Dir(dir) => {
+                drop(dir);
+                Ok(())
+            }
+            Scratch::Schema { url, schema } => {
+                kopek_store_postgres::PostgresStore::drop_schema(&url, &schema)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+async fn open(database_url: Option<&str>) -> Result<(Arc<dyn Store>, String, Scratch), String> {
     match database_url {
         Some(url) if url.starts_with("postgres") => {
             let schema = format!("kopek_bench_{}", std::process::id());
             let store = kopek_store_postgres::PostgresStore::open_in_schema(url, Some(&schema))
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok((Arc::new(store), format!("PostgreSQL (schema {schema})"), None))
+            let name = format!("PostgreSQL (schema {schema})");
+            let scratch = Scratch::Schema {
+                url: url.to_owned(),
+                schema,
+            };
+            Ok((Arc::new(store), name, scratch))
         }
         Some(url) => Err(format!(
             "the bench makes its own SQLite file; pass no --database-url, or a postgres:// one (got {url})"
@@ -98,7 +123,11 @@ async fn open(
             let store = kopek_store_sqlite::SqliteStore::open(&url)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok((Arc::new(store), "SQLite (WAL, synchronous=FULL)".into(), Some(dir)))
+            Ok((
+                Arc::new(store),
+                "SQLite (WAL, synchronous=FULL)".into(),
+                Scratch::Dir(dir),
+            ))
         }
     }
 }
@@ -130,7 +159,18 @@ pub async fn run(command: &BenchCommand, database_url: Option<&str>) -> Result<(
         batch,
     } = command;
     let n = *subscriptions;
-    let (store, store_name, _dir) = open(database_url).await?;
+    let (store, store_name, scratch) = open(database_url).await?;
+    let result = billing_run(store, &store_name, n, *batch).await;
+    scratch.remove().await?;
+    result
+}
+
+async fn billing_run(
+    store: Arc<dyn Store>,
+    store_name: &str,
+    n: u32,
+    batch: u32,
+) -> Result<(), String> {
     let start = join(
         Date {
             year: 2026,
@@ -227,7 +267,7 @@ pub async fn run(command: &BenchCommand, database_url: Option<&str>) -> Result<(
     );
 
     let mut config = WorkerConfig::new("bench".into());
-    config.batch_max = *batch;
+    config.batch_max = batch;
     let ticks_max = 4 * (n / batch + 2);
     let renewal = join(
         Date {
