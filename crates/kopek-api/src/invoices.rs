@@ -136,19 +136,30 @@ pub async fn lines(
                     }),
             }
         };
-        let (from, to) = match (
+        let limit = page.limit as usize;
+        // Lines keep invoice order; `has_more` says whether more lie beyond the page in
+        // the direction being paged.
+        let (from, end, has_more) = match (
             position(&page.starting_after, "starting_after")?,
             position(&page.ending_before, "ending_before")?,
         ) {
-            (Some(after), _) => (after + 1, lines.len()),
-            (None, Some(before)) => (before.saturating_sub(page.limit as usize), before),
-            (None, None) => (0, lines.len()),
+            (Some(after), _) => {
+                let from = after + 1;
+                let end = lines.len().min(from + limit);
+                (from, end, end < lines.len())
+            }
+            (None, Some(before)) => {
+                let from = before.saturating_sub(limit);
+                (from, before, from > 0)
+            }
+            (None, None) => {
+                let end = lines.len().min(limit);
+                (0, end, end < lines.len())
+            }
         };
-        let end = to.min(from + page.limit as usize);
-        let data = lines[from..end].to_vec();
         let found = Page {
-            has_more: end < to,
-            data,
+            data: lines[from..end].to_vec(),
+            has_more,
         };
         ApiResult::Ok(render::list(
             &format!("/v1/invoices/{id}/lines"),

@@ -445,6 +445,30 @@ store_test!(a_manual_invoice_with_three_items, |kind| async move {
     .await;
     let draft = h.get(&format!("/v1/invoices/{inv}")).await.json();
     assert_eq!(draft["subtotal"], 15_000 + 2_550 + 13);
+    let first = h
+        .get(&format!("/v1/invoices/{inv}/lines?limit=2"))
+        .await
+        .json();
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    assert_eq!(first["has_more"], true);
+    let second_id = first["data"][1]["id"].as_str().unwrap();
+    let rest = h
+        .get(&format!(
+            "/v1/invoices/{inv}/lines?limit=2&starting_after={second_id}"
+        ))
+        .await
+        .json();
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["has_more"], false);
+    let third_id = rest["data"][0]["id"].as_str().unwrap();
+    let back = h
+        .get(&format!(
+            "/v1/invoices/{inv}/lines?limit=1&ending_before={third_id}"
+        ))
+        .await
+        .json();
+    assert_eq!(back["data"][0]["id"], second_id);
+    assert_eq!(back["has_more"], true, "the first line lies before it");
     let sent = h.ok(&format!("/v1/invoices/{inv}/send"), "").await;
     assert_eq!(sent["status"], "open");
     assert_eq!(sent["due_date"], JAN_1_2026 + 14 * DAY);
