@@ -153,14 +153,18 @@ mod tempdir {
     }
 }
 
-pub async fn run(command: &BenchCommand, database_url: Option<&str>) -> Result<(), String> {
+pub async fn run(
+    command: &BenchCommand,
+    database_url: Option<&str>,
+    draft_window_s: i64,
+) -> Result<(), String> {
     let BenchCommand::BillingRun {
         subscriptions,
         batch,
     } = command;
     let n = *subscriptions;
     let (store, store_name, scratch) = open(database_url).await?;
-    let result = billing_run(store, &store_name, n, *batch).await;
+    let result = billing_run(store, &store_name, n, *batch, draft_window_s).await;
     scratch.remove().await?;
     result
 }
@@ -170,6 +174,7 @@ async fn billing_run(
     store_name: &str,
     n: u32,
     batch: u32,
+    draft_window_s: i64,
 ) -> Result<(), String> {
     let start = join(
         Date {
@@ -185,7 +190,8 @@ async fn billing_run(
         clock.clone(),
         Arc::new(RandomIds),
         Arc::new(kopek_api::WireRenderer),
-    );
+    )
+    .with_draft_window(draft_window_s);
     let e = |e: kopek_app::AppError| e.to_string();
     let (account, _) = app.create_account().await.map_err(e)?;
     let caller = Caller {
@@ -287,10 +293,16 @@ async fn billing_run(
     let finalized = app.drain(&config, ticks_max).await.map_err(e)?;
     let wall = timer.elapsed().as_secs_f64();
 
-    if drafted.subscriptions != n as usize || finalized.invoices != n as usize {
+    // With no draft window, renewals are finalized in their own transaction.
+    let finalizations = if app.draft_window_s() == 0 {
+        drafted.subscriptions
+    } else {
+        finalized.invoices
+    };
+    if drafted.subscriptions != n as usize || finalizations != n as usize {
         return Err(format!(
-            "expected {n} renewals and {n} finalized invoices, got {} and {}",
-            drafted.subscriptions, finalized.invoices
+            "expected {n} renewals and {n} finalized invoices, got {} and {finalizations}",
+            drafted.subscriptions
         ));
     }
     let open = app
@@ -311,17 +323,27 @@ async fn billing_run(
         return Err("a renewal invoice was left in draft".into());
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("billing-run on {store_name}, {cores} cores, batch {batch}");
+    println!(
+        "billing-run on {store_name}, {cores} cores, batch {batch}, draft window {} s",
+        app.draft_window_s()
+    );
     println!("  subscriptions renewed   {n}");
-    println!(
-        "  create drafts           {drafted_s:.2} s ({:.0}/s)",
-        f64::from(n) / drafted_s
-    );
-    println!(
-        "  finalize + ledger       {:.2} s ({:.0}/s)",
-        wall - drafted_s,
-        f64::from(n) / (wall - drafted_s)
-    );
+    if app.draft_window_s() == 0 {
+        println!(
+            "  renew + finalize        {drafted_s:.2} s ({:.0}/s)",
+            f64::from(n) / drafted_s
+        );
+    } else {
+        println!(
+            "  create drafts           {drafted_s:.2} s ({:.0}/s)",
+            f64::from(n) / drafted_s
+        );
+        println!(
+            "  finalize + ledger       {:.2} s ({:.0}/s)",
+            wall - drafted_s,
+            f64::from(n) / (wall - drafted_s)
+        );
+    }
     println!("  wall time               {wall:.2} s");
     println!("  renewals per second     {:.0}", f64::from(n) / wall);
     match peak_rss_mib() {

@@ -201,7 +201,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     if let Command::Bench { command } = &cli.command {
-        return bench::run(command, cli.database_url.as_deref()).await;
+        return bench::run(command, cli.database_url.as_deref(), cli.draft_window_s).await;
     }
     let store = open_store(&cli).await?;
     let app = app(store).with_draft_window(cli.draft_window_s);

@@ -720,3 +720,40 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+store_test!(
+    with_no_draft_window_renewals_finalize_at_once,
+    |kind| async move {
+        let h = harness(kind).await;
+        let s = setup(&h, at(2026, 3, 1), "recurring[interval]=month", 1_000).await;
+        let sub = subscribe(&h, &s, "").await;
+        h.ok(
+            &format!("/v1/test_helpers/test_clocks/{}/advance", s.clock),
+            &format!("frozen_time={}", at(2026, 5, 1)),
+        )
+        .await;
+        let worker = h.app.clone().with_draft_window(0);
+        let done = worker
+            .drain(&kopek_app::WorkerConfig::new("zero-window".into()), 1_000)
+            .await
+            .unwrap();
+        assert_eq!(done.subscriptions, 2, "April and May renewed");
+        assert_eq!(done.invoices, 0, "nothing was left for the finalizing pass");
+        let all = invoices(&h, &id(&sub)).await;
+        assert_eq!(all.len(), 3);
+        for (i, invoice) in all.iter().enumerate() {
+            assert_eq!(invoice["status"], "open");
+            assert!(invoice["number"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("-{:04}", i + 1)));
+        }
+        assert_eq!(all[2]["status_transitions"]["finalized_at"], at(2026, 5, 1));
+        let accounts = h
+            .get(&format!("/v1/ledger/accounts?customer={}", s.customer))
+            .await
+            .json();
+        assert_eq!(accounts["data"][0]["balance"], 3_000);
+        assert_rerun_creates_nothing(&h, &id(&sub)).await;
+    }
+);

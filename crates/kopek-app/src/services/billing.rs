@@ -212,6 +212,14 @@ impl App {
             invoices.push(invoice);
             updated.push(sub);
         }
+        if self.draft_window_s == 0 && !invoices.is_empty() {
+            // No draft window: finalize in the same transaction, writing each invoice once.
+            let (entries, finalized) = self
+                .finalize_batch(&mut tx, scope, &mut invoices, now)
+                .await?;
+            tx.insert_ledger_entries(scope, &entries).await?;
+            changes.extend(finalized);
+        }
         tx.insert_invoices(scope, &invoices).await?;
         tx.update_subscriptions(scope, &updated).await?;
         tx.update_invoice_items(scope, &swept).await?;
@@ -219,6 +227,39 @@ impl App {
         tx.insert_events(scope, &events).await?;
         tx.commit().await?;
         Ok(updated.len())
+    }
+
+    /// Numbers and finalizes `invoices` in their order, credits customers whose invoices
+    /// came out negative, and returns the ledger entries and events to write.
+    async fn finalize_batch(
+        &self,
+        tx: &mut Box<dyn crate::ports::Tx>,
+        scope: &Scope,
+        invoices: &mut [Invoice],
+        now: i64,
+    ) -> Result<(Vec<LedgerEntry>, Vec<Change>), AppError> {
+        let first = tx
+            .take_invoice_numbers(scope, invoices.len() as u32)
+            .await?;
+        let mut entries = Vec::with_capacity(invoices.len());
+        let mut changes = Vec::with_capacity(invoices.len());
+        let mut credits: BTreeMap<String, i64> = BTreeMap::new();
+        for (offset, invoice) in invoices.iter_mut().enumerate() {
+            let finalized = self.finalize(scope, invoice, first + offset as i64, now)?;
+            entries.extend(finalized.entry);
+            changes.extend(finalized.changes);
+            if finalized.credit != 0 {
+                *credits.entry(invoice.customer.clone()).or_default() += finalized.credit;
+            }
+        }
+        if !credits.is_empty() {
+            let ids: Vec<String> = credits.keys().cloned().collect();
+            for mut customer in tx.customers_by_ids(scope, &ids).await? {
+                customer.balance += credits[&customer.id];
+                tx.update_customer(scope, &customer).await?;
+            }
+        }
+        Ok((entries, changes))
     }
 
     /// Finalizes the claimed drafts that are still due, numbering them in order.
@@ -243,27 +284,9 @@ impl App {
             return Ok(0);
         }
         invoices.sort_by(|a, b| (a.next_action_at, &a.id).cmp(&(b.next_action_at, &b.id)));
-        let first = tx
-            .take_invoice_numbers(scope, invoices.len() as u32)
+        let (entries, changes) = self
+            .finalize_batch(&mut tx, scope, &mut invoices, now)
             .await?;
-        let mut entries = Vec::with_capacity(invoices.len());
-        let mut changes = Vec::with_capacity(invoices.len());
-        let mut credits: BTreeMap<String, i64> = BTreeMap::new();
-        for (offset, invoice) in invoices.iter_mut().enumerate() {
-            let finalized = self.finalize(scope, invoice, first + offset as i64, now)?;
-            entries.extend(finalized.entry);
-            changes.extend(finalized.changes);
-            if finalized.credit != 0 {
-                *credits.entry(invoice.customer.clone()).or_default() += finalized.credit;
-            }
-        }
-        if !credits.is_empty() {
-            let ids: Vec<String> = credits.keys().cloned().collect();
-            for mut customer in tx.customers_by_ids(scope, &ids).await? {
-                customer.balance += credits[&customer.id];
-                tx.update_customer(scope, &customer).await?;
-            }
-        }
         tx.update_invoices(scope, &invoices).await?;
         tx.insert_ledger_entries(scope, &entries).await?;
         let events = self.stamp_events(scope, now, None, changes);
