@@ -544,13 +544,18 @@ impl App {
         new.metadata.apply(&mut item.metadata)?;
         let mut changes = Vec::new();
         if let Some(invoice_id) = &new.invoice {
+            // An unknown invoice is the `invoice` parameter's fault; any other failure
+            // stays what it is.
             let mut invoice = self
                 .invoice_for_update(&mut tx, scope, invoice_id)
                 .await
-                .map_err(|_| AppError::NotFound {
-                    object: "invoice",
-                    id: invoice_id.clone(),
-                    param: Some("invoice"),
+                .map_err(|e| match e {
+                    AppError::NotFound { object, id, .. } => AppError::NotFound {
+                        object,
+                        id,
+                        param: Some("invoice"),
+                    },
+                    other => other,
                 })?;
             if invoice.status != InvoiceStatus::Draft {
                 return Err(AppError::invalid(
