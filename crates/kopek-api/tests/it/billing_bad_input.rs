@@ -268,6 +268,12 @@ store_test!(
                 "pending_invoice_items_behavior",
             ),
             (
+                "/v1/invoiceitems".into(),
+                format!("customer={customer}&amount=100&currency=usd&invoice=in_nope"),
+                StatusCode::NOT_FOUND,
+                "invoice",
+            ),
+            (
                 format!("/v1/test_helpers/test_clocks/{clock}/advance"),
                 format!("frozen_time={}", JAN_1_2026 - 1),
                 StatusCode::BAD_REQUEST,
