@@ -377,7 +377,10 @@ impl App {
         let amount = Money::new(invoice.amount_remaining, invoice.currency);
         let postings =
             ledger::invoice_paid_out_of_band(&invoice.customer, amount, was_uncollectible);
-        invoice.status = InvoiceStatus::Paid;
+        invoice.status = invoice
+            .status
+            .transition(InvoiceStatus::Paid)
+            .map_err(|_| illegal(&invoice, "pay"))?;
         invoice.paid_out_of_band = true;
         invoice.paid_at = Some(now);
         invoice.amount_paid = invoice.amount_due;

@@ -725,7 +725,13 @@ impl App {
                 .filter(|s| !s.status.is_terminal())
                 .map(|s| s.id.clone())
                 .collect();
-            let mut subs = tx.subscriptions_for_update(scope, &ids).await?;
+            // Re-read under lock: one may have ended since it was listed.
+            let mut subs: Vec<Subscription> = tx
+                .subscriptions_for_update(scope, &ids)
+                .await?
+                .into_iter()
+                .filter(|s| s.status.transition(SubscriptionStatus::Canceled).is_ok())
+                .collect();
             let refs: Vec<&Subscription> = subs.iter().collect();
             let prices = self.render_prices(&self.prices_of(tx, scope, &refs).await?);
             for sub in &mut subs {
@@ -810,7 +816,10 @@ impl App {
                 });
             }
         }
-        sub.status = SubscriptionStatus::Canceled;
+        sub.status = sub
+            .status
+            .transition(SubscriptionStatus::Canceled)
+            .map_err(|e| AppError::invalid("id", format!("{e}.")))?;
         sub.canceled_at = Some(now);
         sub.ended_at = Some(now);
         sub.cancel_at = None;
