@@ -5,9 +5,6 @@
 
 use kopek_app::ports::BillingTx;
 
-/// Rows per multi-row statement: far below both databases' bind-parameter limits.
-const ROWS_PER_STATEMENT: usize = 500;
-
 fn decode_doc<T: codec::Doc>(row: &DbRow, what: &str) -> StoreResult<T> {
     let doc: String = get(row, 0)?;
     codec::from_doc(&doc, what)
@@ -55,9 +52,12 @@ impl StoreTx {
         query.build().fetch_all(&mut *self.tx).await.map_err(internal)
     }
 
+    /// The rows of `table` with these ids in the scope, `columns` decoded by `decode`;
+    /// locked for the transaction when `lock`.
     async fn by_ids<T>(
         &mut self,
         table: &str,
+        columns: &str,
         scope: &Scope,
         ids: &[String],
         lock: bool,
@@ -65,7 +65,10 @@ impl StoreTx {
     ) -> StoreResult<Vec<T>> {
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut q = scoped(&format!("SELECT doc FROM {table} WHERE account_id = "), scope);
+            let mut q = scoped(
+                &format!("SELECT {columns} FROM {table} WHERE account_id = "),
+                scope,
+            );
             push_in(&mut q, "id", chunk.to_vec());
             if lock {
                 q.push(LOCK_ROWS);
@@ -185,38 +188,9 @@ impl StoreTx {
 
 #[async_trait]
 impl BillingTx for StoreTx {
-    async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()> {
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let mut q = Builder::new(
-                "INSERT INTO events (account_id, livemode, id, created, type, object_id, doc) ",
-            );
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(scope.account_id.clone())
-                    .push_bind(scope.livemode)
-                    .push_bind(e.id.clone())
-                    .push_bind(e.created)
-                    .push_bind(e.event_type.clone())
-                    .push_bind(e.object_id.clone())
-                    .push_bind(codec::event_doc(e));
-            });
-            self.execute(q).await?;
-        }
-        Ok(())
-    }
-
     async fn prices_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Price>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut q = scoped(
-                &format!("SELECT {PRICE_COLUMNS} FROM prices WHERE account_id = "),
-                scope,
-            );
-            push_in(&mut q, "id", chunk.to_vec());
-            for row in self.fetch_all(q).await? {
-                found.push(price(&row)?);
-            }
-        }
-        Ok(found)
+        self.by_ids("prices", PRICE_COLUMNS, scope, ids, false, price)
+            .await
     }
 
     async fn customers_by_ids(
@@ -224,18 +198,8 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<Customer>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut q = scoped(
-                &format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = "),
-                scope,
-            );
-            push_in(&mut q, "id", chunk.to_vec());
-            for row in self.fetch_all(q).await? {
-                found.push(customer(&row)?);
-            }
-        }
-        Ok(found)
+        self.by_ids("customers", CUSTOMER_COLUMNS, scope, ids, false, customer)
+            .await
     }
 
     async fn insert_test_clock(&mut self, scope: &Scope, c: &TestClock) -> StoreResult<()> {
@@ -391,11 +355,15 @@ impl BillingTx for StoreTx {
     ) -> StoreResult<()> {
         self.update_rows(
             "subscriptions",
-            "status = v.column2, next_action_at = v.column3, doc = v.column4, lease_owner = NULL, lease_expires = NULL",
+            "status = v.column2, next_action_at = v.column3, doc = v.column4, \
+             lease_owner = NULL, lease_expires = NULL",
             scope,
             subs,
             |mut b, row| {
-                b.push_bind(row.id.clone()).push_bind(row.status.as_str()).push_bind(row.next_action_at).push_bind(encode_doc(row));
+                b.push_bind(row.id.clone())
+                    .push_bind(row.status.as_str())
+                    .push_bind(row.next_action_at)
+                    .push_bind(encode_doc(row));
             },
         )
         .await
@@ -412,7 +380,7 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<Subscription>> {
-        self.by_ids("subscriptions", scope, ids, true, subscription).await
+        self.by_ids("subscriptions", "doc", scope, ids, true, subscription).await
     }
 
     async fn subscriptions(
@@ -486,11 +454,16 @@ impl BillingTx for StoreTx {
     async fn update_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()> {
         self.update_rows(
             "invoices",
-            "status = v.column2, number = v.column3, next_action_at = v.column4, doc = v.column5, lease_owner = NULL, lease_expires = NULL",
+            "status = v.column2, number = v.column3, next_action_at = v.column4, \
+             doc = v.column5, lease_owner = NULL, lease_expires = NULL",
             scope,
             invoices,
             |mut b, row| {
-                b.push_bind(row.id.clone()).push_bind(row.status.as_str()).push_bind(row.number.clone()).push_bind(row.next_action_at).push_bind(encode_doc(row));
+                b.push_bind(row.id.clone())
+                    .push_bind(row.status.as_str())
+                    .push_bind(row.number.clone())
+                    .push_bind(row.next_action_at)
+                    .push_bind(encode_doc(row));
             },
         )
         .await
@@ -515,7 +488,7 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<Invoice>> {
-        self.by_ids("invoices", scope, ids, true, invoice).await
+        self.by_ids("invoices", "doc", scope, ids, true, invoice).await
     }
 
     async fn invoices(
@@ -597,7 +570,10 @@ impl BillingTx for StoreTx {
             scope,
             items,
             |mut b, row| {
-                b.push_bind(row.id.clone()).push_bind(row.invoice.clone()).push_bind(row.deleted).push_bind(encode_doc(row));
+                b.push_bind(row.id.clone())
+                    .push_bind(row.invoice.clone())
+                    .push_bind(row.deleted)
+                    .push_bind(encode_doc(row));
             },
         )
         .await

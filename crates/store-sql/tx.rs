@@ -14,6 +14,9 @@ use sqlx::{QueryBuilder, Row};
 
 type Builder = QueryBuilder<'static, Db>;
 
+/// Rows per multi-row statement: far below both databases' bind-parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// A list query: the table, its columns, and the filters beyond the scope.
 struct ListQuery<'a> {
     table: &'static str,
@@ -479,20 +482,23 @@ impl Tx for StoreTx {
         Ok(row.map(|r| get::<i64>(&r, 0)).transpose()?.unwrap_or(0) as u64)
     }
 
-    async fn insert_event(&mut self, scope: &Scope, e: &Event) -> StoreResult<()> {
-        let mut q = Builder::new(
-            "INSERT INTO events (account_id, livemode, id, created, type, object_id, doc) ",
-        );
-        q.push_values([e], |mut b, e| {
-            b.push_bind(scope.account_id.clone())
-                .push_bind(scope.livemode)
-                .push_bind(e.id.clone())
-                .push_bind(e.created)
-                .push_bind(e.event_type.clone())
-                .push_bind(e.object_id.clone())
-                .push_bind(codec::event_doc(e));
-        });
-        self.execute(q).await.map(drop)
+    async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()> {
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "INSERT INTO events (account_id, livemode, id, created, type, object_id, doc) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(scope.account_id.clone())
+                    .push_bind(scope.livemode)
+                    .push_bind(e.id.clone())
+                    .push_bind(e.created)
+                    .push_bind(e.event_type.clone())
+                    .push_bind(e.object_id.clone())
+                    .push_bind(codec::event_doc(e));
+            });
+            self.execute(q).await?;
+        }
+        Ok(())
     }
 
     async fn event(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Event>> {

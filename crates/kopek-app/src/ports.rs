@@ -67,7 +67,7 @@ pub trait Tx: BillingTx {
     ) -> StoreResult<Option<Page<Price>>>;
     async fn price_count_for_product(&mut self, scope: &Scope, product: &str) -> StoreResult<u64>;
 
-    async fn insert_event(&mut self, scope: &Scope, event: &Event) -> StoreResult<()>;
+    async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()>;
     async fn event(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Event>>;
     async fn events(
         &mut self,
@@ -108,8 +108,6 @@ pub trait Tx: BillingTx {
 /// return carries its scope.
 #[async_trait]
 pub trait BillingTx: Send {
-    async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()>;
-
     async fn prices_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Price>>;
     async fn customers_by_ids(
         &mut self,

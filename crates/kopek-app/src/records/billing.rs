@@ -250,8 +250,6 @@ pub struct TestClock {
     pub name: Option<String>,
     /// The time the clock shows; while advancing, the time it is moving to.
     pub frozen_time: i64,
-    /// How far the clock's objects have been processed; equals `frozen_time` once ready.
-    pub processed_to: i64,
     pub status: TestClockStatus,
     /// Stripe deletes clocks 30 days after creation.
     pub deletes_after: i64,

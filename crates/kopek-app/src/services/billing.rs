@@ -306,7 +306,7 @@ impl App {
             .await?;
         tx.commit().await?;
         let mut progress = Progress::default();
-        for (scope, mut clock) in clocks {
+        for (scope, clock) in clocks {
             let lane = Lane::Clock {
                 scope: scope.clone(),
                 clock: clock.id.clone(),
@@ -324,7 +324,6 @@ impl App {
                             // that died): try again after its lease lapses.
                             break;
                         }
-                        clock.processed_to = at;
                         progress.subscriptions += done.subscriptions;
                         progress.invoices += done.invoices;
                     }
@@ -338,9 +337,7 @@ impl App {
             let Some(mut current) = tx.test_clock(&scope, &clock.id).await? else {
                 continue; // deleted meanwhile
             };
-            current.processed_to = clock.processed_to;
             if ready && current.frozen_time == clock.frozen_time {
-                current.processed_to = current.frozen_time;
                 current.status = TestClockStatus::Ready;
             }
             tx.update_test_clock(&scope, &current).await?;

@@ -19,12 +19,6 @@ pub struct Violation {
     pub detail: String,
 }
 
-#[derive(Default)]
-struct SubscriptionChain {
-    /// Billed periods (start, end) from cycle invoices.
-    periods: Vec<(i64, i64, String)>,
-}
-
 impl App {
     pub async fn doctor(&self) -> Result<Vec<Violation>, AppError> {
         let mut tx = self.store.read().await?;
@@ -50,7 +44,8 @@ impl App {
         // What invoices say customers owe and what was written off, per currency.
         let mut receivable: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut written_off: BTreeMap<String, i64> = BTreeMap::new();
-        let mut chains: HashMap<String, SubscriptionChain> = HashMap::new();
+        // Per subscription: the billed periods (start, end, invoice).
+        let mut chains: HashMap<String, Vec<(i64, i64, String)>> = HashMap::new();
         let mut seen_periods: HashMap<(String, i64, &'static str), String> = HashMap::new();
         let mut after = 0;
         loop {
@@ -95,7 +90,7 @@ impl App {
                         detail: format!("both bill the period starting {}", invoice.period_start),
                     });
                 }
-                chains.entry(sub.clone()).or_default().periods.push((
+                chains.entry(sub.clone()).or_default().push((
                     invoice.period_start,
                     invoice.period_end,
                     invoice.id.clone(),
@@ -166,7 +161,7 @@ impl App {
             }
             after = last;
             for sub in subs {
-                let mut chain = chains.remove(&sub.id).unwrap_or_default().periods;
+                let mut chain = chains.remove(&sub.id).unwrap_or_default();
                 chain.sort();
                 check_chain(&sub, &chain, out);
             }

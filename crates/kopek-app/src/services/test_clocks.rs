@@ -39,7 +39,6 @@ impl App {
             created: now,
             name,
             frozen_time,
-            processed_to: frozen_time,
             status: TestClockStatus::Ready,
             deletes_after: now + TEST_CLOCK_LIFETIME_S,
         };

@@ -357,7 +357,9 @@ store_test!(events_list_by_type_and_object, |kind| async move {
             previous_attributes: (i == 1).then(|| serde_json::json!({"email": null})),
             idempotency_key: Some("k".into()),
         };
-        tx.insert_event(&a, &event).await.unwrap();
+        tx.insert_events(&a, std::slice::from_ref(&event))
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     let mut tx = store.read().await.unwrap();
