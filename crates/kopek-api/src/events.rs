@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use kopek_app::records::EventFilter;
 use kopek_app::App;
+use serde_json::Value;
 
 pub async fn retrieve(
     State(app): State<App>,
@@ -16,7 +17,7 @@ pub async fn retrieve(
     request::get(app, headers, uri, |app, scope, mut params| async move {
         params.expand()?;
         params.finish()?;
-        Ok(render::event(&app.event(&scope, &id).await?))
+        Ok(app.event(&scope, &id).await?)
     })
     .await
 }
@@ -32,7 +33,7 @@ pub async fn list(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Respo
         params.expand()?;
         params.finish()?;
         let events = app.events(&scope, &filter, &page).await?;
-        ApiResult::Ok(render::list("/v1/events", &events, render::event))
+        ApiResult::Ok(render::list("/v1/events", &events, Value::clone))
     })
     .await
 }

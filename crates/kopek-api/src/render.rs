@@ -398,24 +398,24 @@ impl Renderer for WireRenderer {
     fn deleted(&self, object: &str, id: &str) -> Value {
         json!({"id": id, "object": object, "deleted": true})
     }
-}
 
-pub fn event(e: &Event) -> Value {
-    let mut data = json!({"object": e.object});
-    if let Some(previous) = &e.previous_attributes {
-        data["previous_attributes"] = previous.clone();
+    fn event(&self, e: &Event, object: Value, previous_attributes: Option<Value>) -> Value {
+        let mut data = json!({"object": object});
+        if let Some(previous) = previous_attributes {
+            data["previous_attributes"] = previous;
+        }
+        json!({
+            "id": e.id,
+            "object": "event",
+            "api_version": crate::API_VERSION,
+            "created": e.created,
+            "data": data,
+            "livemode": e.livemode,
+            "pending_webhooks": 0,
+            "request": {"id": null, "idempotency_key": e.idempotency_key},
+            "type": e.event_type,
+        })
     }
-    json!({
-        "id": e.id,
-        "object": "event",
-        "api_version": crate::API_VERSION,
-        "created": e.created,
-        "data": data,
-        "livemode": e.livemode,
-        "pending_webhooks": 0,
-        "request": {"id": null, "idempotency_key": e.idempotency_key},
-        "type": e.event_type,
-    })
 }
 
 pub fn list<T>(url: &str, page: &Page<T>, render: impl Fn(&T) -> Value) -> Value {

@@ -1,6 +1,6 @@
 use crate::error::AppError;
 use crate::ports::{Clock, IdSource, Renderer, Store, Tx};
-use crate::records::{Event, PageRequest, Scope};
+use crate::records::{Event, PageRequest, Scope, Snapshot};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -44,8 +44,27 @@ pub enum IdempotencyClaim {
 pub(crate) struct Change {
     pub event_type: &'static str,
     pub object_id: String,
-    pub object: Value,
-    pub previous: Option<Value>,
+    pub object: Snapshot,
+    /// The object before the change, for `*.updated`.
+    pub previous: Option<Snapshot>,
+}
+
+impl Change {
+    /// An `*.updated` change of an object kept rendered, or none when its rendering did
+    /// not change.
+    pub fn rendered_update(
+        event_type: &'static str,
+        object_id: &str,
+        before: Value,
+        after: &Value,
+    ) -> Option<Change> {
+        previous_attributes(&before, after).map(|_| Change {
+            event_type,
+            object_id: object_id.to_owned(),
+            object: Snapshot::Rendered(after.clone()),
+            previous: Some(Snapshot::Rendered(before)),
+        })
+    }
 }
 
 impl App {
@@ -147,7 +166,7 @@ impl App {
                 event_type: change.event_type.to_owned(),
                 object_id: change.object_id,
                 object: change.object,
-                previous_attributes: change.previous,
+                previous: change.previous,
                 idempotency_key: idempotency_key.cloned(),
             })
             .collect()

@@ -374,21 +374,31 @@ pub fn price_from_doc(
     })
 }
 
+#[derive(serde::Serialize)]
+struct EventDoc<'a> {
+    object: &'a Snapshot,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: &'a Option<Snapshot>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: &'a Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredEventDoc {
+    object: Snapshot,
+    #[serde(default)]
+    previous: Option<Snapshot>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
 pub fn event_doc(e: &Event) -> String {
-    // Serialized by reference: `json!` would first deep-copy the object into a new tree,
-    // which the billing run's profile showed as a large share of writing events.
-    #[derive(serde::Serialize)]
-    struct EventDoc<'a> {
-        object: &'a Value,
-        previous_attributes: &'a Option<Value>,
-        idempotency_key: &'a Option<String>,
-    }
     serde_json::to_string(&EventDoc {
         object: &e.object,
-        previous_attributes: &e.previous_attributes,
+        previous: &e.previous,
         idempotency_key: &e.idempotency_key,
     })
-    .expect("JSON values serialize")
+    .expect("records serialize to JSON")
 }
 
 pub fn event_from_doc(
@@ -399,23 +409,17 @@ pub fn event_from_doc(
     object_id: String,
     doc: &str,
 ) -> Decoded<Event> {
-    let mut doc: Value = serde_json::from_str(doc).map_err(|_| corrupt("event"))?;
-    let previous_attributes = match doc.get_mut("previous_attributes").map(Value::take) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v),
-    };
+    let doc: StoredEventDoc = serde_json::from_str(doc)
+        .map_err(|e| StoreError::Internal(format!("stored event does not decode: {e}")))?;
     Ok(Event {
         id,
         livemode,
         created,
         event_type,
         object_id,
-        object: doc
-            .get_mut("object")
-            .map(Value::take)
-            .ok_or_else(|| corrupt("object"))?,
-        previous_attributes,
-        idempotency_key: text(&doc, "idempotency_key")?,
+        object: doc.object,
+        previous: doc.previous,
+        idempotency_key: doc.idempotency_key,
     })
 }
 

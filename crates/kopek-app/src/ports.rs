@@ -292,6 +292,13 @@ pub trait Renderer: Send + Sync {
     fn invoice_item(&self, item: &InvoiceItem) -> serde_json::Value;
     fn test_clock(&self, clock: &TestClock) -> serde_json::Value;
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
+    /// An event, given its object and previous attributes already rendered.
+    fn event(
+        &self,
+        event: &Event,
+        object: serde_json::Value,
+        previous_attributes: Option<serde_json::Value>,
+    ) -> serde_json::Value;
 }
 
 /// The system clock and OS randomness, for production.

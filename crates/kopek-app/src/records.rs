@@ -216,11 +216,39 @@ pub struct Event {
     pub created: i64,
     pub event_type: String,
     pub object_id: String,
-    /// The object as rendered on the wire at the moment of the change.
-    pub object: serde_json::Value,
-    /// For `*.updated`: the previous values of the top-level fields that changed.
-    pub previous_attributes: Option<serde_json::Value>,
+    /// The object at the moment of the change.
+    pub object: Snapshot,
+    /// For `*.updated`: the object before the change. Its top-level fields that render
+    /// differently are Stripe's `data.previous_attributes`.
+    pub previous: Option<Snapshot>,
     pub idempotency_key: Option<String>,
+}
+
+/// An object as it was when an event was recorded. Objects the billing clock changes in
+/// bulk keep their record, rendered on the wire only when the event is read: most events
+/// are written many times more often than they are read, and a record is a fraction of
+/// its wire object's size. Objects that change rarely are kept rendered.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Snapshot {
+    Rendered(serde_json::Value),
+    Subscription(Box<Subscription>),
+    Invoice(Box<Invoice>),
+    InvoiceItem(Box<InvoiceItem>),
+}
+
+impl Snapshot {
+    pub fn subscription(sub: &Subscription) -> Snapshot {
+        Snapshot::Subscription(Box::new(sub.clone()))
+    }
+
+    pub fn invoice(invoice: &Invoice) -> Snapshot {
+        Snapshot::Invoice(Box::new(invoice.clone()))
+    }
+
+    pub fn invoice_item(item: &InvoiceItem) -> Snapshot {
+        Snapshot::InvoiceItem(Box::new(item.clone()))
+    }
 }
 
 /// What a list asks for: at most `limit` objects after or before a cursor, newest first.

@@ -757,3 +757,67 @@ store_test!(
         assert_rerun_creates_nothing(&h, &id(&sub)).await;
     }
 );
+
+/// The event of `event_type` about `object_id` (the newest such).
+async fn event_about(h: &Harness, event_type: &str, object_id: &str) -> Value {
+    let list = h
+        .get(&format!("/v1/events?type={event_type}&limit=100"))
+        .await
+        .json();
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["object"]["id"] == object_id)
+        .unwrap_or_else(|| panic!("no {event_type} event for {object_id}"))
+        .clone()
+}
+
+// Events keep the object as it was at the change (a record, rendered when read): the
+// draft's `invoice.created` still shows the draft after it is finalized.
+store_test!(
+    a_renewals_events_show_the_objects_as_they_were,
+    |kind| async move {
+        let h = harness(kind).await;
+        let start = at(2026, 3, 1);
+        let s = setup(&h, start, "recurring[interval]=month", 1_500).await;
+        let sub = subscribe(&h, &s, "").await;
+        let first_invoice = sub["latest_invoice"].clone();
+
+        h.advance(&s.clock, at(2026, 4, 1) + 60).await;
+        let renewed = h
+            .get(&format!("/v1/subscriptions/{}", id(&sub)))
+            .await
+            .json();
+        let draft_id = renewed["latest_invoice"].as_str().unwrap().to_owned();
+        let draft = h.get(&format!("/v1/invoices/{draft_id}")).await.json();
+        assert_eq!(draft["status"], "draft");
+
+        let updated = event_about(&h, "customer.subscription.updated", &id(&sub)).await;
+        assert_eq!(updated["data"]["object"], renewed);
+        let previous = &updated["data"]["previous_attributes"];
+        assert_eq!(previous["latest_invoice"], first_invoice);
+        assert_eq!(
+            previous["items"]["data"][0]["current_period_start"], start,
+            "the items' old period is among the previous attributes"
+        );
+        assert!(
+            previous.get("status").is_none(),
+            "only changed fields are previous attributes: {previous}"
+        );
+
+        h.advance(&s.clock, at(2026, 4, 1) + 2 * HOUR).await;
+        let open = h.get(&format!("/v1/invoices/{draft_id}")).await.json();
+        assert_eq!(open["status"], "open");
+        let created = event_about(&h, "invoice.created", &draft_id).await;
+        assert_eq!(created["data"]["object"], draft);
+        assert!(created["data"].get("previous_attributes").is_none());
+        let finalized = event_about(&h, "invoice.finalized", &draft_id).await;
+        assert_eq!(finalized["data"]["object"], open);
+        let one = h
+            .get(&format!("/v1/events/{}", finalized["id"].as_str().unwrap()))
+            .await
+            .json();
+        assert_eq!(one, finalized);
+    }
+);

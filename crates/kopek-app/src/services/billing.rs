@@ -9,7 +9,7 @@
 //! (subscription, period start, billing reason) is the last line of defence.
 
 use super::invoicing::{subscription_lines, sweep_items, NewInvoice};
-use crate::app::{previous_attributes, App, Change};
+use crate::app::{App, Change};
 use crate::error::AppError;
 use crate::records::*;
 use kopek_core::billing;
@@ -127,7 +127,6 @@ impl App {
         }
         let refs: Vec<&Subscription> = subs.iter().collect();
         let prices = self.prices_of(&mut tx, scope, &refs).await?;
-        let rendered_prices = self.render_prices(&prices);
         let mut customer_ids: Vec<String> = subs.iter().map(|s| s.customer.clone()).collect();
         customer_ids.sort();
         customer_ids.dedup();
@@ -156,7 +155,7 @@ impl App {
                 changes.push(Change {
                     event_type: "customer.subscription.deleted",
                     object_id: sub.id.clone(),
-                    object: self.render.subscription(&sub, &rendered_prices),
+                    object: Snapshot::Subscription(Box::new(sub.clone())),
                     previous: None,
                 });
                 updated.push(sub);
@@ -165,7 +164,7 @@ impl App {
             let customer = customers
                 .get(&sub.customer)
                 .ok_or_else(|| AppError::Internal(format!("customer of {} is missing", sub.id)))?;
-            let before = self.render.subscription(&sub, &rendered_prices);
+            let before = sub.clone();
             if sub.status == SubscriptionStatus::Trialing {
                 sub.status = sub
                     .status
@@ -196,18 +195,17 @@ impl App {
             sub.current_period_end = period.end;
             sub.latest_invoice = Some(invoice.id.clone());
             sub.next_action_at = Some(period.end);
-            let rendered = self.render.subscription(&sub, &rendered_prices);
             changes.push(Change {
                 event_type: "invoice.created",
                 object_id: invoice.id.clone(),
-                object: self.render.invoice(&invoice),
+                object: Snapshot::Invoice(Box::new(invoice.clone())),
                 previous: None,
             });
             changes.push(Change {
                 event_type: "customer.subscription.updated",
                 object_id: sub.id.clone(),
-                previous: previous_attributes(&before, &rendered),
-                object: rendered,
+                object: Snapshot::Subscription(Box::new(sub.clone())),
+                previous: Some(Snapshot::Subscription(Box::new(before))),
             });
             invoices.push(invoice);
             updated.push(sub);
@@ -350,7 +348,7 @@ impl App {
                     vec![Change {
                         event_type: "test_helpers.test_clock.ready",
                         object_id: current.id.clone(),
-                        object: rendered,
+                        object: Snapshot::Rendered(rendered),
                         previous: None,
                     }],
                 );

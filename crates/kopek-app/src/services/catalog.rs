@@ -1,7 +1,7 @@
 //! Products and prices.
 
 use super::metadata::MetadataUpdate;
-use crate::app::{cursor_not_found, previous_attributes, App, Caller, Change};
+use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
 use crate::ports::Tx;
 use crate::records::*;
@@ -113,7 +113,7 @@ impl App {
     ) -> Result<Product, AppError> {
         let mut tx = self.store.write().await?;
         let (product, change) = self.insert_new_product(&mut *tx, caller, new).await?;
-        let rendered = change.object.clone();
+        let rendered = self.render.product(&product);
         self.commit(tx, caller, vec![change], &rendered).await?;
         Ok(product)
     }
@@ -163,7 +163,7 @@ impl App {
         let change = Change {
             event_type: "product.created",
             object_id: product.id.clone(),
-            object: rendered,
+            object: Snapshot::Rendered(rendered),
             previous: None,
         };
         Ok((product, change))
@@ -201,7 +201,7 @@ impl App {
         product.updated = self.clock.now();
         tx.update_product(&caller.scope, &product).await?;
         let rendered = self.render.product(&product);
-        let changes = changed("product.updated", &product.id, &before, &rendered);
+        let changes = Change::rendered_update("product.updated", &product.id, before, &rendered);
         self.commit(tx, caller, changes.into_iter().collect(), &rendered)
             .await?;
         Ok(product)
@@ -229,7 +229,7 @@ impl App {
         let change = Change {
             event_type: "product.deleted",
             object_id: id.to_owned(),
-            object: last,
+            object: Snapshot::Rendered(last),
             previous: None,
         };
         self.commit(tx, caller, vec![change], &response).await?;
@@ -296,7 +296,7 @@ impl App {
         changes.push(Change {
             event_type: "price.created",
             object_id: price.id.clone(),
-            object: rendered.clone(),
+            object: Snapshot::Rendered(rendered.clone()),
             previous: None,
         });
         self.commit(tx, caller, changes, &rendered).await?;
@@ -342,7 +342,12 @@ impl App {
         holder.lookup_key = None;
         tx.update_price(&caller.scope, &holder).await?;
         let after = self.render.price(&holder);
-        changes.extend(changed("price.updated", &holder.id, &before, &after));
+        changes.extend(Change::rendered_update(
+            "price.updated",
+            &holder.id,
+            before,
+            &after,
+        ));
         Ok(())
     }
 
@@ -399,7 +404,12 @@ impl App {
         }
         tx.update_price(&caller.scope, &price).await?;
         let rendered = self.render.price(&price);
-        changes.extend(changed("price.updated", &price.id, &before, &rendered));
+        changes.extend(Change::rendered_update(
+            "price.updated",
+            &price.id,
+            before,
+            &rendered,
+        ));
         self.commit(tx, caller, changes, &rendered).await?;
         Ok(price)
     }
@@ -415,14 +425,4 @@ impl App {
             .await?
             .ok_or_else(|| cursor_not_found("price", page))
     }
-}
-
-/// An `*.updated` change when the rendering changed, none when it did not.
-fn changed(event_type: &'static str, id: &str, before: &Value, after: &Value) -> Option<Change> {
-    previous_attributes(before, after).map(|previous| Change {
-        event_type,
-        object_id: id.to_owned(),
-        object: after.clone(),
-        previous: Some(previous),
-    })
 }

@@ -1,5 +1,5 @@
 use super::metadata::MetadataUpdate;
-use crate::app::{cursor_not_found, previous_attributes, App, Caller, Change};
+use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
 use crate::records::*;
 use serde_json::Value;
@@ -109,7 +109,7 @@ impl App {
         let change = Change {
             event_type: "customer.created",
             object_id: customer.id.clone(),
-            object: rendered.clone(),
+            object: Snapshot::Rendered(rendered.clone()),
             previous: None,
         };
         self.commit(tx, caller, vec![change], &rendered).await?;
@@ -133,16 +133,9 @@ impl App {
         params.apply(&mut customer)?;
         tx.update_customer(&caller.scope, &customer).await?;
         let rendered = self.render.customer(&customer);
-        let changes = match previous_attributes(&before, &rendered) {
-            Some(previous) => vec![Change {
-                event_type: "customer.updated",
-                object_id: customer.id.clone(),
-                object: rendered.clone(),
-                previous: Some(previous),
-            }],
-            None => Vec::new(),
-        };
-        self.commit(tx, caller, changes, &rendered).await?;
+        let changes = Change::rendered_update("customer.updated", &customer.id, before, &rendered);
+        self.commit(tx, caller, changes.into_iter().collect(), &rendered)
+            .await?;
         Ok(customer)
     }
 
@@ -163,7 +156,7 @@ impl App {
         changes.push(Change {
             event_type: "customer.deleted",
             object_id: customer.id.clone(),
-            object: last,
+            object: Snapshot::Rendered(last),
             previous: None,
         });
         self.commit_at(tx, caller, now, changes, &response).await?;

@@ -1,17 +1,23 @@
-use crate::app::{cursor_not_found, App};
+use crate::app::{cursor_not_found, previous_attributes, App};
 use crate::error::AppError;
+use crate::ports::Tx;
 use crate::records::*;
+use serde_json::Value;
 
 impl App {
-    pub async fn event(&self, scope: &Scope, id: &str) -> Result<Event, AppError> {
+    /// An event as the API shows it.
+    pub async fn event(&self, scope: &Scope, id: &str) -> Result<Value, AppError> {
         let mut tx = self.store.read().await?;
-        tx.event(scope, id)
+        let event = tx
+            .event(scope, id)
             .await?
             .ok_or_else(|| AppError::NotFound {
                 object: "event",
                 id: id.to_owned(),
                 param: Some("id"),
-            })
+            })?;
+        let mut rendered = self.render_events(&mut tx, scope, vec![event]).await?;
+        Ok(rendered.remove(0))
     }
 
     pub async fn events(
@@ -19,10 +25,60 @@ impl App {
         scope: &Scope,
         filter: &EventFilter,
         page: &PageRequest,
-    ) -> Result<Page<Event>, AppError> {
+    ) -> Result<Page<Value>, AppError> {
         let mut tx = self.store.read().await?;
-        tx.events(scope, filter, page)
+        let events = tx
+            .events(scope, filter, page)
             .await?
-            .ok_or_else(|| cursor_not_found("event", page))
+            .ok_or_else(|| cursor_not_found("event", page))?;
+        Ok(Page {
+            data: self.render_events(&mut tx, scope, events.data).await?,
+            has_more: events.has_more,
+        })
+    }
+
+    /// Renders events' snapshots on the wire. A subscription shows its items' prices as
+    /// they are now: a price's amounts never change, only its descriptive fields.
+    async fn render_events(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        events: Vec<Event>,
+    ) -> Result<Vec<Value>, AppError> {
+        let mut price_ids: Vec<String> = events
+            .iter()
+            .flat_map(|e| [Some(&e.object), e.previous.as_ref()])
+            .flatten()
+            .filter_map(|s| match s {
+                Snapshot::Subscription(sub) => Some(sub.items.iter().map(|i| i.price.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        price_ids.sort();
+        price_ids.dedup();
+        let prices = tx
+            .prices_by_ids(scope, &price_ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), self.render.price(&p)))
+            .collect();
+        let render = |snapshot: &Snapshot| match snapshot {
+            Snapshot::Rendered(value) => value.clone(),
+            Snapshot::Subscription(sub) => self.render.subscription(sub, &prices),
+            Snapshot::Invoice(invoice) => self.render.invoice(invoice),
+            Snapshot::InvoiceItem(item) => self.render.invoice_item(item),
+        };
+        Ok(events
+            .iter()
+            .map(|e| {
+                let object = render(&e.object);
+                let previous = e
+                    .previous
+                    .as_ref()
+                    .and_then(|before| previous_attributes(&render(before), &object));
+                self.render.event(e, object, previous)
+            })
+            .collect())
     }
 }

@@ -4,7 +4,7 @@
 use super::invoicing::{item_line, money_error, set_totals, sweep_items, NewInvoice};
 use super::metadata::MetadataUpdate;
 use super::subscriptions::check_quantity;
-use crate::app::{cursor_not_found, previous_attributes, App, Caller, Change};
+use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
 use crate::ports::Tx;
 use crate::records::*;
@@ -174,7 +174,7 @@ impl App {
         let change = Change {
             event_type: "invoice.created",
             object_id: invoice.id.clone(),
-            object: rendered.clone(),
+            object: Snapshot::invoice(&invoice),
             previous: None,
         };
         self.commit_at(tx, caller, now, vec![change], &rendered)
@@ -227,7 +227,7 @@ impl App {
                 format!("Invoice {id} is finalized; only metadata and auto_advance can change."),
             ));
         }
-        let before = self.render.invoice(&invoice);
+        let before = invoice.clone();
         if let Some(description) = update.description {
             invoice.description = description;
         }
@@ -251,12 +251,12 @@ impl App {
         tx.update_invoices(scope, std::slice::from_ref(&invoice))
             .await?;
         let rendered = self.render.invoice(&invoice);
-        let changes = previous_attributes(&before, &rendered)
-            .map(|previous| Change {
+        let changes = (invoice != before)
+            .then(|| Change {
                 event_type: "invoice.updated",
                 object_id: invoice.id.clone(),
-                object: rendered.clone(),
-                previous: Some(previous),
+                object: Snapshot::invoice(&invoice),
+                previous: Some(Snapshot::Invoice(Box::new(before))),
             })
             .into_iter()
             .collect();
@@ -297,7 +297,7 @@ impl App {
         let change = Change {
             event_type: "invoice.deleted",
             object_id: invoice.id.clone(),
-            object: self.render.invoice(&invoice),
+            object: Snapshot::Invoice(Box::new(invoice)),
             previous: None,
         };
         self.commit_at(tx, caller, now, vec![change], &response)
@@ -459,7 +459,7 @@ impl App {
         let change = Change {
             event_type,
             object_id: invoice.id.clone(),
-            object: rendered.clone(),
+            object: Snapshot::invoice(&invoice),
             previous: None,
         };
         self.commit_at(tx, caller, now, vec![change], &rendered)
@@ -585,17 +585,16 @@ impl App {
                 ));
             }
             item.invoice = Some(invoice.id.clone());
-            let before = self.render.invoice(&invoice);
+            let before = invoice.clone();
             invoice.lines.push(item_line(self, &item));
             set_totals(&mut invoice)?;
             tx.update_invoices(scope, std::slice::from_ref(&invoice))
                 .await?;
-            let rendered = self.render.invoice(&invoice);
             changes.push(Change {
                 event_type: "invoice.updated",
                 object_id: invoice.id.clone(),
-                previous: previous_attributes(&before, &rendered),
-                object: rendered,
+                object: Snapshot::invoice(&invoice),
+                previous: Some(Snapshot::Invoice(Box::new(before))),
             });
         }
         tx.insert_invoice_item(scope, &item).await?;
@@ -605,7 +604,7 @@ impl App {
             Change {
                 event_type: "invoiceitem.created",
                 object_id: item.id.clone(),
-                object: rendered.clone(),
+                object: Snapshot::invoice_item(&item),
                 previous: None,
             },
         );
@@ -664,7 +663,7 @@ impl App {
                 Some(invoice)
             }
         };
-        let before = self.render.invoice_item(&item);
+        let before = item.clone();
         let deleting = update.is_none();
         match update {
             None => item.deleted = true,
@@ -724,7 +723,7 @@ impl App {
         }
         let mut changes = Vec::new();
         if let Some(invoice) = invoice.as_mut() {
-            let invoice_before = self.render.invoice(invoice);
+            let invoice_before = invoice.clone();
             let line = invoice
                 .lines
                 .iter()
@@ -743,21 +742,19 @@ impl App {
             set_totals(invoice)?;
             tx.update_invoices(scope, std::slice::from_ref(invoice))
                 .await?;
-            let rendered = self.render.invoice(invoice);
             changes.push(Change {
                 event_type: "invoice.updated",
                 object_id: invoice.id.clone(),
-                previous: previous_attributes(&invoice_before, &rendered),
-                object: rendered,
+                object: Snapshot::invoice(invoice),
+                previous: Some(Snapshot::Invoice(Box::new(invoice_before))),
             });
         }
         tx.update_invoice_items(scope, std::slice::from_ref(&item))
             .await?;
-        let rendered = self.render.invoice_item(&item);
         let response = if deleting {
             self.render.deleted("invoiceitem", id)
         } else {
-            rendered.clone()
+            self.render.invoice_item(&item)
         };
         changes.insert(
             0,
@@ -768,12 +765,8 @@ impl App {
                     "invoiceitem.updated"
                 },
                 object_id: item.id.clone(),
-                previous: if deleting {
-                    None
-                } else {
-                    previous_attributes(&before, &rendered)
-                },
-                object: rendered,
+                object: Snapshot::invoice_item(&item),
+                previous: (!deleting).then(|| Snapshot::InvoiceItem(Box::new(before))),
             },
         );
         self.commit_at(tx, caller, now, changes, &response).await?;

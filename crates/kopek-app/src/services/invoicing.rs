@@ -257,21 +257,20 @@ impl App {
             ledger::invoice_credited(&invoice.customer, Money::new(-invoice.total, currency))
         };
         let entry = self.ledger_entry(scope, now, invoice, "invoice.finalized", postings)?;
-        let rendered = self.render.invoice(invoice);
+        let snapshot = Snapshot::Invoice(Box::new(invoice.clone()));
+        let paid = (to == InvoiceStatus::Paid).then(|| Change {
+            event_type: "invoice.paid",
+            object_id: invoice.id.clone(),
+            object: snapshot.clone(),
+            previous: None,
+        });
         let mut changes = vec![Change {
             event_type: "invoice.finalized",
             object_id: invoice.id.clone(),
-            object: rendered.clone(),
+            object: snapshot,
             previous: None,
         }];
-        if to == InvoiceStatus::Paid {
-            changes.push(Change {
-                event_type: "invoice.paid",
-                object_id: invoice.id.clone(),
-                object: rendered,
-                previous: None,
-            });
-        }
+        changes.extend(paid);
         Ok(Finalized {
             entry,
             credit: invoice.total.min(0),

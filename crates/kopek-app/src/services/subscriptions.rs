@@ -2,7 +2,7 @@
 
 use super::invoicing::{money_error, subscription_lines, sweep_items, NewInvoice};
 use super::metadata::MetadataUpdate;
-use crate::app::{cursor_not_found, previous_attributes, App, Caller, Change};
+use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
 use crate::ports::Tx;
 use crate::records::*;
@@ -512,13 +512,13 @@ impl App {
             Change {
                 event_type: "customer.subscription.created",
                 object_id: sub.id.clone(),
-                object: rendered.clone(),
+                object: Snapshot::subscription(&sub),
                 previous: None,
             },
             Change {
                 event_type: "invoice.created",
                 object_id: invoice.id.clone(),
-                object: self.render.invoice(&invoice),
+                object: Snapshot::invoice(&invoice),
                 previous: None,
             },
         ];
@@ -590,8 +590,7 @@ impl App {
         let customer = self.live_customer(&mut tx, scope, &sub.customer).await?;
         let now = self.time_for(&mut tx, scope, &customer).await?;
         let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
-        let rendered_prices = self.render_prices(&prices);
-        let before = self.render.subscription(&sub, &rendered_prices);
+        let before = sub.clone();
 
         let mut prorations = Vec::new();
         let behavior = update
@@ -681,16 +680,16 @@ impl App {
             .map(|item| Change {
                 event_type: "invoiceitem.created",
                 object_id: item.id.clone(),
-                object: self.render.invoice_item(item),
+                object: Snapshot::invoice_item(item),
                 previous: None,
             })
             .collect();
-        if let Some(previous) = previous_attributes(&before, &rendered) {
+        if sub != before {
             changes.push(Change {
                 event_type: "customer.subscription.updated",
                 object_id: sub.id.clone(),
-                object: rendered.clone(),
-                previous: Some(previous),
+                object: Snapshot::subscription(&sub),
+                previous: Some(Snapshot::Subscription(Box::new(before))),
             });
         }
         self.commit_at(tx, caller, now, changes, &rendered).await?;
@@ -732,8 +731,6 @@ impl App {
                 .into_iter()
                 .filter(|s| s.status.transition(SubscriptionStatus::Canceled).is_ok())
                 .collect();
-            let refs: Vec<&Subscription> = subs.iter().collect();
-            let prices = self.render_prices(&self.prices_of(tx, scope, &refs).await?);
             for sub in &mut subs {
                 sub.status = SubscriptionStatus::Canceled;
                 sub.canceled_at = Some(now);
@@ -744,7 +741,7 @@ impl App {
                 changes.push(Change {
                     event_type: "customer.subscription.deleted",
                     object_id: sub.id.clone(),
-                    object: self.render.subscription(sub, &prices),
+                    object: Snapshot::subscription(sub),
                     previous: None,
                 });
             }
@@ -811,7 +808,7 @@ impl App {
                 changes.push(Change {
                     event_type: "invoiceitem.created",
                     object_id: item.id.clone(),
-                    object: self.render.invoice_item(&item),
+                    object: Snapshot::invoice_item(&item),
                     previous: None,
                 });
             }
@@ -868,7 +865,7 @@ impl App {
                 changes.push(Change {
                     event_type: "invoice.created",
                     object_id: invoice.id.clone(),
-                    object: self.render.invoice(&invoice),
+                    object: Snapshot::invoice(&invoice),
                     previous: None,
                 });
                 changes.extend(finalized.changes);
@@ -880,7 +877,7 @@ impl App {
         changes.push(Change {
             event_type: "customer.subscription.deleted",
             object_id: sub.id.clone(),
-            object: rendered.clone(),
+            object: Snapshot::subscription(&sub),
             previous: None,
         });
         self.commit_at(tx, caller, now, changes, &rendered).await?;

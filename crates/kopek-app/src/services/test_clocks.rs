@@ -48,7 +48,7 @@ impl App {
         let change = Change {
             event_type: "test_helpers.test_clock.created",
             object_id: clock.id.clone(),
-            object: rendered.clone(),
+            object: Snapshot::Rendered(rendered.clone()),
             previous: None,
         };
         self.commit(tx, caller, vec![change], &rendered).await?;
@@ -109,7 +109,7 @@ impl App {
         let change = Change {
             event_type: "test_helpers.test_clock.advancing",
             object_id: clock.id.clone(),
-            object: rendered.clone(),
+            object: Snapshot::Rendered(rendered.clone()),
             previous: None,
         };
         self.commit(tx, caller, vec![change], &rendered).await?;
@@ -134,7 +134,7 @@ impl App {
         let change = Change {
             event_type: "test_helpers.test_clock.deleted",
             object_id: id.to_owned(),
-            object: last,
+            object: Snapshot::Rendered(last),
             previous: None,
         };
         self.commit(tx, caller, vec![change], &response).await?;

@@ -353,8 +353,9 @@ store_test!(events_list_by_type_and_object, |kind| async move {
             created: 50 + i as i64,
             event_type: (*event_type).into(),
             object_id: (*object_id).into(),
-            object: serde_json::json!({"id": object_id}),
-            previous_attributes: (i == 1).then(|| serde_json::json!({"email": null})),
+            object: Snapshot::Rendered(serde_json::json!({"id": object_id, "email": "a@b.c"})),
+            previous: (i == 1)
+                .then(|| Snapshot::Rendered(serde_json::json!({"id": object_id, "email": null}))),
             idempotency_key: Some("k".into()),
         };
         tx.insert_events(&a, std::slice::from_ref(&event))
@@ -395,8 +396,10 @@ store_test!(events_list_by_type_and_object, |kind| async move {
     );
     let updated = tx.event(&a, "evt_1").await.unwrap().unwrap();
     assert_eq!(
-        updated.previous_attributes,
-        Some(serde_json::json!({"email": null}))
+        updated.previous,
+        Some(Snapshot::Rendered(
+            serde_json::json!({"id": "cus_1", "email": null})
+        ))
     );
 });
 
