@@ -253,6 +253,11 @@ impl BillingTx for StoreTx {
     async fn delete_test_clock(&mut self, scope: &Scope, id: &str) -> StoreResult<()> {
         // Children first: ledger lines go with their entries (ON DELETE CASCADE), item
         // prices with their subscriptions.
+        let mut q = scoped("DELETE FROM payment_methods WHERE account_id = ", scope);
+        q.push(" AND customer IN (SELECT id FROM customers WHERE test_clock = ")
+            .push_bind(id.to_owned())
+            .push(")");
+        self.execute(q).await?;
         for table in [
             "ledger_entries",
             "invoice_items",

@@ -100,6 +100,7 @@ fn customer_params(params: &mut Params) -> ApiResult<CustomerParams> {
     }
     if let Some(Some(mut settings)) = params.object("invoice_settings")? {
         update.invoice_footer = settings.nullable_string("footer")?;
+        update.default_payment_method = settings.nullable_string("default_payment_method")?;
         if let Some(fields) = settings.object_list("custom_fields", CUSTOM_FIELDS_MAX)? {
             let mut custom_fields = Vec::with_capacity(fields.len());
             for mut field in fields {
@@ -126,6 +127,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
         |app, caller, mut params| async move {
             let mut update = customer_params(&mut params)?;
             update.test_clock = params.string("test_clock")?;
+            update.payment_method = params.string("payment_method")?;
             params.finish()?;
             Ok(WireRenderer.customer(&app.create_customer(&caller, update).await?))
         },
@@ -200,6 +202,28 @@ pub async fn list(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Respo
         ApiResult::Ok(render::list("/v1/customers", &customers, |c| {
             WireRenderer.customer(c)
         }))
+    })
+    .await
+}
+
+/// `GET /v1/customers/:id/payment_methods`.
+pub async fn payment_methods(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    request::get(app, headers, uri, |app, scope, mut params| async move {
+        let page = page(&mut params)?;
+        params.one_of("type", |t| (t == "card").then_some(()), "card")?;
+        params.expand()?;
+        params.finish()?;
+        let found = app.payment_methods(&scope, &id, &page).await?;
+        ApiResult::Ok(render::list(
+            &format!("/v1/customers/{id}/payment_methods"),
+            &found,
+            |pm| WireRenderer.payment_method(pm),
+        ))
     })
     .await
 }

@@ -4,12 +4,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kopek_app::AppError;
 use serde_json::json;
+use std::borrow::Cow;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub error_type: &'static str,
-    pub code: Option<&'static str>,
+    pub code: Option<Cow<'static, str>>,
+    /// For a `card_error` declined by the issuer: why (`insufficient_funds`, …).
+    pub decline_code: Option<String>,
     pub message: String,
     pub param: Option<String>,
 }
@@ -23,7 +26,8 @@ impl ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             error_type: "invalid_request_error",
-            code: Some(code),
+            code: Some(code.into()),
+            decline_code: None,
             message: message.into(),
             param: Some(param.into()),
         }
@@ -33,7 +37,8 @@ impl ApiError {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
             error_type: "invalid_request_error",
-            code: Some("api_key_invalid"),
+            code: Some("api_key_invalid".into()),
+            decline_code: None,
             message: message.into(),
             param: None,
         }
@@ -44,6 +49,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             error_type: "invalid_request_error",
             code: None,
+            decline_code: None,
             message: format!(
                 "Unrecognized request URL ({path}). See the API reference at /v1/openapi.json."
             ),
@@ -59,7 +65,8 @@ impl ApiError {
         ApiError {
             status,
             error_type: "idempotency_error",
-            code: Some(code),
+            code: Some(code.into()),
+            decline_code: None,
             message: message.into(),
             param: None,
         }
@@ -70,6 +77,7 @@ impl ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             error_type: "api_error",
             code: None,
+            decline_code: None,
             message: "Something went wrong on kopek's side. The request changed nothing and can be retried.".into(),
             param: None,
         }
@@ -82,24 +90,48 @@ impl From<AppError> for ApiError {
             AppError::NotFound { param, .. } => ApiError {
                 status: StatusCode::NOT_FOUND,
                 error_type: "invalid_request_error",
-                code: Some("resource_missing"),
+                code: Some("resource_missing".into()),
+                decline_code: None,
                 message: e.to_string(),
                 param: param.map(str::to_owned),
             },
             AppError::Invalid { param, message } => ApiError {
                 status: StatusCode::BAD_REQUEST,
                 error_type: "invalid_request_error",
-                code: Some("parameter_invalid"),
+                code: Some("parameter_invalid".into()),
+                decline_code: None,
                 message,
                 param,
             },
             AppError::Conflict { param, message } => ApiError {
                 status: StatusCode::BAD_REQUEST,
                 error_type: "invalid_request_error",
-                code: Some("resource_in_use"),
+                code: Some("resource_in_use".into()),
+                decline_code: None,
                 message,
                 param,
             },
+            AppError::Card { decline, param } => ApiError {
+                status: StatusCode::PAYMENT_REQUIRED,
+                error_type: "card_error",
+                code: Some(decline.code.into()),
+                decline_code: decline.decline_code,
+                message: decline.message,
+                param,
+            },
+            AppError::GatewayUnavailable(detail) => {
+                tracing::warn!(%detail, "the gateway did not answer");
+                ApiError {
+                    status: StatusCode::BAD_GATEWAY,
+                    error_type: "api_error",
+                    code: Some("gateway_unavailable".into()),
+                    decline_code: None,
+                    message: "The payment gateway did not answer; nothing was saved. \
+                              Try again in a moment."
+                        .into(),
+                    param: None,
+                }
+            }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 ApiError::internal()
@@ -110,14 +142,16 @@ impl From<AppError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "type": self.error_type,
-                "code": self.code,
-                "message": self.message,
-                "param": self.param,
-            }
+        let mut error = json!({
+            "type": self.error_type,
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
         });
+        if let Some(decline_code) = self.decline_code {
+            error["decline_code"] = decline_code.into();
+        }
+        let body = json!({ "error": error });
         (self.status, axum::Json(body)).into_response()
     }
 }

@@ -16,6 +16,7 @@ mod invoices;
 mod ledger;
 mod openapi;
 pub mod params;
+mod payment_methods;
 mod render;
 mod request;
 mod subscriptions;
@@ -107,6 +108,22 @@ pub fn router(app: App) -> Router {
         )
         .route("/v1/ledger/accounts", get(ledger::accounts))
         .route("/v1/ledger/entries", get(ledger::entries))
+        .route(
+            "/v1/customers/{id}/payment_methods",
+            get(customers::payment_methods),
+        )
+        .route(
+            "/v1/payment_methods",
+            get(payment_methods::list).post(payment_methods::create),
+        )
+        .route(
+            "/v1/payment_methods/{id}",
+            get(payment_methods::retrieve).post(payment_methods::update),
+        )
+        .route(
+            "/v1/payment_methods/{id}/{action}",
+            post(payment_methods::action),
+        )
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/openapi.json", get(openapi::serve))

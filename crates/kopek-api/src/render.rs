@@ -191,7 +191,7 @@ impl Renderer for WireRenderer {
             "currency": sub.currency.lowercase(),
             "customer": sub.customer,
             "days_until_due": sub.days_until_due,
-            "default_payment_method": null,
+            "default_payment_method": sub.default_payment_method,
             "default_tax_rates": [],
             "description": sub.description,
             "discounts": [],
@@ -392,6 +392,50 @@ impl Renderer for WireRenderer {
             "name": clock.name,
             "status": clock.status.as_str(),
             "status_details": {},
+        })
+    }
+
+    fn payment_method(&self, pm: &PaymentMethod) -> Value {
+        let card = &pm.card;
+        json!({
+            "id": pm.id,
+            "object": "payment_method",
+            "allow_redisplay": "unspecified",
+            "billing_details": {
+                "address": {
+                    "city": null, "country": null, "line1": null,
+                    "line2": null, "postal_code": null, "state": null,
+                },
+                "email": pm.billing_details.email,
+                "name": pm.billing_details.name,
+                "phone": pm.billing_details.phone,
+                "tax_id": null,
+            },
+            "card": {
+                "brand": card.brand,
+                "checks": {
+                    "address_line1_check": null,
+                    "address_postal_code_check": null,
+                    "cvc_check": null,
+                },
+                "country": card.country,
+                "display_brand": card.brand,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+                "fingerprint": null,
+                "funding": card.funding,
+                "generated_from": null,
+                "last4": card.last4,
+                "networks": {"available": [card.brand], "preferred": null},
+                "regulated_status": null,
+                "three_d_secure_usage": {"supported": true},
+                "wallet": null,
+            },
+            "created": pm.created,
+            "customer": pm.customer,
+            "livemode": pm.livemode,
+            "metadata": metadata(&pm.metadata),
+            "type": "card",
         })
     }
 

@@ -83,6 +83,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
                 days_until_due: params
                     .int_in("days_until_due", 0, DAYS_UNTIL_DUE_MAX)?
                     .map(|d| d as u32),
+                default_payment_method: params.string("default_payment_method")?,
                 cancel_at_period_end: params.bool("cancel_at_period_end")?.unwrap_or(false),
                 description: params.nullable_string("description")?.flatten(),
                 metadata: params.metadata()?,
@@ -136,6 +137,7 @@ pub async fn update(
                 cancel_at_period_end: params.bool("cancel_at_period_end")?,
                 cancellation_details: cancellation_details(&mut params)?,
                 description: params.nullable_string("description")?,
+                default_payment_method: params.nullable_string("default_payment_method")?,
                 days_until_due: params
                     .int_in("days_until_due", 0, DAYS_UNTIL_DUE_MAX)?
                     .map(|d| d as u32),

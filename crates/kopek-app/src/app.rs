@@ -1,5 +1,5 @@
 use crate::error::AppError;
-use crate::ports::{Clock, IdSource, Renderer, Store, Tx};
+use crate::ports::{Clock, Gateways, IdSource, Renderer, Store, Tx};
 use crate::records::{Event, PageRequest, Scope, Snapshot};
 use serde_json::Value;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ pub struct App {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdSource>,
     pub(crate) render: Arc<dyn Renderer>,
+    pub(crate) gateways: Gateways,
     /// How long a renewal (or auto-advancing) draft waits before it is finalized.
     pub(crate) draft_window_s: i64,
 }
@@ -73,12 +74,14 @@ impl App {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdSource>,
         render: Arc<dyn Renderer>,
+        gateways: Gateways,
     ) -> App {
         App {
             store,
             clock,
             ids,
             render,
+            gateways,
             draft_window_s: crate::services::DRAFT_WINDOW_S_DEFAULT,
         }
     }

@@ -44,6 +44,13 @@ pub enum AppError {
         param: Option<String>,
         message: String,
     },
+    /// The gateway declined the card (Stripe's 402 `card_error`).
+    Card {
+        decline: crate::ports::Decline,
+        param: Option<String>,
+    },
+    /// The gateway gave no answer; nothing was saved, and trying again is safe.
+    GatewayUnavailable(String),
     Internal(String),
 }
 
@@ -63,6 +70,8 @@ impl fmt::Display for AppError {
             AppError::Invalid { message, .. } | AppError::Conflict { message, .. } => {
                 f.write_str(message)
             }
+            AppError::Card { decline, .. } => f.write_str(&decline.message),
+            AppError::GatewayUnavailable(what) => write!(f, "the gateway did not answer: {what}"),
             AppError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }

@@ -4,6 +4,9 @@ use crate::error::StoreError;
 use crate::records::*;
 use async_trait::async_trait;
 
+mod gateway;
+pub use gateway::*;
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A database kopek keeps its state in (SQLite or PostgreSQL).
@@ -24,7 +27,7 @@ pub trait Store: Send + Sync {
 /// Every method on account-owned objects takes a [`Scope`]: there is no way to read or
 /// write across accounts or modes.
 #[async_trait]
-pub trait Tx: BillingTx {
+pub trait Tx: BillingTx + PaymentsTx {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()>;
@@ -106,6 +109,40 @@ pub trait Tx: BillingTx {
 /// The claim methods and the `kopek doctor` scans are the only unscoped reads besides the
 /// API key lookup: the worker and the doctor serve every account, and each row they
 /// return carries its scope.
+/// Payment methods, and the sandbox gateway's record of its charges (written in the
+/// sandbox's own transactions, as a real gateway's books would be apart from kopek's).
+#[async_trait]
+pub trait PaymentsTx: Send {
+    async fn insert_payment_method(&mut self, scope: &Scope, pm: &PaymentMethod)
+        -> StoreResult<()>;
+    async fn update_payment_method(&mut self, scope: &Scope, pm: &PaymentMethod)
+        -> StoreResult<()>;
+    /// With `lock`, the row stays locked until the transaction ends.
+    async fn payment_method(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+        lock: bool,
+    ) -> StoreResult<Option<PaymentMethod>>;
+    /// The payment methods attached to `customer`.
+    async fn payment_methods(
+        &mut self,
+        scope: &Scope,
+        customer: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<PaymentMethod>>>;
+
+    /// Records a charge request; a second one with the same key is a `Conflict`.
+    async fn insert_sandbox_charge(&mut self, charge: &SandboxCharge) -> StoreResult<()>;
+    async fn sandbox_charge(
+        &mut self,
+        account_id: &str,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<SandboxCharge>>;
+    /// Every charge the sandbox made for an account, oldest first (for tests and checks).
+    async fn sandbox_charges(&mut self, account_id: &str) -> StoreResult<Vec<SandboxCharge>>;
+}
+
 #[async_trait]
 pub trait BillingTx: Send {
     async fn prices_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Price>>;
@@ -291,6 +328,7 @@ pub trait Renderer: Send + Sync {
     fn invoice(&self, invoice: &Invoice) -> serde_json::Value;
     fn invoice_item(&self, item: &InvoiceItem) -> serde_json::Value;
     fn test_clock(&self, clock: &TestClock) -> serde_json::Value;
+    fn payment_method(&self, pm: &PaymentMethod) -> serde_json::Value;
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
     /// An event, given its object and previous attributes already rendered.
     fn event(

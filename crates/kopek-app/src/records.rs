@@ -4,10 +4,12 @@
 //! to its tables, with [`crate::codec`] for the parts kept as a document).
 
 mod billing;
+mod payments;
 
 pub use billing::*;
 use kopek_core::price::PriceModel;
 use kopek_core::Currency;
+pub use payments::*;
 use std::collections::BTreeMap;
 
 /// Who is asking: every store query is made within one account and one mode.

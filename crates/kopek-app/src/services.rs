@@ -8,6 +8,7 @@ mod invoicing;
 mod keys;
 mod ledger;
 mod metadata;
+mod payment_methods;
 mod subscriptions;
 mod test_clocks;
 
@@ -21,6 +22,7 @@ pub use invoices::{
 pub use invoicing::{DAYS_UNTIL_DUE_DEFAULT, DRAFT_WINDOW_S_DEFAULT};
 pub use keys::{NewKey, KEY_PREFIX_LIVE, KEY_PREFIX_TEST};
 pub use metadata::MetadataUpdate;
+pub use payment_methods::PaymentMethodParams;
 pub use subscriptions::{
     Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
     TrialEnd, TRIAL_DAYS_MAX,

@@ -151,6 +151,21 @@ pub fn invoice_paid_out_of_band(
     transfer((AccountKind::OutOfBand, None), settled, amount)
 }
 
+/// A payment collected through the gateway settles the receivable (or recovers
+/// written-off debt) into cash.
+pub fn invoice_paid(
+    customer: &str,
+    amount: Money,
+    was_uncollectible: bool,
+) -> Result<Vec<Posting>, LedgerError> {
+    let settled = if was_uncollectible {
+        (AccountKind::BadDebt, None)
+    } else {
+        (AccountKind::Receivable, Some(customer))
+    };
+    transfer((AccountKind::Cash, None), settled, amount)
+}
+
 /// Voiding reverses the revenue of what was still owed (or written off).
 pub fn invoice_voided(
     customer: &str,

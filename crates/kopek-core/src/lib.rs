@@ -15,6 +15,7 @@ pub mod invoice;
 pub mod ledger;
 pub mod metadata;
 pub mod money;
+pub mod payment;
 pub mod period;
 pub mod price;
 pub mod subscription;

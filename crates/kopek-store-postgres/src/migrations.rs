@@ -8,6 +8,7 @@ use sqlx::PgPool;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_catalog.sql"),
     include_str!("../migrations/0002_billing.sql"),
+    include_str!("../migrations/0003_payments.sql"),
 ];
 /// An arbitrary constant naming kopek's migration lock.
 const MIGRATION_LOCK: i64 = 0x6b6f_7065_6b00;

@@ -39,6 +39,7 @@ async fn seed_one(app: &App, caller: &Caller, price: &str) -> Result<(), String>
             billing_cycle_anchor: None,
             collection_method: None,
             days_until_due: None,
+            default_payment_method: None,
             cancel_at_period_end: false,
             description: None,
             metadata: MetadataUpdate::default(),
@@ -185,11 +186,14 @@ async fn billing_run(
         9 * 3600,
     );
     let clock = Arc::new(BenchClock(AtomicI64::new(start)));
+    let ids = Arc::new(RandomIds);
+    let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone());
     let app = App::new(
         store,
         clock.clone(),
-        Arc::new(RandomIds),
+        ids,
         Arc::new(kopek_api::WireRenderer),
+        sandbox.into_gateways(),
     )
     .with_draft_window(draft_window_s);
     let e = |e: kopek_app::AppError| e.to_string();

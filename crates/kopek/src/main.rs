@@ -178,11 +178,14 @@ async fn open_store(cli: &Cli) -> Result<Arc<dyn Store>, String> {
 }
 
 fn app(store: Arc<dyn Store>) -> App {
+    let (clock, ids) = (Arc::new(SystemClock), Arc::new(RandomIds));
+    let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone());
     App::new(
         store,
-        Arc::new(SystemClock),
-        Arc::new(RandomIds),
+        clock,
+        ids,
         Arc::new(kopek_api::WireRenderer),
+        sandbox.into_gateways(),
     )
 }
 

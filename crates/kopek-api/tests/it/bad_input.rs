@@ -19,6 +19,8 @@ fn cases() -> impl Strategy<Value = (String, String, String)> {
         Just("/v1/invoices/in_x/pay".to_owned()),
         Just("/v1/invoiceitems".to_owned()),
         Just("/v1/test_helpers/test_clocks".to_owned()),
+        Just("/v1/payment_methods".to_owned()),
+        Just("/v1/payment_methods/pm_card_visa/attach".to_owned()),
     ];
     let key = prop_oneof![
         Just("email".to_owned()),
@@ -35,6 +37,8 @@ fn cases() -> impl Strategy<Value = (String, String, String)> {
         Just("trial_end".to_owned()),
         Just("amount".to_owned()),
         Just("frozen_time".to_owned()),
+        Just("card".to_owned()),
+        Just("type".to_owned()),
         "[a-z\\[\\]0-9_]{1,12}",
     ];
     let value = prop_oneof![

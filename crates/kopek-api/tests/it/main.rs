@@ -4,6 +4,7 @@ mod api;
 mod bad_input;
 mod billing;
 mod billing_bad_input;
+mod payment_methods;
 mod race;
 mod stripe_sdk;
 
@@ -27,11 +28,14 @@ pub struct Harness {
 pub async fn harness(kind: StoreKind) -> Harness {
     let store = fresh_store(kind).await;
     let clock = FixedClock::new(JAN_1_2026);
+    let ids = Arc::new(RandomIds);
+    let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone());
     let app = App::new(
         store,
         clock.clone(),
-        Arc::new(RandomIds),
+        ids,
         Arc::new(kopek_api::WireRenderer),
+        sandbox.into_gateways(),
     );
     let (_, key) = app.create_account().await.unwrap();
     Harness {

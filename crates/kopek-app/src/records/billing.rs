@@ -115,6 +115,9 @@ pub struct Subscription {
     #[serde(with = "collection_method")]
     pub collection_method: CollectionMethod,
     pub days_until_due: Option<u32>,
+    /// The payment method charged for its invoices, ahead of the customer's default.
+    #[serde(default)]
+    pub default_payment_method: Option<String>,
     pub cancel_at_period_end: bool,
     pub cancel_at: Option<i64>,
     pub canceled_at: Option<i64>,

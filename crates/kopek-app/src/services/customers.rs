@@ -22,6 +22,12 @@ pub struct CustomerParams {
     pub tax_exempt: Option<TaxExempt>,
     /// Only on create: the test clock whose time the customer lives in (test mode only).
     pub test_clock: Option<String>,
+    /// Only on create: a payment method (or, in test mode, a gateway test token such as
+    /// `pm_card_visa`) to attach.
+    pub payment_method: Option<String>,
+    /// `invoice_settings[default_payment_method]`: an attached payment method, or the
+    /// one given as `payment_method`.
+    pub default_payment_method: Option<Option<String>>,
     pub metadata: MetadataUpdate,
 }
 
@@ -88,6 +94,28 @@ impl App {
             deleted: false,
         };
         let test_clock = params.test_clock.clone();
+        let default_payment_method = params.default_payment_method.clone().flatten();
+        // The gateway is asked before the transaction: it may be slow.
+        let payment_method = match &params.payment_method {
+            Some(id) => Some(self.attachable(&caller.scope, id, "payment_method").await?),
+            None => None,
+        };
+        if let Some(default) = default_payment_method {
+            // A new customer has no payment method but the one given with it.
+            let given = payment_method
+                .as_ref()
+                .filter(|_| params.payment_method.as_deref() == Some(default.as_str()))
+                .ok_or_else(|| {
+                    AppError::invalid(
+                        "invoice_settings[default_payment_method]",
+                        format!(
+                            "The payment method {default} is not attached to this customer; \
+                             pass it as payment_method too."
+                        ),
+                    )
+                })?;
+            customer.invoice_settings.default_payment_method = Some(given.id.clone());
+        }
         params.apply(&mut customer)?;
         let mut tx = self.store.write().await?;
         if let Some(clock_id) = test_clock {
@@ -106,13 +134,19 @@ impl App {
         }
         tx.insert_customer(&caller.scope, &customer).await?;
         let rendered = self.render.customer(&customer);
-        let change = Change {
+        let mut changes = vec![Change {
             event_type: "customer.created",
             object_id: customer.id.clone(),
             object: Snapshot::Rendered(rendered.clone()),
             previous: None,
-        };
-        self.commit(tx, caller, vec![change], &rendered).await?;
+        }];
+        if let Some(pm) = payment_method {
+            let (_, attached) = self
+                .write_attached(&mut tx, &caller.scope, pm, &customer.id, "payment_method")
+                .await?;
+            changes.push(attached);
+        }
+        self.commit(tx, caller, changes, &rendered).await?;
         Ok(customer)
     }
 
@@ -130,6 +164,26 @@ impl App {
         let mut tx = self.store.write().await?;
         let mut customer = live_customer(tx.customer(&caller.scope, id).await?, id)?;
         let before = self.render.customer(&customer);
+        if params.payment_method.is_some() {
+            return Err(AppError::invalid(
+                "payment_method",
+                "payment_method is taken only when a customer is created; attach it with \
+                 POST /v1/payment_methods/:id/attach.",
+            ));
+        }
+        if let Some(default) = &params.default_payment_method {
+            if let Some(id) = default {
+                self.check_attached(
+                    &mut tx,
+                    &caller.scope,
+                    id,
+                    &customer.id,
+                    "invoice_settings[default_payment_method]",
+                )
+                .await?;
+            }
+            customer.invoice_settings.default_payment_method = default.clone();
+        }
         params.apply(&mut customer)?;
         tx.update_customer(&caller.scope, &customer).await?;
         let rendered = self.render.customer(&customer);

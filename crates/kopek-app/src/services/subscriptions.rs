@@ -44,6 +44,8 @@ pub struct NewSubscription {
     pub billing_cycle_anchor: Option<i64>,
     pub collection_method: Option<CollectionMethod>,
     pub days_until_due: Option<u32>,
+    /// A payment method attached to the customer.
+    pub default_payment_method: Option<String>,
     pub cancel_at_period_end: bool,
     pub description: Option<String>,
     pub metadata: MetadataUpdate,
@@ -69,6 +71,7 @@ pub struct SubscriptionUpdate {
     pub cancellation_details: Option<CancellationDetails>,
     pub description: Option<Option<String>>,
     pub days_until_due: Option<u32>,
+    pub default_payment_method: Option<Option<String>>,
     pub proration_behavior: Option<ProrationBehavior>,
     pub metadata: MetadataUpdate,
 }
@@ -287,6 +290,10 @@ impl App {
         let mut tx = self.store.write().await?;
         let customer = self.live_customer(&mut tx, scope, &new.customer).await?;
         let now = self.time_for(&mut tx, scope, &customer).await?;
+        if let Some(pm) = &new.default_payment_method {
+            self.check_attached(&mut tx, scope, pm, &customer.id, "default_payment_method")
+                .await?;
+        }
 
         let mut prices: HashMap<String, Price> = HashMap::new();
         let mut items = Vec::with_capacity(new.items.len());
@@ -461,6 +468,7 @@ impl App {
                 ),
                 CollectionMethod::ChargeAutomatically => None,
             },
+            default_payment_method: new.default_payment_method,
             cancel_at_period_end: new.cancel_at_period_end,
             cancel_at: new.cancel_at_period_end.then_some(period.end),
             canceled_at: None,
@@ -658,6 +666,13 @@ impl App {
         }
         if let Some(description) = update.description {
             sub.description = description;
+        }
+        if let Some(pm) = update.default_payment_method {
+            if let Some(id) = &pm {
+                self.check_attached(&mut tx, scope, id, &sub.customer, "default_payment_method")
+                    .await?;
+            }
+            sub.default_payment_method = pm;
         }
         if let Some(days) = update.days_until_due {
             if sub.collection_method != CollectionMethod::SendInvoice {

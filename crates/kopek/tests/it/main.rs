@@ -21,11 +21,14 @@ use tokio::process::{Child, Command};
 const DAY: i64 = 86_400;
 
 fn app(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> App {
+    let ids = Arc::new(RandomIds);
+    let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone());
     App::new(
         store,
         clock,
-        Arc::new(RandomIds),
+        ids,
         Arc::new(kopek_api::WireRenderer),
+        sandbox.into_gateways(),
     )
 }
 
@@ -98,6 +101,7 @@ async fn seed(store: Arc<dyn Store>, n: usize) -> Scope {
                     billing_cycle_anchor: None,
                     collection_method: None,
                     days_until_due: None,
+                    default_payment_method: None,
                     cancel_at_period_end: false,
                     description: None,
                     metadata: MetadataUpdate::default(),

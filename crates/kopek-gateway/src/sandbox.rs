@@ -1,0 +1,249 @@
+//! The sandbox gateway: Stripe's test mode for its test payment methods, with its own
+//! books. Each charge it makes is written in its own transaction, apart from kopek's, as
+//! a real gateway's records would be; so a kopek process killed after the gateway
+//! charged but before kopek recorded it leaves exactly what a real outage would. Callers
+//! must not hold a write transaction while calling it (on SQLite it would wait on them),
+//! which no caller of a remote gateway should do anyway.
+
+use crate::test_cards::{self, Behavior, Fault, TestCard};
+use async_trait::async_trait;
+use kopek_app::ports::*;
+use kopek_app::records::SandboxCharge;
+use kopek_app::StoreError;
+use kopek_core::calendar;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the `pm_card_kopek_slow` token takes to answer, unless configured.
+pub const SLOW_MS_DEFAULT: u64 = 3_000;
+
+pub struct Sandbox {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    slow_ms: u64,
+}
+
+fn unknown_token(token: &str) -> GatewayError {
+    GatewayError::Rejected(format!("no such test payment method: {token}"))
+}
+
+/// A card whose charges are made but never answered, then or later.
+fn unreachable(card: &TestCard) -> bool {
+    card.behavior == Behavior::Fault(Fault::Unreachable)
+}
+
+fn store_failure(e: StoreError) -> GatewayError {
+    GatewayError::Unknown(format!("the sandbox could not reach its books: {e}"))
+}
+
+fn decline(code: &str, decline_code: Option<&str>) -> Decline {
+    Decline {
+        code: code.to_owned(),
+        decline_code: decline_code.map(str::to_owned),
+        message: test_cards::message(decline_code.unwrap_or(code)).to_owned(),
+    }
+}
+
+fn outcome(charge: &SandboxCharge) -> ChargeOutcome {
+    let gateway_id = charge.id.clone();
+    match (charge.status.as_str(), &charge.decline) {
+        ("succeeded", _) => ChargeOutcome::Succeeded { gateway_id },
+        ("requires_action", _) => ChargeOutcome::RequiresAction { gateway_id },
+        (_, decline) => ChargeOutcome::Declined {
+            gateway_id,
+            decline: decline
+                .clone()
+                .unwrap_or_else(|| self::decline("card_declined", None)),
+        },
+    }
+}
+
+impl Sandbox {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Sandbox {
+        Sandbox {
+            store,
+            clock,
+            ids,
+            slow_ms: SLOW_MS_DEFAULT,
+        }
+    }
+
+    pub fn with_slow_ms(mut self, slow_ms: u64) -> Sandbox {
+        self.slow_ms = slow_ms;
+        self
+    }
+
+    /// The sandbox serving test mode, and no gateway for live mode (real gateways'
+    /// adapters come later).
+    pub fn into_gateways(self) -> Gateways {
+        Gateways {
+            test: Arc::new(self),
+            live: None,
+        }
+    }
+
+    /// Every charge the sandbox made for an account, oldest first: its side of the books.
+    pub async fn charges(&self, account_id: &str) -> Result<Vec<SandboxCharge>, StoreError> {
+        let mut tx = self.store.read().await?;
+        tx.sandbox_charges(account_id).await
+    }
+
+    async fn lookup(
+        &self,
+        account_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<SandboxCharge>, GatewayError> {
+        let mut tx = self.store.read().await.map_err(store_failure)?;
+        tx.sandbox_charge(account_id, idempotency_key)
+            .await
+            .map_err(store_failure)
+    }
+
+    /// Makes the charge in the sandbox's books. A concurrent request with the same key
+    /// that got there first wins, and its outcome is the answer (an idempotent replay).
+    async fn commit(
+        &self,
+        request: &ChargeRequest,
+        status: &str,
+        decline: Option<Decline>,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        let charge = SandboxCharge {
+            id: self.ids.id("ch"),
+            account_id: request.account_id.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            created: self.clock.now(),
+            reference: request.reference.clone(),
+            amount: request.amount,
+            currency: request.currency,
+            status: status.to_owned(),
+            decline,
+        };
+        let mut tx = self.store.write().await.map_err(store_failure)?;
+        match tx.insert_sandbox_charge(&charge).await {
+            Ok(()) => {
+                tx.commit().await.map_err(store_failure)?;
+                Ok(outcome(&charge))
+            }
+            Err(StoreError::Conflict(_)) => {
+                drop(tx);
+                let first = self
+                    .lookup(&request.account_id, &request.idempotency_key)
+                    .await?
+                    .ok_or_else(|| GatewayError::Unknown("a conflicting charge vanished".into()))?;
+                Ok(outcome(&first))
+            }
+            Err(e) => Err(store_failure(e)),
+        }
+    }
+
+    async fn charge_card(
+        &self,
+        card: &TestCard,
+        request: &ChargeRequest,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        match card.behavior {
+            Behavior::Succeeds | Behavior::Disputed => {
+                self.commit(request, "succeeded", None).await
+            }
+            Behavior::Declines { code, decline_code }
+            | Behavior::ChargesDecline { code, decline_code } => {
+                self.commit(request, "declined", Some(decline(code, decline_code)))
+                    .await
+            }
+            // Off session nobody can authenticate: Stripe declines such a charge.
+            Behavior::RequiresAuthentication if request.off_session => {
+                let refused = decline("card_declined", Some("authentication_required"));
+                self.commit(request, "declined", Some(refused)).await
+            }
+            Behavior::RequiresAuthentication => self.commit(request, "requires_action", None).await,
+            Behavior::Fault(fault) => self.misbehave(fault, request).await,
+        }
+    }
+
+    async fn misbehave(
+        &self,
+        fault: Fault,
+        request: &ChargeRequest,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        match fault {
+            Fault::TimeoutBeforeCommit => Err(GatewayError::Unknown(
+                "timed out before the gateway received the charge".into(),
+            )),
+            Fault::ServerError => Err(GatewayError::Unknown("the gateway answered 500".into())),
+            Fault::TimeoutAfterCommit | Fault::Unreachable => {
+                self.commit(request, "succeeded", None).await?;
+                Err(GatewayError::Unknown(
+                    "timed out waiting for the answer".into(),
+                ))
+            }
+            Fault::Garbage => {
+                self.commit(request, "succeeded", None).await?;
+                Err(GatewayError::Unknown("the answer did not parse".into()))
+            }
+            Fault::Slow => {
+                let answer = self.commit(request, "succeeded", None).await;
+                tokio::time::sleep(Duration::from_millis(self.slow_ms)).await;
+                answer
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Gateway for Sandbox {
+    async fn payment_method(&self, token: &str) -> Result<GatewayMethod, GatewayError> {
+        let card = test_cards::find(token).ok_or_else(|| unknown_token(token))?;
+        // Test cards take any future expiry; the sandbox's expire a year from now.
+        let (today, _) = calendar::split(self.clock.now());
+        Ok(GatewayMethod {
+            reference: card.token.to_owned(),
+            card: CardDetails {
+                brand: card.brand.to_owned(),
+                last4: card.last4.to_owned(),
+                exp_month: today.month,
+                exp_year: (today.year + 1) as i32,
+                funding: card.funding.to_owned(),
+                country: Some(card.country.to_owned()),
+            },
+        })
+    }
+
+    async fn verify(&self, reference: &str) -> Result<Result<(), Decline>, GatewayError> {
+        let card = test_cards::find(reference).ok_or_else(|| unknown_token(reference))?;
+        Ok(match card.behavior {
+            Behavior::Declines { code, decline_code } => Err(decline(code, decline_code)),
+            _ => Ok(()),
+        })
+    }
+
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
+        let card = test_cards::find(&request.reference)
+            .ok_or_else(|| unknown_token(&request.reference))?;
+        // The same key again is answered from the books, never charged twice.
+        if let Some(first) = self
+            .lookup(&request.account_id, &request.idempotency_key)
+            .await?
+        {
+            if unreachable(card) {
+                return Err(GatewayError::Unknown("the gateway does not answer".into()));
+            }
+            return Ok(outcome(&first));
+        }
+        self.charge_card(card, request).await
+    }
+
+    async fn find_charge(
+        &self,
+        account_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<ChargeOutcome>, GatewayError> {
+        let found = self.lookup(account_id, idempotency_key).await?;
+        if let Some(charge) = &found {
+            if test_cards::find(&charge.reference).is_some_and(unreachable) {
+                return Err(GatewayError::Unknown("the gateway does not answer".into()));
+            }
+        }
+        Ok(found.as_ref().map(outcome))
+    }
+}
