@@ -260,6 +260,8 @@ impl BillingTx for StoreTx {
         self.execute(q).await?;
         for table in [
             "ledger_entries",
+            "charges",
+            "payment_intents",
             "invoice_items",
             "invoices",
             "subscriptions",
@@ -773,7 +775,7 @@ impl BillingTx for StoreTx {
 
     async fn clock_next_due(&mut self, scope: &Scope, clock: &str) -> StoreResult<Option<i64>> {
         let mut next = None;
-        for table in ["subscriptions", "invoices"] {
+        for table in ["subscriptions", "invoices", "charges"] {
             let mut q = scoped(
                 &format!("SELECT MIN(next_action_at) FROM {table} WHERE account_id = "),
                 scope,

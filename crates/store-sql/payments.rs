@@ -11,6 +11,14 @@ fn sandbox_charge(row: &DbRow) -> StoreResult<SandboxCharge> {
     decode_doc(row, "sandbox charge")
 }
 
+fn payment_intent(row: &DbRow) -> StoreResult<PaymentIntent> {
+    decode_doc(row, "payment intent")
+}
+
+fn charge(row: &DbRow) -> StoreResult<Charge> {
+    decode_doc(row, "charge")
+}
+
 #[async_trait]
 impl PaymentsTx for StoreTx {
     async fn insert_payment_method(&mut self, scope: &Scope, pm: &PaymentMethod) -> StoreResult<()> {
@@ -74,6 +82,180 @@ impl PaymentsTx for StoreTx {
             }),
         };
         self.list(list, payment_method).await
+    }
+
+    async fn payment_methods_by_ids(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<PaymentMethod>> {
+        self.by_ids("payment_methods", "doc", scope, ids, false, payment_method)
+            .await
+    }
+
+    async fn insert_payment_intents(
+        &mut self,
+        scope: &Scope,
+        intents: &[PaymentIntent],
+    ) -> StoreResult<()> {
+        for chunk in intents.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "INSERT INTO payment_intents (account_id, livemode, id, created, customer, \
+                 invoice, status, test_clock, doc) ",
+            );
+            q.push_values(chunk, |mut b, pi| {
+                b.push_bind(scope.account_id.clone())
+                    .push_bind(scope.livemode)
+                    .push_bind(pi.id.clone())
+                    .push_bind(pi.created)
+                    .push_bind(pi.customer.clone())
+                    .push_bind(pi.invoice.clone())
+                    .push_bind(pi.status.as_str())
+                    .push_bind(pi.test_clock.clone())
+                    .push_bind(encode_doc(pi));
+            });
+            self.execute(q).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_payment_intents(
+        &mut self,
+        scope: &Scope,
+        intents: &[PaymentIntent],
+    ) -> StoreResult<()> {
+        self.update_rows(
+            "payment_intents",
+            "status = v.column2, doc = v.column3",
+            scope,
+            intents,
+            |mut b, pi| {
+                b.push_bind(pi.id.clone())
+                    .push_bind(pi.status.as_str())
+                    .push_bind(encode_doc(pi));
+            },
+        )
+        .await
+    }
+
+    async fn payment_intents_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<PaymentIntent>> {
+        self.by_ids("payment_intents", "doc", scope, ids, true, payment_intent)
+            .await
+    }
+
+    async fn payment_intent(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<PaymentIntent>> {
+        let mut q = scoped("SELECT doc FROM payment_intents WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        self.fetch_optional(q)
+            .await?
+            .map(|r| payment_intent(&r))
+            .transpose()
+    }
+
+    async fn payment_intents(
+        &mut self,
+        scope: &Scope,
+        filter: &PaymentIntentFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<PaymentIntent>>> {
+        let filter = filter.clone();
+        let list = ListQuery {
+            table: "payment_intents",
+            columns: "doc",
+            scope,
+            page,
+            created: TimeRange::default(),
+            filter: Box::new(move |q| {
+                if let Some(customer) = filter.customer {
+                    q.push(" AND customer = ").push_bind(customer);
+                }
+            }),
+        };
+        self.list(list, payment_intent).await
+    }
+
+    async fn insert_charges(&mut self, scope: &Scope, charges: &[Charge]) -> StoreResult<()> {
+        for chunk in charges.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "INSERT INTO charges (account_id, livemode, id, created, customer, \
+                 payment_intent, invoice, status, test_clock, next_action_at, doc) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(scope.account_id.clone())
+                    .push_bind(scope.livemode)
+                    .push_bind(c.id.clone())
+                    .push_bind(c.created)
+                    .push_bind(c.customer.clone())
+                    .push_bind(c.payment_intent.clone())
+                    .push_bind(c.invoice.clone())
+                    .push_bind(c.status.as_str())
+                    .push_bind(c.test_clock.clone())
+                    .push_bind(c.next_action_at)
+                    .push_bind(encode_doc(c));
+            });
+            self.execute(q).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_charges(&mut self, scope: &Scope, charges: &[Charge]) -> StoreResult<()> {
+        self.update_rows(
+            "charges",
+            "status = v.column2, next_action_at = v.column3, doc = v.column4, \
+             lease_owner = NULL, lease_expires = NULL",
+            scope,
+            charges,
+            |mut b, c| {
+                b.push_bind(c.id.clone())
+                    .push_bind(c.status.as_str())
+                    .push_bind(c.next_action_at)
+                    .push_bind(encode_doc(c));
+            },
+        )
+        .await
+    }
+
+    async fn charges_for_update(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Charge>> {
+        self.by_ids("charges", "doc", scope, ids, true, charge).await
+    }
+
+    async fn charge(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Charge>> {
+        let mut q = scoped("SELECT doc FROM charges WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        self.fetch_optional(q).await?.map(|r| charge(&r)).transpose()
+    }
+
+    async fn charges(
+        &mut self,
+        scope: &Scope,
+        filter: &ChargeFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Charge>>> {
+        let filter = filter.clone();
+        let list = ListQuery {
+            table: "charges",
+            columns: "doc",
+            scope,
+            page,
+            created: TimeRange::default(),
+            filter: Box::new(move |q| {
+                if let Some(customer) = filter.customer {
+                    q.push(" AND customer = ").push_bind(customer);
+                }
+                if let Some(pi) = filter.payment_intent {
+                    q.push(" AND payment_intent = ").push_bind(pi);
+                }
+            }),
+        };
+        self.list(list, charge).await
+    }
+
+    async fn claim_due_charges(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>> {
+        self.claim_due("charges", lane, claim).await
     }
 
     async fn insert_sandbox_charge(&mut self, charge: &SandboxCharge) -> StoreResult<()> {

@@ -17,6 +17,7 @@ mod ledger;
 mod openapi;
 pub mod params;
 mod payment_methods;
+mod payments;
 mod render;
 mod request;
 mod subscriptions;
@@ -124,6 +125,10 @@ pub fn router(app: App) -> Router {
             "/v1/payment_methods/{id}/{action}",
             post(payment_methods::action),
         )
+        .route("/v1/payment_intents", get(payments::list_intents))
+        .route("/v1/payment_intents/{id}", get(payments::retrieve_intent))
+        .route("/v1/charges", get(payments::list_charges))
+        .route("/v1/charges/{id}", get(payments::retrieve_charge))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/openapi.json", get(openapi::serve))

@@ -3,6 +3,7 @@
 use kopek_app::codec::address_doc;
 use kopek_app::ports::Renderer;
 use kopek_app::records::*;
+use kopek_core::invoice::InvoiceStatus;
 use kopek_core::price::{BillingScheme, PriceKind, Round, TiersMode, UnitAmount};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -281,8 +282,8 @@ impl Renderer for WireRenderer {
             "amount_paid": inv.amount_paid,
             "amount_remaining": inv.amount_remaining,
             "amount_shipping": 0,
-            "attempt_count": 0,
-            "attempted": false,
+            "attempt_count": inv.attempt_count,
+            "attempted": inv.attempt_count > 0,
             "auto_advance": inv.auto_advance,
             "automatic_tax": {"enabled": false, "liability": null, "status": null},
             "automatically_finalizes_at": inv.automatically_finalizes_at,
@@ -313,7 +314,18 @@ impl Renderer for WireRenderer {
             },
             "livemode": inv.livemode,
             "metadata": metadata(&inv.metadata),
-            "next_payment_attempt": null,
+            "next_payment_attempt": if inv.status == InvoiceStatus::Open { inv.next_action_at } else { None },
+            "payments": {
+                "object": "list",
+                "data": inv.payment_intent.iter().map(|pi| json!({
+                    "object": "invoice_payment",
+                    "invoice": inv.id,
+                    "is_default": true,
+                    "payment": {"type": "payment_intent", "payment_intent": pi},
+                })).collect::<Vec<_>>(),
+                "has_more": false,
+                "url": format!("/v1/invoice_payments?invoice={}", inv.id),
+            },
             "number": inv.number,
             "parent": inv.subscription.as_ref().map(|sub| json!({
                 "type": "subscription_details",
@@ -439,6 +451,97 @@ impl Renderer for WireRenderer {
         })
     }
 
+    fn payment_intent(&self, pi: &PaymentIntent) -> Value {
+        json!({
+            "id": pi.id,
+            "object": "payment_intent",
+            "amount": pi.amount,
+            "amount_capturable": 0,
+            "amount_received": pi.amount_received,
+            "automatic_payment_methods": null,
+            "canceled_at": null,
+            "cancellation_reason": null,
+            "capture_method": "automatic",
+            "client_secret": null,
+            "confirmation_method": "automatic",
+            "created": pi.created,
+            "currency": pi.currency.lowercase(),
+            "customer": pi.customer,
+            "description": null,
+            "last_payment_error": pi.last_payment_error.as_ref().map(|d| decline(d, pi.payment_method.as_deref())),
+            "latest_charge": pi.latest_charge,
+            "livemode": pi.livemode,
+            "metadata": metadata(&pi.metadata),
+            "next_action": null,
+            "off_session": true,
+            "payment_method": pi.payment_method,
+            "payment_method_types": ["card"],
+            "setup_future_usage": null,
+            "statement_descriptor": null,
+            // kopek's `unknown` is its own status: the gateway's answer has not come back.
+            "status": pi.status.as_str(),
+            // kopek's addition: Stripe shows the invoice only from the invoice's side.
+            "invoice": pi.invoice,
+        })
+    }
+
+    fn charge(&self, c: &Charge) -> Value {
+        let failure = c
+            .failure
+            .as_ref()
+            .filter(|_| c.status == ChargeStatus::Failed);
+        json!({
+            "id": c.id,
+            "object": "charge",
+            "amount": c.amount,
+            "amount_captured": if c.status == ChargeStatus::Succeeded { c.amount } else { 0 },
+            "amount_refunded": 0,
+            "balance_transaction": null,
+            "billing_details": {"address": null, "email": null, "name": null, "phone": null},
+            "captured": c.status == ChargeStatus::Succeeded,
+            "created": c.created,
+            "currency": c.currency.lowercase(),
+            "customer": c.customer,
+            "description": null,
+            "disputed": false,
+            "failure_code": failure.map(|d| d.code.clone()),
+            "failure_message": failure.map(|d| d.message.clone()),
+            "livemode": c.livemode,
+            "metadata": {},
+            "outcome": match c.status {
+                ChargeStatus::Succeeded => json!({
+                    "network_status": "approved_by_network", "reason": null,
+                    "seller_message": "Payment complete.", "type": "authorized",
+                }),
+                ChargeStatus::Failed => json!({
+                    "network_status": "declined_by_network",
+                    "reason": failure.and_then(|d| d.decline_code.clone()),
+                    "seller_message": failure.map(|d| d.message.clone()),
+                    "type": "issuer_declined",
+                }),
+                ChargeStatus::Pending => Value::Null,
+            },
+            "paid": c.status == ChargeStatus::Succeeded,
+            "payment_intent": c.payment_intent,
+            "payment_method": c.payment_method,
+            "payment_method_details": {
+                "card": {
+                    "brand": c.card.brand, "country": c.card.country,
+                    "exp_month": c.card.exp_month, "exp_year": c.card.exp_year,
+                    "funding": c.card.funding, "last4": c.card.last4,
+                },
+                "type": "card",
+            },
+            "refunded": false,
+            "status": c.status.as_str(),
+            // kopek's additions: whether the gateway's answer is still being sought, and
+            // whether the reconciler gave up and a person must look.
+            "outcome_unknown": c.status == ChargeStatus::Pending && c.outcome_unknown,
+            "needs_review": c.needs_review,
+            "invoice": c.invoice,
+        })
+    }
+
     fn deleted(&self, object: &str, id: &str) -> Value {
         json!({"id": id, "object": object, "deleted": true})
     }
@@ -460,6 +563,17 @@ impl Renderer for WireRenderer {
             "type": e.event_type,
         })
     }
+}
+
+/// A decline as Stripe's `last_payment_error`.
+fn decline(d: &kopek_app::ports::Decline, payment_method: Option<&str>) -> Value {
+    json!({
+        "type": "card_error",
+        "code": d.code,
+        "decline_code": d.decline_code,
+        "message": d.message,
+        "payment_method": payment_method.map(|id| json!({"id": id, "object": "payment_method"})),
+    })
 }
 
 pub fn list<T>(url: &str, page: &Page<T>, render: impl Fn(&T) -> Value) -> Value {

@@ -17,6 +17,8 @@ pub struct App {
     pub(crate) ids: Arc<dyn IdSource>,
     pub(crate) render: Arc<dyn Renderer>,
     pub(crate) gateways: Gateways,
+    /// How long a gateway call may take before its outcome counts as unknown.
+    pub(crate) gateway_timeout: std::time::Duration,
     /// How long a renewal (or auto-advancing) draft waits before it is finalized.
     pub(crate) draft_window_s: i64,
 }
@@ -82,6 +84,9 @@ impl App {
             ids,
             render,
             gateways,
+            gateway_timeout: std::time::Duration::from_millis(
+                crate::services::GATEWAY_TIMEOUT_MS_DEFAULT,
+            ),
             draft_window_s: crate::services::DRAFT_WINDOW_S_DEFAULT,
         }
     }

@@ -132,6 +132,60 @@ pub trait PaymentsTx: Send {
         page: &PageRequest,
     ) -> StoreResult<Option<Page<PaymentMethod>>>;
 
+    async fn payment_methods_by_ids(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<PaymentMethod>>;
+
+    async fn insert_payment_intents(
+        &mut self,
+        scope: &Scope,
+        intents: &[PaymentIntent],
+    ) -> StoreResult<()>;
+    async fn update_payment_intents(
+        &mut self,
+        scope: &Scope,
+        intents: &[PaymentIntent],
+    ) -> StoreResult<()>;
+    /// Locked until the transaction ends.
+    async fn payment_intents_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<PaymentIntent>>;
+    async fn payment_intent(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+    ) -> StoreResult<Option<PaymentIntent>>;
+    async fn payment_intents(
+        &mut self,
+        scope: &Scope,
+        filter: &PaymentIntentFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<PaymentIntent>>>;
+
+    /// Fails with `Conflict` for a second pending (or succeeded) charge of one invoice.
+    async fn insert_charges(&mut self, scope: &Scope, charges: &[Charge]) -> StoreResult<()>;
+    async fn update_charges(&mut self, scope: &Scope, charges: &[Charge]) -> StoreResult<()>;
+    /// Locked until the transaction ends.
+    async fn charges_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Charge>>;
+    async fn charge(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Charge>>;
+    async fn charges(
+        &mut self,
+        scope: &Scope,
+        filter: &ChargeFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Charge>>>;
+    /// Claims pending charges (of any account) due for reconciliation, as
+    /// [`BillingTx::claim_due_subscriptions`].
+    async fn claim_due_charges(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>>;
+
     /// Records a charge request; a second one with the same key is a `Conflict`.
     async fn insert_sandbox_charge(&mut self, charge: &SandboxCharge) -> StoreResult<()>;
     async fn sandbox_charge(
@@ -329,6 +383,8 @@ pub trait Renderer: Send + Sync {
     fn invoice_item(&self, item: &InvoiceItem) -> serde_json::Value;
     fn test_clock(&self, clock: &TestClock) -> serde_json::Value;
     fn payment_method(&self, pm: &PaymentMethod) -> serde_json::Value;
+    fn payment_intent(&self, pi: &PaymentIntent) -> serde_json::Value;
+    fn charge(&self, charge: &Charge) -> serde_json::Value;
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
     /// An event, given its object and previous attributes already rendered.
     fn event(

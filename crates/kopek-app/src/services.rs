@@ -1,5 +1,6 @@
 mod billing;
 mod catalog;
+mod collection;
 mod customers;
 mod doctor;
 mod events;
@@ -9,11 +10,13 @@ mod keys;
 mod ledger;
 mod metadata;
 mod payment_methods;
+mod payments;
 mod subscriptions;
 mod test_clocks;
 
 pub use billing::{Progress, WorkerConfig};
 pub use catalog::{NewPrice, NewProduct, PriceUpdate, ProductRef, ProductUpdate};
+pub use collection::{GATEWAY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_S, RECONCILE_DELAYS_S};
 pub use customers::CustomerParams;
 pub use doctor::Violation;
 pub use invoices::{

@@ -22,3 +22,45 @@ CREATE TABLE sandbox_charges (
     doc             TEXT NOT NULL,
     UNIQUE (account_id, idempotency_key)
 );
+
+CREATE TABLE payment_intents (
+    seq        BIGSERIAL PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    livemode   BOOLEAN NOT NULL,
+    created    BIGINT NOT NULL,
+    customer   TEXT NOT NULL REFERENCES customers (id),
+    invoice    TEXT,
+    status     TEXT NOT NULL,
+    test_clock TEXT,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX payment_intents_by_scope ON payment_intents (account_id, livemode, seq);
+CREATE INDEX payment_intents_by_customer ON payment_intents (account_id, livemode, customer, seq);
+CREATE INDEX payment_intents_by_clock ON payment_intents (test_clock) WHERE test_clock IS NOT NULL;
+
+CREATE TABLE charges (
+    seq            BIGSERIAL PRIMARY KEY,
+    id             TEXT NOT NULL UNIQUE,
+    account_id     TEXT NOT NULL REFERENCES accounts (id),
+    livemode       BOOLEAN NOT NULL,
+    created        BIGINT NOT NULL,
+    customer       TEXT NOT NULL REFERENCES customers (id),
+    payment_intent TEXT NOT NULL REFERENCES payment_intents (id),
+    invoice        TEXT,
+    status         TEXT NOT NULL,
+    test_clock     TEXT,
+    next_action_at BIGINT,
+    lease_owner    TEXT,
+    lease_expires  BIGINT,
+    doc            TEXT NOT NULL
+);
+CREATE INDEX charges_by_scope ON charges (account_id, livemode, seq);
+CREATE INDEX charges_by_customer ON charges (account_id, livemode, customer, seq);
+CREATE INDEX charges_by_payment_intent ON charges (account_id, livemode, payment_intent, seq);
+CREATE INDEX charges_due ON charges (next_action_at) WHERE next_action_at IS NOT NULL;
+CREATE INDEX charges_by_clock ON charges (test_clock, next_action_at) WHERE test_clock IS NOT NULL;
+-- No new attempt on an invoice while one's outcome is not known, and never two
+-- successful charges for one invoice: the last line of defence against charging twice.
+CREATE UNIQUE INDEX charges_one_pending_per_invoice ON charges (invoice) WHERE status = 'pending';
+CREATE UNIQUE INDEX charges_one_success_per_invoice ON charges (invoice) WHERE status = 'succeeded';

@@ -37,8 +37,9 @@ async fn seed_one(app: &App, caller: &Caller, price: &str) -> Result<(), String>
             trial_period_days: None,
             trial_end: None,
             billing_cycle_anchor: None,
-            collection_method: None,
-            days_until_due: None,
+            // Invoices sent for payment: the bench measures billing, not collection.
+            collection_method: Some(kopek_core::subscription::CollectionMethod::SendInvoice),
+            days_until_due: Some(30),
             default_payment_method: None,
             cancel_at_period_end: false,
             description: None,

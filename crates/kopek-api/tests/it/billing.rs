@@ -234,7 +234,13 @@ store_test!(a_trial_then_paid_months, |kind| async move {
     let h = harness(kind).await;
     let start = at(2026, 5, 1);
     let s = setup(&h, start, "recurring[interval]=month", 2_500).await;
-    let sub = subscribe(&h, &s, "&trial_period_days=14").await;
+    // Sent invoices: this scenario is about periods; collection has its own tests.
+    let sub = subscribe(
+        &h,
+        &s,
+        "&trial_period_days=14&collection_method=send_invoice&days_until_due=30",
+    )
+    .await;
     assert_eq!(sub["status"], "trialing");
     assert_eq!(sub["trial_end"], start + 14 * DAY);
     let first = invoices(&h, &id(&sub)).await;
@@ -781,7 +787,8 @@ store_test!(
         let h = harness(kind).await;
         let start = at(2026, 3, 1);
         let s = setup(&h, start, "recurring[interval]=month", 1_500).await;
-        let sub = subscribe(&h, &s, "").await;
+        // Sent invoices: no payment attempt changes the invoice after it is finalized.
+        let sub = subscribe(&h, &s, "&collection_method=send_invoice&days_until_due=30").await;
         let first_invoice = sub["latest_invoice"].clone();
 
         h.advance(&s.clock, at(2026, 4, 1) + 60).await;

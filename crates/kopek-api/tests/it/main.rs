@@ -4,6 +4,7 @@ mod api;
 mod bad_input;
 mod billing;
 mod billing_bad_input;
+mod collection;
 mod payment_methods;
 mod race;
 mod stripe_sdk;
@@ -23,26 +24,41 @@ pub struct Harness {
     pub app: App,
     pub key: String,
     pub clock: Arc<FixedClock>,
+    /// The gateway's side of the books.
+    pub sandbox: Arc<kopek_gateway::Sandbox>,
 }
+
+/// The sandbox's slow token answers after this long, and the app gives up on a gateway
+/// call after [`GATEWAY_TIMEOUT_MS`]: slow answers are timeouts.
+pub const SANDBOX_SLOW_MS: u64 = 300;
+pub const GATEWAY_TIMEOUT_MS: u64 = 100;
 
 pub async fn harness(kind: StoreKind) -> Harness {
     let store = fresh_store(kind).await;
     let clock = FixedClock::new(JAN_1_2026);
     let ids = Arc::new(RandomIds);
-    let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone());
+    let sandbox = Arc::new(
+        kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone())
+            .with_slow_ms(SANDBOX_SLOW_MS),
+    );
     let app = App::new(
         store,
         clock.clone(),
         ids,
         Arc::new(kopek_api::WireRenderer),
-        sandbox.into_gateways(),
-    );
+        kopek_app::ports::Gateways {
+            test: sandbox.clone(),
+            live: None,
+        },
+    )
+    .with_gateway_timeout_ms(GATEWAY_TIMEOUT_MS);
     let (_, key) = app.create_account().await.unwrap();
     Harness {
         router: kopek_api::router(app.clone()),
         app,
         key: key.secret,
         clock,
+        sandbox,
     }
 }
 

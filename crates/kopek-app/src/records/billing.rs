@@ -8,6 +8,7 @@
 use super::Metadata;
 use kopek_core::invoice::{BillingReason, InvoiceStatus};
 use kopek_core::ledger::AccountKind;
+use kopek_core::payment::PaymentIntentStatus;
 use kopek_core::period::{Interval, IntervalUnit};
 use kopek_core::subscription::{CollectionMethod, SubscriptionStatus};
 use kopek_core::Currency;
@@ -50,6 +51,12 @@ by_name!(
     InvoiceStatus,
     |v| v.as_str().to_owned(),
     InvoiceStatus::parse
+);
+by_name!(
+    payment_intent_status,
+    PaymentIntentStatus,
+    |v| v.as_str().to_owned(),
+    PaymentIntentStatus::parse
 );
 by_name!(
     billing_reason,
@@ -193,12 +200,19 @@ pub struct Invoice {
     pub voided_at: Option<i64>,
     pub marked_uncollectible_at: Option<i64>,
     pub paid_out_of_band: bool,
+    /// Payment attempts made so far (automatic collection).
+    #[serde(default)]
+    pub attempt_count: u32,
+    /// The payment intent collecting it, once an attempt was made.
+    #[serde(default)]
+    pub payment_intent: Option<String>,
     pub customer_email: Option<String>,
     pub customer_name: Option<String>,
     pub test_clock: Option<String>,
     #[serde(default)]
     pub metadata: Metadata,
-    /// When the billing clock must next look at it (a draft's automatic finalization).
+    /// When the billing clock must next look at it: a draft's automatic finalization,
+    /// or an open invoice's next payment attempt (Stripe's `next_payment_attempt`).
     pub next_action_at: Option<i64>,
 }
 

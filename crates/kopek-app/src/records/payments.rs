@@ -1,7 +1,10 @@
 //! Payment methods and the sandbox gateway's own record of what it charged.
 
+use super::billing::{currency, payment_intent_status};
 use super::Metadata;
-use crate::ports::CardDetails;
+use crate::ports::{CardDetails, Decline};
+use kopek_core::payment::PaymentIntentStatus;
+use kopek_core::Currency;
 use serde::{Deserialize, Serialize};
 
 /// A card saved at the gateway: its reference and display data, never its number.
@@ -36,9 +39,92 @@ pub struct SandboxCharge {
     pub created: i64,
     pub reference: String,
     pub amount: i64,
-    #[serde(with = "super::billing::currency")]
-    pub currency: kopek_core::Currency,
+    #[serde(with = "currency")]
+    pub currency: Currency,
     /// `succeeded`, `declined` or `requires_action`.
     pub status: String,
-    pub decline: Option<crate::ports::Decline>,
+    pub decline: Option<Decline>,
+}
+
+/// The collection of one invoice: Stripe's payment intent, with kopek's `unknown`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentIntent {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub customer: String,
+    pub invoice: Option<String>,
+    pub amount: i64,
+    pub amount_received: i64,
+    #[serde(with = "currency")]
+    pub currency: Currency,
+    #[serde(with = "payment_intent_status")]
+    pub status: PaymentIntentStatus,
+    pub payment_method: Option<String>,
+    pub latest_charge: Option<String>,
+    pub last_payment_error: Option<Decline>,
+    pub test_clock: Option<String>,
+    pub metadata: Metadata,
+}
+
+/// What a charge is while kopek knows its outcome or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeStatus {
+    /// Sent (or about to be sent) to the gateway; its outcome is not recorded yet.
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl ChargeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChargeStatus::Pending => "pending",
+            ChargeStatus::Succeeded => "succeeded",
+            ChargeStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One attempt to charge a payment method for a payment intent. Its id is the
+/// idempotency key the gateway call carries, so the attempt can never charge twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub payment_intent: String,
+    pub invoice: Option<String>,
+    pub customer: String,
+    pub amount: i64,
+    #[serde(with = "currency")]
+    pub currency: Currency,
+    pub payment_method: String,
+    /// What the gateway was asked to charge, and the card as shown then.
+    pub reference: String,
+    pub card: CardDetails,
+    pub status: ChargeStatus,
+    pub failure: Option<Decline>,
+    /// The gateway's own id for the charge, once known.
+    pub gateway_id: Option<String>,
+    /// The gateway call gave no answer: the reconciler asks again until it knows.
+    pub outcome_unknown: bool,
+    pub reconcile_attempts: u32,
+    /// The reconciler gave up asking: a person must look at the gateway's records.
+    pub needs_review: bool,
+    pub test_clock: Option<String>,
+    /// When the reconciler must look at it (pending charges only).
+    pub next_action_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentIntentFilter {
+    pub customer: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChargeFilter {
+    pub customer: Option<String>,
+    pub payment_intent: Option<String>,
 }

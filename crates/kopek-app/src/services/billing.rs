@@ -46,11 +46,19 @@ impl WorkerConfig {
 pub struct Progress {
     pub subscriptions: usize,
     pub invoices: usize,
+    /// Payment attempts made and unknown charges reconciled.
+    pub payments: usize,
 }
 
 impl Progress {
     pub fn is_idle(self) -> bool {
-        self.subscriptions == 0 && self.invoices == 0
+        self.subscriptions == 0 && self.invoices == 0 && self.payments == 0
+    }
+
+    fn add(&mut self, other: Progress) {
+        self.subscriptions += other.subscriptions;
+        self.invoices += other.invoices;
+        self.payments += other.payments;
     }
 }
 
@@ -78,7 +86,8 @@ impl App {
     }
 
     /// One batch of due work in `lane` as of `now`: subscriptions first (renewals create
-    /// drafts), then drafts to finalize.
+    /// drafts), then invoices (drafts to finalize, open ones to charge), then charges
+    /// whose outcome is to be reconciled.
     pub async fn run_due(
         &self,
         lane: &Lane,
@@ -109,6 +118,17 @@ impl App {
                 livemode,
             };
             progress.invoices += self.finalize_due(&scope, &ids, now).await?;
+            progress.payments += self.collect_due(&scope, &ids, now).await?;
+        }
+        let mut tx = self.store.write().await?;
+        let due = tx.claim_due_charges(lane, &self.claim(config, now)).await?;
+        tx.commit().await?;
+        for ((account_id, livemode), ids) in by_scope(due) {
+            let scope = Scope {
+                account_id,
+                livemode,
+            };
+            progress.payments += self.reconcile_due(&scope, &ids, now).await?;
         }
         Ok(progress)
     }
@@ -322,8 +342,7 @@ impl App {
                             // that died): try again after its lease lapses.
                             break;
                         }
-                        progress.subscriptions += done.subscriptions;
-                        progress.invoices += done.invoices;
+                        progress.add(done);
                     }
                     _ => {
                         ready = true;
@@ -364,9 +383,7 @@ impl App {
         let mut progress = self
             .run_due(&Lane::RealTime, self.clock.now(), config)
             .await?;
-        let clocks = self.advance_clocks(config).await?;
-        progress.subscriptions += clocks.subscriptions;
-        progress.invoices += clocks.invoices;
+        progress.add(self.advance_clocks(config).await?);
         Ok(progress)
     }
 
@@ -376,8 +393,7 @@ impl App {
         let mut total = Progress::default();
         for _ in 0..ticks_max {
             let done = self.tick(config).await?;
-            total.subscriptions += done.subscriptions;
-            total.invoices += done.invoices;
+            total.add(done);
             if done.is_idle() && !self.any_clock_advancing().await? {
                 break;
             }

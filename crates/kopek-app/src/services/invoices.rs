@@ -10,6 +10,7 @@ use crate::ports::Tx;
 use crate::records::*;
 use kopek_core::invoice::{BillingReason, InvoiceStatus, LINES_MAX};
 use kopek_core::ledger;
+use kopek_core::payment::PaymentIntentStatus;
 use kopek_core::period::Period;
 use kopek_core::price::UnitAmount;
 use kopek_core::subscription::CollectionMethod;
@@ -439,16 +440,38 @@ impl App {
         .await
     }
 
+    /// Writes an invoice that was paid out of band, voided or marked uncollectible: no
+    /// payment attempt is due on it any more. Refused while a charge of it is in flight
+    /// or its outcome unknown, since that money may yet arrive.
     async fn close_invoice(
         &self,
         mut tx: Box<dyn Tx>,
         caller: &Caller,
         now: i64,
-        invoice: Invoice,
+        mut invoice: Invoice,
         entry: Option<LedgerEntry>,
         event_type: &'static str,
     ) -> Result<Invoice, AppError> {
         let scope = &caller.scope;
+        if let Some(pi) = &invoice.payment_intent {
+            let pi = tx.payment_intent(scope, pi).await?;
+            if pi.is_some_and(|pi| {
+                matches!(
+                    pi.status,
+                    PaymentIntentStatus::Processing | PaymentIntentStatus::Unknown
+                )
+            }) {
+                return Err(AppError::invalid(
+                    "id",
+                    format!(
+                        "A payment of invoice {} is in progress and its outcome is not known \
+                         yet; try again once it is.",
+                        invoice.id
+                    ),
+                ));
+            }
+        }
+        invoice.next_action_at = None;
         tx.update_invoices(scope, std::slice::from_ref(&invoice))
             .await?;
         if let Some(entry) = &entry {

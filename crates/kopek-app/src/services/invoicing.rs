@@ -181,6 +181,8 @@ impl App {
             voided_at: None,
             marked_uncollectible_at: None,
             paid_out_of_band: false,
+            attempt_count: 0,
+            payment_intent: None,
             customer_email: new.customer.email.clone(),
             customer_name: new.customer.name.clone(),
             test_clock: new.customer.test_clock.clone(),
@@ -249,6 +251,13 @@ impl App {
         }
         if to == InvoiceStatus::Paid {
             invoice.paid_at = Some(now);
+        }
+        if to == InvoiceStatus::Open
+            && invoice.auto_advance
+            && invoice.collection_method == CollectionMethod::ChargeAutomatically
+        {
+            // The first payment attempt is due at once.
+            invoice.next_action_at = Some(now);
         }
         let currency = invoice.currency;
         let postings = if invoice.total >= 0 {

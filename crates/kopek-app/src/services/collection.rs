@@ -1,0 +1,620 @@
+//! Automatic collection: charging open `charge_automatically` invoices through the
+//! gateway, and reconciling charges whose outcome did not come back.
+//!
+//! An attempt is three steps, so that no gateway call happens inside a transaction:
+//! 1. under lock, the invoice gets a payment intent and a `pending` charge (whose id is
+//!    the gateway's idempotency key), and its next attempt is cleared; commit;
+//! 2. the gateway is asked to charge, within `gateway_timeout`;
+//! 3. under lock again, the answer is recorded: paid (cash against the receivable in the
+//!    ledger), declined, or unknown.
+//!
+//! A pending charge's `next_action_at` is when the reconciler takes it over: soon after
+//! step 1 (a worker that died in step 2 left it), or on the reconciliation schedule once
+//! its outcome was found unknown. The reconciler asks the gateway about the key; a
+//! charge the gateway never received is sent again *with the same key*, so a request
+//! still on its way can never make a second charge. A unique index allows one pending
+//! charge per invoice: nothing else is charged on an invoice while one is unresolved.
+
+use crate::app::{App, Change};
+use crate::error::AppError;
+use crate::ports::{ChargeOutcome, ChargeRequest, Decline, GatewayError, Tx};
+use crate::records::*;
+use kopek_core::invoice::{BillingReason, InvoiceStatus};
+use kopek_core::ledger;
+use kopek_core::payment::PaymentIntentStatus;
+use kopek_core::subscription::{CollectionMethod, SubscriptionStatus};
+use kopek_core::Money;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long a gateway call may take before its outcome counts as unknown.
+pub const GATEWAY_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// How long after an attempt starts the reconciler may take it over: well past any
+/// gateway call's timeout, so it never races a worker still waiting for the answer.
+pub const IN_FLIGHT_S: i64 = 300;
+/// When the reconciler asks again about a charge whose outcome is unknown: minutes, then
+/// hours, then daily, for three days. After the last, the charge is flagged for review.
+pub const RECONCILE_DELAYS_S: &[i64] = &[
+    5 * 60,
+    30 * 60,
+    2 * 3_600,
+    6 * 3_600,
+    86_400,
+    86_400,
+    86_400,
+];
+
+/// What became of a charge, as far as kopek can tell.
+enum Resolution {
+    Known(ChargeOutcome),
+    Unknown(String),
+}
+
+fn resolution(answer: Result<ChargeOutcome, GatewayError>) -> Resolution {
+    match answer {
+        Ok(outcome) => Resolution::Known(outcome),
+        Err(GatewayError::Unknown(why)) => Resolution::Unknown(why),
+        // The gateway refused the request itself: nothing was charged.
+        Err(GatewayError::Rejected(why)) => Resolution::Known(ChargeOutcome::Declined {
+            gateway_id: String::new(),
+            decline: Decline {
+                code: "processing_error".into(),
+                decline_code: None,
+                message: format!("The gateway refused the charge: {why}"),
+            },
+        }),
+    }
+}
+
+fn illegal_payment(e: kopek_core::payment::IllegalPaymentTransition) -> AppError {
+    AppError::Internal(e.to_string())
+}
+
+fn by_id<T>(items: Vec<T>, id: impl Fn(&T) -> &String) -> HashMap<String, T> {
+    items.into_iter().map(|t| (id(&t).clone(), t)).collect()
+}
+
+fn sorted_ids<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.cloned().collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+impl App {
+    /// Sets how long a gateway call may take before its outcome counts as unknown.
+    pub fn with_gateway_timeout_ms(mut self, ms: u64) -> App {
+        self.gateway_timeout = Duration::from_millis(ms);
+        self
+    }
+
+    async fn ask_gateway(&self, scope: &Scope, request: &ChargeRequest) -> Resolution {
+        let gateway = match self.gateway(scope) {
+            Ok(gateway) => gateway,
+            Err(e) => return Resolution::Unknown(e.to_string()),
+        };
+        match tokio::time::timeout(self.gateway_timeout, gateway.charge(request)).await {
+            Ok(answer) => resolution(answer),
+            Err(_) => Resolution::Unknown("no answer within the gateway timeout".into()),
+        }
+    }
+
+    /// Attempts payment of the claimed invoices that are still due for one; returns how
+    /// many attempts were made.
+    pub(crate) async fn collect_due(
+        &self,
+        scope: &Scope,
+        ids: &[String],
+        now: i64,
+    ) -> Result<usize, AppError> {
+        let mut tx = self.store.write().await?;
+        let mut invoices: Vec<Invoice> = tx
+            .invoices_for_update(scope, ids)
+            .await?
+            .into_iter()
+            .filter(|i| {
+                i.status == InvoiceStatus::Open
+                    && i.collection_method == CollectionMethod::ChargeAutomatically
+                    && i.next_action_at.is_some_and(|t| t <= now)
+            })
+            .collect();
+        if invoices.is_empty() {
+            return Ok(0);
+        }
+        let subs = by_id(
+            tx.subscriptions_for_update(
+                scope,
+                &sorted_ids(invoices.iter().filter_map(|i| i.subscription.as_ref())),
+            )
+            .await?,
+            |s| &s.id,
+        );
+        let customers = by_id(
+            tx.customers_by_ids(scope, &sorted_ids(invoices.iter().map(|i| &i.customer)))
+                .await?,
+            |c| &c.id,
+        );
+        // The subscription's payment method first, then the customer's default.
+        let chosen = |invoice: &Invoice| -> Option<String> {
+            let sub = invoice.subscription.as_ref().and_then(|s| subs.get(s));
+            sub.and_then(|s| s.default_payment_method.clone())
+                .or_else(|| {
+                    customers
+                        .get(&invoice.customer)
+                        .and_then(|c| c.invoice_settings.default_payment_method.clone())
+                })
+        };
+        let wanted: Vec<String> = invoices.iter().filter_map(&chosen).collect();
+        let methods = by_id(
+            tx.payment_methods_by_ids(scope, &sorted_ids(wanted.iter()))
+                .await?,
+            |pm| &pm.id,
+        );
+        let mut intents = by_id(
+            tx.payment_intents_for_update(
+                scope,
+                &sorted_ids(invoices.iter().filter_map(|i| i.payment_intent.as_ref())),
+            )
+            .await?,
+            |pi| &pi.id,
+        );
+
+        let mut new_intents = Vec::new();
+        let mut charges = Vec::new();
+        let mut changes = Vec::new();
+        let mut missing = Vec::new();
+        let mut failures = Vec::new();
+        for invoice in &mut invoices {
+            invoice.attempt_count += 1;
+            invoice.next_action_at = None;
+            let mut pi = match invoice
+                .payment_intent
+                .as_ref()
+                .and_then(|id| intents.remove(id))
+            {
+                Some(pi) => pi,
+                None => {
+                    let pi = PaymentIntent {
+                        id: self.ids.id("pi"),
+                        livemode: scope.livemode,
+                        created: now,
+                        customer: invoice.customer.clone(),
+                        invoice: Some(invoice.id.clone()),
+                        amount: invoice.amount_remaining,
+                        amount_received: 0,
+                        currency: invoice.currency,
+                        status: PaymentIntentStatus::RequiresPaymentMethod,
+                        payment_method: None,
+                        latest_charge: None,
+                        last_payment_error: None,
+                        test_clock: invoice.test_clock.clone(),
+                        metadata: Metadata::new(),
+                    };
+                    invoice.payment_intent = Some(pi.id.clone());
+                    changes.push(Change {
+                        event_type: "payment_intent.created",
+                        object_id: pi.id.clone(),
+                        object: Snapshot::Rendered(self.render.payment_intent(&pi)),
+                        previous: None,
+                    });
+                    pi
+                }
+            };
+            let pm = chosen(invoice)
+                .and_then(|id| methods.get(&id))
+                .filter(|pm| pm.customer.as_deref() == Some(invoice.customer.as_str()));
+            let Some(pm) = pm else {
+                // Nothing to charge: the attempt fails at once, as on Stripe.
+                pi.last_payment_error = Some(Decline {
+                    code: "payment_method_missing".into(),
+                    decline_code: None,
+                    message: "The customer has no default payment method to charge; attach \
+                              one and make it their default."
+                        .into(),
+                });
+                failures.push(Change {
+                    event_type: "payment_intent.payment_failed",
+                    object_id: pi.id.clone(),
+                    object: Snapshot::Rendered(self.render.payment_intent(&pi)),
+                    previous: None,
+                });
+                failures.push(Change {
+                    event_type: "invoice.payment_failed",
+                    object_id: invoice.id.clone(),
+                    object: Snapshot::invoice(invoice),
+                    previous: None,
+                });
+                missing.push(invoice.clone());
+                new_intents.push(pi);
+                continue;
+            };
+            pi.status = pi
+                .status
+                .transition(PaymentIntentStatus::Processing)
+                .map_err(illegal_payment)?;
+            pi.payment_method = Some(pm.id.clone());
+            let charge = Charge {
+                id: self.ids.id("ch"),
+                livemode: scope.livemode,
+                created: now,
+                payment_intent: pi.id.clone(),
+                invoice: Some(invoice.id.clone()),
+                customer: invoice.customer.clone(),
+                amount: invoice.amount_remaining,
+                currency: invoice.currency,
+                payment_method: pm.id.clone(),
+                reference: pm.reference.clone(),
+                card: pm.card.clone(),
+                status: ChargeStatus::Pending,
+                failure: None,
+                gateway_id: None,
+                outcome_unknown: false,
+                reconcile_attempts: 0,
+                needs_review: false,
+                test_clock: invoice.test_clock.clone(),
+                next_action_at: Some(now + IN_FLIGHT_S),
+            };
+            pi.latest_charge = Some(charge.id.clone());
+            charges.push(charge);
+            new_intents.push(pi);
+        }
+        // Intents made in this pass are inserted, the others updated.
+        let (created, existing): (Vec<PaymentIntent>, Vec<PaymentIntent>) = new_intents
+            .into_iter()
+            .partition(|pi| changes.iter().any(|c| c.object_id == pi.id));
+        changes.extend(failures);
+        let subs = self
+            .mark_past_due(&mut tx, scope, &missing, &mut changes)
+            .await?;
+        tx.insert_payment_intents(scope, &created).await?;
+        tx.update_payment_intents(scope, &existing).await?;
+        tx.insert_charges(scope, &charges).await?;
+        tx.update_invoices(scope, &invoices).await?;
+        tx.update_subscriptions(scope, &subs).await?;
+        let events = self.stamp_events(scope, now, None, changes);
+        tx.insert_events(scope, &events).await?;
+        tx.commit().await?;
+
+        let mut answers = Vec::with_capacity(charges.len());
+        for charge in &charges {
+            let request = ChargeRequest {
+                idempotency_key: charge.id.clone(),
+                account_id: scope.account_id.clone(),
+                livemode: scope.livemode,
+                reference: charge.reference.clone(),
+                amount: charge.amount,
+                currency: charge.currency,
+                off_session: true,
+            };
+            answers.push((charge.id.clone(), self.ask_gateway(scope, &request).await));
+        }
+        self.settle(scope, now, answers, false).await?;
+        Ok(invoices.len())
+    }
+
+    /// Moves the active subscriptions of failed renewal invoices to past due. (A first
+    /// invoice that fails leaves its subscription as it is: Stripe's `incomplete` comes
+    /// with `payment_behavior`.)
+    async fn mark_past_due(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        invoices: &[Invoice],
+        changes: &mut Vec<Change>,
+    ) -> Result<Vec<Subscription>, AppError> {
+        let ids = sorted_ids(
+            invoices
+                .iter()
+                .filter(|i| i.billing_reason == BillingReason::SubscriptionCycle)
+                .filter_map(|i| i.subscription.as_ref()),
+        );
+        let mut updated = Vec::new();
+        for mut sub in tx.subscriptions_for_update(scope, &ids).await? {
+            if !matches!(
+                sub.status,
+                SubscriptionStatus::Active | SubscriptionStatus::Trialing
+            ) {
+                continue;
+            }
+            let before = sub.clone();
+            sub.status = sub
+                .status
+                .transition(SubscriptionStatus::PastDue)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            changes.push(Change {
+                event_type: "customer.subscription.updated",
+                object_id: sub.id.clone(),
+                object: Snapshot::subscription(&sub),
+                previous: Some(Snapshot::Subscription(Box::new(before))),
+            });
+            updated.push(sub);
+        }
+        Ok(updated)
+    }
+
+    /// Records what the gateway said about pending charges (by id). A charge no longer
+    /// pending was settled by someone else meanwhile and is left alone.
+    async fn settle(
+        &self,
+        scope: &Scope,
+        now: i64,
+        answers: Vec<(String, Resolution)>,
+        reconciling: bool,
+    ) -> Result<(), AppError> {
+        if answers.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.write().await?;
+        let ids: Vec<String> = answers.iter().map(|(id, _)| id.clone()).collect();
+        let mut charges = by_id(
+            tx.charges_for_update(scope, &ids)
+                .await?
+                .into_iter()
+                .filter(|c| c.status == ChargeStatus::Pending)
+                .collect(),
+            |c| &c.id,
+        );
+        let mut intents = by_id(
+            tx.payment_intents_for_update(
+                scope,
+                &sorted_ids(charges.values().map(|c| &c.payment_intent)),
+            )
+            .await?,
+            |pi| &pi.id,
+        );
+        let mut invoices = by_id(
+            tx.invoices_for_update(
+                scope,
+                &sorted_ids(charges.values().filter_map(|c| c.invoice.as_ref())),
+            )
+            .await?,
+            |i| &i.id,
+        );
+        let mut changes = Vec::new();
+        let mut entries = Vec::new();
+        let mut paid: Vec<Invoice> = Vec::new();
+        let mut failed: Vec<Invoice> = Vec::new();
+        let mut settled_charges = Vec::new();
+        for (id, answer) in answers {
+            let Some(mut charge) = charges.remove(&id) else {
+                continue;
+            };
+            let mut pi = intents
+                .remove(&charge.payment_intent)
+                .ok_or_else(|| AppError::Internal(format!("intent of {id} is missing")))?;
+            let invoice = charge.invoice.as_ref().and_then(|i| invoices.remove(i));
+            match answer {
+                Resolution::Unknown(why) => {
+                    if reconciling {
+                        charge.reconcile_attempts += 1;
+                    }
+                    charge.outcome_unknown = true;
+                    match RECONCILE_DELAYS_S.get(charge.reconcile_attempts as usize) {
+                        Some(delay) => charge.next_action_at = Some(now + delay),
+                        None => {
+                            charge.needs_review = true;
+                            charge.next_action_at = None;
+                        }
+                    }
+                    charge.failure = Some(Decline {
+                        code: "outcome_unknown".into(),
+                        decline_code: None,
+                        message: format!("The gateway's answer is not known yet: {why}"),
+                    });
+                    if pi.status != PaymentIntentStatus::Unknown {
+                        pi.status = pi
+                            .status
+                            .transition(PaymentIntentStatus::Unknown)
+                            .map_err(illegal_payment)?;
+                    }
+                }
+                Resolution::Known(ChargeOutcome::Succeeded { gateway_id }) => {
+                    charge.status = ChargeStatus::Succeeded;
+                    charge.gateway_id = Some(gateway_id);
+                    charge.failure = None;
+                    charge.next_action_at = None;
+                    pi.status = pi
+                        .status
+                        .transition(PaymentIntentStatus::Succeeded)
+                        .map_err(illegal_payment)?;
+                    pi.amount_received = charge.amount;
+                    pi.last_payment_error = None;
+                    changes.push(Change {
+                        event_type: "charge.succeeded",
+                        object_id: charge.id.clone(),
+                        object: Snapshot::Rendered(self.render.charge(&charge)),
+                        previous: None,
+                    });
+                    changes.push(Change {
+                        event_type: "payment_intent.succeeded",
+                        object_id: pi.id.clone(),
+                        object: Snapshot::Rendered(self.render.payment_intent(&pi)),
+                        previous: None,
+                    });
+                    if let Some(mut invoice) = invoice {
+                        let was_uncollectible = invoice.status == InvoiceStatus::Uncollectible;
+                        invoice.status = invoice
+                            .status
+                            .transition(InvoiceStatus::Paid)
+                            .map_err(|e| AppError::Internal(e.to_string()))?;
+                        invoice.amount_paid += charge.amount;
+                        invoice.paid_at = Some(now);
+                        invoice.next_action_at = None;
+                        super::invoicing::set_totals(&mut invoice)?;
+                        let postings = ledger::invoice_paid(
+                            &invoice.customer,
+                            Money::new(charge.amount, charge.currency),
+                            was_uncollectible,
+                        );
+                        entries.extend(self.ledger_entry(
+                            scope,
+                            now,
+                            &invoice,
+                            "invoice.paid",
+                            postings,
+                        )?);
+                        for event_type in ["invoice.paid", "invoice.payment_succeeded"] {
+                            changes.push(Change {
+                                event_type,
+                                object_id: invoice.id.clone(),
+                                object: Snapshot::invoice(&invoice),
+                                previous: None,
+                            });
+                        }
+                        paid.push(invoice);
+                    }
+                }
+                Resolution::Known(outcome) => {
+                    let (gateway_id, decline) = match outcome {
+                        ChargeOutcome::Declined {
+                            gateway_id,
+                            decline,
+                        } => (gateway_id, decline),
+                        ChargeOutcome::RequiresAction { gateway_id } => (
+                            gateway_id,
+                            Decline {
+                                code: "authentication_required".into(),
+                                decline_code: Some("authentication_required".into()),
+                                message: "The card needs the customer to authenticate.".into(),
+                            },
+                        ),
+                        ChargeOutcome::Succeeded { .. } => unreachable!("handled above"),
+                    };
+                    charge.status = ChargeStatus::Failed;
+                    charge.gateway_id = (!gateway_id.is_empty()).then_some(gateway_id);
+                    charge.failure = Some(decline.clone());
+                    charge.next_action_at = None;
+                    pi.status = pi
+                        .status
+                        .transition(PaymentIntentStatus::RequiresPaymentMethod)
+                        .map_err(illegal_payment)?;
+                    pi.last_payment_error = Some(decline);
+                    changes.push(Change {
+                        event_type: "charge.failed",
+                        object_id: charge.id.clone(),
+                        object: Snapshot::Rendered(self.render.charge(&charge)),
+                        previous: None,
+                    });
+                    changes.push(Change {
+                        event_type: "payment_intent.payment_failed",
+                        object_id: pi.id.clone(),
+                        object: Snapshot::Rendered(self.render.payment_intent(&pi)),
+                        previous: None,
+                    });
+                    if let Some(invoice) = invoice {
+                        changes.push(Change {
+                            event_type: "invoice.payment_failed",
+                            object_id: invoice.id.clone(),
+                            object: Snapshot::invoice(&invoice),
+                            previous: None,
+                        });
+                        failed.push(invoice);
+                    }
+                }
+            }
+            settled_charges.push(charge);
+            intents.insert(pi.id.clone(), pi);
+        }
+        let subs = self
+            .mark_past_due(&mut tx, scope, &failed, &mut changes)
+            .await?;
+        let recovered = self
+            .recover_subscriptions(&mut tx, scope, &paid, &mut changes)
+            .await?;
+        tx.update_charges(scope, &settled_charges).await?;
+        tx.update_payment_intents(scope, &intents.into_values().collect::<Vec<_>>())
+            .await?;
+        tx.update_invoices(scope, &paid).await?;
+        tx.insert_ledger_entries(scope, &entries).await?;
+        tx.update_subscriptions(scope, &subs).await?;
+        tx.update_subscriptions(scope, &recovered).await?;
+        let events = self.stamp_events(scope, now, None, changes);
+        tx.insert_events(scope, &events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A paid invoice brings its past-due or unpaid subscription back to active.
+    async fn recover_subscriptions(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        paid: &[Invoice],
+        changes: &mut Vec<Change>,
+    ) -> Result<Vec<Subscription>, AppError> {
+        let ids = sorted_ids(paid.iter().filter_map(|i| i.subscription.as_ref()));
+        let mut updated = Vec::new();
+        for mut sub in tx.subscriptions_for_update(scope, &ids).await? {
+            if !matches!(
+                sub.status,
+                SubscriptionStatus::PastDue | SubscriptionStatus::Unpaid
+            ) {
+                continue;
+            }
+            let before = sub.clone();
+            sub.status = SubscriptionStatus::Active;
+            changes.push(Change {
+                event_type: "customer.subscription.updated",
+                object_id: sub.id.clone(),
+                object: Snapshot::subscription(&sub),
+                previous: Some(Snapshot::Subscription(Box::new(before))),
+            });
+            updated.push(sub);
+        }
+        Ok(updated)
+    }
+
+    /// Asks the gateway about the claimed pending charges that are due: what it knows
+    /// is recorded; a charge it never received is sent again with the same key.
+    pub(crate) async fn reconcile_due(
+        &self,
+        scope: &Scope,
+        ids: &[String],
+        now: i64,
+    ) -> Result<usize, AppError> {
+        let charges: Vec<Charge> = {
+            let mut tx = self.store.read().await?;
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                found.extend(tx.charge(scope, id).await?);
+            }
+            found
+        };
+        let due: Vec<Charge> = charges
+            .into_iter()
+            .filter(|c| {
+                c.status == ChargeStatus::Pending && c.next_action_at.is_some_and(|t| t <= now)
+            })
+            .collect();
+        let gateway = self.gateway(scope)?;
+        let mut answers = Vec::with_capacity(due.len());
+        for charge in &due {
+            let asked = tokio::time::timeout(
+                self.gateway_timeout,
+                gateway.find_charge(&scope.account_id, &charge.id),
+            )
+            .await;
+            let answer = match asked {
+                Ok(Ok(Some(outcome))) => Resolution::Known(outcome),
+                Ok(Ok(None)) => {
+                    let request = ChargeRequest {
+                        idempotency_key: charge.id.clone(),
+                        account_id: scope.account_id.clone(),
+                        livemode: scope.livemode,
+                        reference: charge.reference.clone(),
+                        amount: charge.amount,
+                        currency: charge.currency,
+                        off_session: true,
+                    };
+                    self.ask_gateway(scope, &request).await
+                }
+                Ok(Err(e)) => resolution(Err(e)),
+                Err(_) => Resolution::Unknown("no answer within the gateway timeout".into()),
+            };
+            answers.push((charge.id.clone(), answer));
+        }
+        let count = answers.len();
+        self.settle(scope, now, answers, true).await?;
+        Ok(count)
+    }
+}
