@@ -258,6 +258,15 @@ impl PaymentsTx for StoreTx {
         self.claim_due("charges", lane, claim).await
     }
 
+    async fn charges_after(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Charge>, i64)> {
+        self.scan_after("charges", scope, after, limit, charge).await
+    }
+
     async fn insert_sandbox_charge(&mut self, charge: &SandboxCharge) -> StoreResult<()> {
         let mut q = Builder::new(
             "INSERT INTO sandbox_charges (account_id, idempotency_key, id, created, doc) ",

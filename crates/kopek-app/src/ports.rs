@@ -185,6 +185,14 @@ pub trait PaymentsTx: Send {
     /// Claims pending charges (of any account) due for reconciliation, as
     /// [`BillingTx::claim_due_subscriptions`].
     async fn claim_due_charges(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>>;
+    /// For `kopek doctor`: up to `limit` charges after row `after`, with the last row's
+    /// position.
+    async fn charges_after(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Charge>, i64)>;
 
     /// Records a charge request; a second one with the same key is a `Conflict`.
     async fn insert_sandbox_charge(&mut self, charge: &SandboxCharge) -> StoreResult<()>;

@@ -135,7 +135,9 @@ store_test!(a_default_card_pays_every_invoice_once, |kind| async move {
     // The gateway's books agree: one charge per invoice, for its amount.
     let books = gateway_charges(&h, &w, &charges).await;
     assert_eq!(books.len(), 3, "{books:?}");
-    assert!(books.iter().all(|(_, amount, status)| *amount == 2_500 && status == "succeeded"));
+    assert!(books
+        .iter()
+        .all(|(_, amount, status)| *amount == 2_500 && status == "succeeded"));
     let ledger = h
         .get(&format!("/v1/ledger/accounts?customer={cus}"))
         .await
@@ -148,145 +150,208 @@ store_test!(a_default_card_pays_every_invoice_once, |kind| async move {
         .map(|a| a["balances"]["usd"].as_i64().unwrap_or(0))
         .unwrap_or(0);
     assert_eq!(receivable, 0, "paid invoices leave nothing owed: {ledger}");
-    let sub_now = h.get(&format!("/v1/subscriptions/{}", id(&sub))).await.json();
+    let sub_now = h
+        .get(&format!("/v1/subscriptions/{}", id(&sub)))
+        .await
+        .json();
     assert_eq!(sub_now["status"], "active");
     let progress = h.drain().await;
     assert!(progress.is_idle(), "a second run did work: {progress:?}");
     h.assert_doctor_clean().await;
 });
 
-store_test!(a_declined_renewal_leaves_the_subscription_past_due, |kind| async move {
-    let h = harness(kind).await;
-    let w = world(&h).await;
-    let (cus, sub) = subscriber(&h, &w, Some("pm_card_visa")).await;
-    h.advance(&w.clock, start() + HOUR).await;
-    // The card on file starts failing (Stripe's pm_card_chargeCustomerFail).
-    let failing = h
-        .ok(
-            "/v1/payment_methods/pm_card_chargeCustomerFail/attach",
-            &format!("customer={cus}"),
+store_test!(
+    a_declined_renewal_leaves_the_subscription_past_due,
+    |kind| async move {
+        let h = harness(kind).await;
+        let w = world(&h).await;
+        let (cus, sub) = subscriber(&h, &w, Some("pm_card_visa")).await;
+        h.advance(&w.clock, start() + HOUR).await;
+        // The card on file starts failing (Stripe's pm_card_chargeCustomerFail).
+        let failing = h
+            .ok(
+                "/v1/payment_methods/pm_card_chargeCustomerFail/attach",
+                &format!("customer={cus}"),
+            )
+            .await;
+        h.ok(
+            &format!("/v1/customers/{cus}"),
+            &format!("invoice_settings[default_payment_method]={}", id(&failing)),
         )
         .await;
-    h.ok(
-        &format!("/v1/customers/{cus}"),
-        &format!("invoice_settings[default_payment_method]={}", id(&failing)),
-    )
-    .await;
-    h.advance(&w.clock, start() + 32 * DAY).await;
-    let invoices = invoices_of(&h, &cus).await;
-    assert_eq!(invoices[0]["status"], "paid");
-    let renewal = &invoices[1];
-    assert_eq!(renewal["status"], "open");
-    assert_eq!(renewal["attempt_count"], 1);
-    assert_eq!(renewal["attempted"], true);
-    assert_eq!(renewal["amount_remaining"], 2_500);
-    let pi = renewal["payments"]["data"][0]["payment"]["payment_intent"]
-        .as_str()
-        .unwrap();
-    let pi = h.get(&format!("/v1/payment_intents/{pi}")).await.json();
-    assert_eq!(pi["status"], "requires_payment_method");
-    assert_eq!(pi["last_payment_error"]["code"], "card_declined");
-    assert_eq!(pi["last_payment_error"]["decline_code"], "generic_decline");
-    let charge = h
-        .get(&format!("/v1/charges/{}", pi["latest_charge"].as_str().unwrap()))
-        .await
-        .json();
-    assert_eq!(charge["status"], "failed");
-    assert_eq!(charge["failure_code"], "card_declined");
-    assert_eq!(charge["outcome"]["reason"], "generic_decline");
-    let sub_now = h.get(&format!("/v1/subscriptions/{}", id(&sub))).await.json();
-    assert_eq!(sub_now["status"], "past_due");
-    let failed = h.get("/v1/events?type=invoice.payment_failed").await.json();
-    assert_eq!(failed["data"][0]["data"]["object"]["id"], renewal["id"]);
-    // The sandbox declined it once and charged nothing.
-    let books = gateway_charges(&h, &w, &charges_of(&h, &cus).await).await;
-    assert_eq!(
-        books.iter().filter(|(_, _, s)| s == "declined").count(),
-        1,
-        "{books:?}"
-    );
-    h.assert_doctor_clean().await;
-});
-
-store_test!(a_renewal_without_a_payment_method_fails_at_once, |kind| async move {
-    let h = harness(kind).await;
-    let w = world(&h).await;
-    let (cus, sub) = subscriber(&h, &w, None).await;
-    h.advance(&w.clock, start() + 32 * DAY).await;
-    let invoices = invoices_of(&h, &cus).await;
-    assert_eq!(invoices.len(), 2);
-    for invoice in &invoices {
-        assert_eq!(invoice["status"], "open");
-        assert_eq!(invoice["attempt_count"], 1);
-    }
-    let pi = invoices[1]["payments"]["data"][0]["payment"]["payment_intent"]
-        .as_str()
-        .unwrap();
-    let pi = h.get(&format!("/v1/payment_intents/{pi}")).await.json();
-    assert_eq!(pi["last_payment_error"]["code"], "payment_method_missing");
-    assert_eq!(pi["latest_charge"], Value::Null);
-    assert!(charges_of(&h, &cus).await.is_empty());
-    let sub_now = h.get(&format!("/v1/subscriptions/{}", id(&sub))).await.json();
-    assert_eq!(sub_now["status"], "past_due");
-});
-
-store_test!(faults_are_reconciled_and_never_charged_twice, |kind| async move {
-    let h = harness(kind).await;
-    let w = world(&h).await;
-    // (token, the gateway made the charge, kopek can find that out)
-    let cases = [
-        ("pm_card_kopek_timeoutAfterCommit", true, true),
-        ("pm_card_kopek_garbage", true, true),
-        ("pm_card_kopek_slow", true, true),
-        ("pm_card_kopek_timeoutBeforeCommit", false, true),
-        ("pm_card_kopek_serverError", false, true),
-        ("pm_card_kopek_unreachable", true, false),
-    ];
-    let mut customers = Vec::new();
-    for (token, _, _) in cases {
-        customers.push(subscriber(&h, &w, Some(token)).await.0);
-    }
-    // The first attempts: no answer from the gateway, so nothing is known yet.
-    h.advance(&w.clock, start() + MINUTE).await;
-    for cus in &customers {
-        let invoice = &invoices_of(&h, cus).await[0];
-        assert_eq!(invoice["status"], "open");
-        let charges = charges_of(&h, cus).await;
-        assert_eq!(charges.len(), 1);
-        assert_eq!(charges[0]["status"], "pending");
-        assert_eq!(charges[0]["outcome_unknown"], true);
-        let pi = h
-            .get(&format!("/v1/payment_intents/{}", charges[0]["payment_intent"].as_str().unwrap()))
+        h.advance(&w.clock, start() + 32 * DAY).await;
+        let invoices = invoices_of(&h, &cus).await;
+        assert_eq!(invoices[0]["status"], "paid");
+        let renewal = &invoices[1];
+        assert_eq!(renewal["status"], "open");
+        assert_eq!(renewal["attempt_count"], 1);
+        assert_eq!(renewal["attempted"], true);
+        assert_eq!(renewal["amount_remaining"], 2_500);
+        let pi = renewal["payments"]["data"][0]["payment"]["payment_intent"]
+            .as_str()
+            .unwrap();
+        let pi = h.get(&format!("/v1/payment_intents/{pi}")).await.json();
+        assert_eq!(pi["status"], "requires_payment_method");
+        assert_eq!(pi["last_payment_error"]["code"], "card_declined");
+        assert_eq!(pi["last_payment_error"]["decline_code"], "generic_decline");
+        let charge = h
+            .get(&format!(
+                "/v1/charges/{}",
+                pi["latest_charge"].as_str().unwrap()
+            ))
             .await
             .json();
-        assert_eq!(pi["status"], "unknown");
-        // Nothing else may close the invoice while its money may be on its way.
-        let reply = h
-            .post(&format!("/v1/invoices/{}/void", id(invoice)), "")
-            .await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(charge["status"], "failed");
+        assert_eq!(charge["failure_code"], "card_declined");
+        assert_eq!(charge["outcome"]["reason"], "generic_decline");
+        let sub_now = h
+            .get(&format!("/v1/subscriptions/{}", id(&sub)))
+            .await
+            .json();
+        assert_eq!(sub_now["status"], "past_due");
+        let failed = h.get("/v1/events?type=invoice.payment_failed").await.json();
+        assert_eq!(failed["data"][0]["data"]["object"]["id"], renewal["id"]);
+        // The sandbox declined it once and charged nothing.
+        let books = gateway_charges(&h, &w, &charges_of(&h, &cus).await).await;
+        assert_eq!(
+            books.iter().filter(|(_, _, s)| s == "declined").count(),
+            1,
+            "{books:?}"
+        );
+        h.assert_doctor_clean().await;
     }
-    // Reconciliation: the gateway is asked again on its schedule, for days.
-    h.advance(&w.clock, start() + 4 * DAY).await;
-    for ((token, committed, findable), cus) in cases.iter().zip(&customers) {
-        let invoice = &invoices_of(&h, cus).await[0];
-        let charges = charges_of(&h, cus).await;
-        assert_eq!(charges.len(), 1, "{token}: one attempt, never a second");
-        let books = gateway_charges(&h, &w, &charges).await;
-        assert!(books.len() <= 1, "{token} charged twice: {books:?}");
-        assert_eq!(books.len() == 1, *committed, "{token}: {books:?}");
-        if *committed && *findable {
-            assert_eq!(invoice["status"], "paid", "{token}");
-            assert_eq!(charges[0]["status"], "succeeded", "{token}");
-            assert_eq!(charges[0]["needs_review"], false);
-        } else {
-            // What kopek cannot resolve it flags for review; it never fails it silently.
-            assert_eq!(invoice["status"], "open", "{token}");
-            assert_eq!(charges[0]["status"], "pending", "{token}");
-            assert_eq!(charges[0]["needs_review"], true, "{token}");
+);
+
+store_test!(
+    a_renewal_without_a_payment_method_fails_at_once,
+    |kind| async move {
+        let h = harness(kind).await;
+        let w = world(&h).await;
+        let (cus, sub) = subscriber(&h, &w, None).await;
+        h.advance(&w.clock, start() + 32 * DAY).await;
+        let invoices = invoices_of(&h, &cus).await;
+        assert_eq!(invoices.len(), 2);
+        for invoice in &invoices {
+            assert_eq!(invoice["status"], "open");
+            assert_eq!(invoice["attempt_count"], 1);
+        }
+        let pi = invoices[1]["payments"]["data"][0]["payment"]["payment_intent"]
+            .as_str()
+            .unwrap();
+        let pi = h.get(&format!("/v1/payment_intents/{pi}")).await.json();
+        assert_eq!(pi["last_payment_error"]["code"], "payment_method_missing");
+        assert_eq!(pi["latest_charge"], Value::Null);
+        assert!(charges_of(&h, &cus).await.is_empty());
+        let sub_now = h
+            .get(&format!("/v1/subscriptions/{}", id(&sub)))
+            .await
+            .json();
+        assert_eq!(sub_now["status"], "past_due");
+    }
+);
+
+store_test!(
+    faults_are_reconciled_and_never_charged_twice,
+    |kind| async move {
+        let h = harness(kind).await;
+        let w = world(&h).await;
+        // (token, the gateway made the charge, kopek can find that out)
+        let cases = [
+            ("pm_card_kopek_timeoutAfterCommit", true, true),
+            ("pm_card_kopek_garbage", true, true),
+            ("pm_card_kopek_slow", true, true),
+            ("pm_card_kopek_timeoutBeforeCommit", false, true),
+            ("pm_card_kopek_serverError", false, true),
+            ("pm_card_kopek_unreachable", true, false),
+        ];
+        let mut customers = Vec::new();
+        for (token, _, _) in cases {
+            customers.push(subscriber(&h, &w, Some(token)).await.0);
+        }
+        // The first attempts: no answer from the gateway, so nothing is known yet.
+        h.advance(&w.clock, start() + MINUTE).await;
+        for cus in &customers {
+            let invoice = &invoices_of(&h, cus).await[0];
+            assert_eq!(invoice["status"], "open");
+            let charges = charges_of(&h, cus).await;
+            assert_eq!(charges.len(), 1);
+            assert_eq!(charges[0]["status"], "pending");
+            assert_eq!(charges[0]["outcome_unknown"], true);
+            let pi = h
+                .get(&format!(
+                    "/v1/payment_intents/{}",
+                    charges[0]["payment_intent"].as_str().unwrap()
+                ))
+                .await
+                .json();
+            assert_eq!(pi["status"], "unknown");
+            // Nothing else may close the invoice while its money may be on its way.
+            let reply = h
+                .post(&format!("/v1/invoices/{}/void", id(invoice)), "")
+                .await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        }
+        // Reconciliation: the gateway is asked again on its schedule, for days.
+        h.advance(&w.clock, start() + 4 * DAY).await;
+        for ((token, committed, findable), cus) in cases.iter().zip(&customers) {
+            let invoice = &invoices_of(&h, cus).await[0];
+            let charges = charges_of(&h, cus).await;
+            assert_eq!(charges.len(), 1, "{token}: one attempt, never a second");
+            let books = gateway_charges(&h, &w, &charges).await;
+            assert!(books.len() <= 1, "{token} charged twice: {books:?}");
+            assert_eq!(books.len() == 1, *committed, "{token}: {books:?}");
+            if *committed && *findable {
+                assert_eq!(invoice["status"], "paid", "{token}");
+                assert_eq!(charges[0]["status"], "succeeded", "{token}");
+                assert_eq!(charges[0]["needs_review"], false);
+            } else {
+                // What kopek cannot resolve it flags for review; it never fails it silently.
+                assert_eq!(invoice["status"], "open", "{token}");
+                assert_eq!(charges[0]["status"], "pending", "{token}");
+                assert_eq!(charges[0]["needs_review"], true, "{token}");
+            }
+        }
+        let progress = h.drain().await;
+        assert!(progress.is_idle(), "a second run did work: {progress:?}");
+        h.assert_doctor_clean().await;
+    }
+);
+
+// The doctor's payment checks can fail: a charge the gateway made but kopek recorded as
+// failed is money taken and not accounted for.
+store_test!(
+    the_doctor_finds_a_payment_recorded_wrongly,
+    |kind| async move {
+        let h = harness(kind).await;
+        let w = world(&h).await;
+        let (cus, _) = subscriber(&h, &w, Some("pm_card_visa")).await;
+        h.advance(&w.clock, start() + HOUR).await;
+        h.assert_doctor_clean().await;
+        let charge_id = id(&charges_of(&h, &cus).await[0]);
+        let scope = kopek_app::records::Scope {
+            account_id: w.account.clone(),
+            livemode: false,
+        };
+        let mut tx = h.store.write().await.unwrap();
+        let mut charge = tx
+            .charges_for_update(&scope, std::slice::from_ref(&charge_id))
+            .await
+            .unwrap()
+            .remove(0);
+        charge.status = kopek_app::records::ChargeStatus::Failed;
+        tx.update_charges(&scope, &[charge]).await.unwrap();
+        tx.commit().await.unwrap();
+        let violations = h.app.doctor().await.unwrap();
+        let broken: Vec<&str> = violations.iter().map(|v| v.invariant).collect();
+        for expected in [
+            "kopek's charges match the gateway's",
+            "an invoice's payments are its successful charges",
+            "the cash ledger equals what was charged",
+        ] {
+            assert!(
+                broken.contains(&expected),
+                "{expected} not found in {violations:#?}"
+            );
         }
     }
-    let progress = h.drain().await;
-    assert!(progress.is_idle(), "a second run did work: {progress:?}");
-    h.assert_doctor_clean().await;
-});
+);

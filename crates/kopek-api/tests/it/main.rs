@@ -26,6 +26,8 @@ pub struct Harness {
     pub clock: Arc<FixedClock>,
     /// The gateway's side of the books.
     pub sandbox: Arc<kopek_gateway::Sandbox>,
+    /// For tests that break an invariant behind the API's back.
+    pub store: Arc<dyn kopek_app::ports::Store>,
 }
 
 /// The sandbox's slow token answers after this long, and the app gives up on a gateway
@@ -42,7 +44,7 @@ pub async fn harness(kind: StoreKind) -> Harness {
             .with_slow_ms(SANDBOX_SLOW_MS),
     );
     let app = App::new(
-        store,
+        store.clone(),
         clock.clone(),
         ids,
         Arc::new(kopek_api::WireRenderer),
@@ -59,6 +61,7 @@ pub async fn harness(kind: StoreKind) -> Harness {
         key: key.secret,
         clock,
         sandbox,
+        store,
     }
 }
 

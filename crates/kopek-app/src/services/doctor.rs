@@ -2,7 +2,9 @@
 
 use crate::app::App;
 use crate::error::AppError;
+use crate::ports::ChargeOutcome;
 use crate::records::*;
+use crate::services::{IN_FLIGHT_S, RECONCILE_DELAYS_S};
 use kopek_core::invoice::{BillingReason, InvoiceStatus, Totals};
 use kopek_core::ledger::AccountKind;
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +43,31 @@ impl App {
             });
         }
 
+        // What kopek says it collected: per invoice, and in cash per currency.
+        let mut charged: HashMap<String, i64> = HashMap::new();
+        let mut collected: BTreeMap<String, i64> = BTreeMap::new();
+        let mut to_confirm: Vec<Charge> = Vec::new();
+        let mut after = 0;
+        loop {
+            let (charges, last) = tx.charges_after(scope, after, SCAN_BATCH).await?;
+            if charges.is_empty() {
+                break;
+            }
+            after = last;
+            for charge in charges {
+                self.check_charge(&charge, out);
+                if charge.status == ChargeStatus::Succeeded {
+                    if let Some(invoice) = &charge.invoice {
+                        *charged.entry(invoice.clone()).or_default() += charge.amount;
+                    }
+                    *collected.entry(charge.currency.lowercase()).or_default() += charge.amount;
+                }
+                if charge.status != ChargeStatus::Pending {
+                    to_confirm.push(charge);
+                }
+            }
+        }
+
         // What invoices say customers owe and what was written off, per currency.
         let mut receivable: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut written_off: BTreeMap<String, i64> = BTreeMap::new();
@@ -56,6 +83,17 @@ impl App {
             after = last;
             for invoice in invoices {
                 check_totals(&invoice, out);
+                let by_charges = charged.remove(&invoice.id).unwrap_or(0);
+                if !invoice.paid_out_of_band && by_charges != invoice.amount_paid {
+                    out.push(Violation {
+                        invariant: "an invoice's payments are its successful charges",
+                        objects: vec![invoice.id.clone()],
+                        detail: format!(
+                            "amount_paid is {}, its successful charges sum to {by_charges}",
+                            invoice.amount_paid
+                        ),
+                    });
+                }
                 let currency = invoice.currency.lowercase();
                 match invoice.status {
                     InvoiceStatus::Open => {
@@ -98,12 +136,24 @@ impl App {
             }
         }
 
+        for (invoice, amount) in charged {
+            out.push(Violation {
+                invariant: "an invoice's payments are its successful charges",
+                objects: vec![invoice],
+                detail: format!("{amount} was charged for an invoice that does not exist"),
+            });
+        }
+
         let balances = tx.ledger_balances(scope, None, true).await?;
         let mut ledger_receivable: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut ledger_bad_debt: BTreeMap<String, i64> = BTreeMap::new();
+        let mut ledger_cash: BTreeMap<String, i64> = BTreeMap::new();
         for b in balances {
             let currency = b.currency.lowercase();
             match b.kind {
+                AccountKind::Cash => {
+                    *ledger_cash.entry(currency).or_default() += b.balance;
+                }
                 AccountKind::Receivable => {
                     ledger_receivable.insert((b.customer.unwrap_or_default(), currency), b.balance);
                 }
@@ -153,6 +203,25 @@ impl App {
             }
         }
 
+        let mut currencies: Vec<&String> = collected.keys().chain(ledger_cash.keys()).collect();
+        currencies.sort();
+        currencies.dedup();
+        for currency in currencies {
+            let (charges, ledger) = (
+                collected.get(currency).copied().unwrap_or(0),
+                ledger_cash.get(currency).copied().unwrap_or(0),
+            );
+            if charges != ledger {
+                out.push(Violation {
+                    invariant: "the cash ledger equals what was charged",
+                    objects: vec![],
+                    detail: format!(
+                        "successful charges sum to {charges} {currency}, the ledger says {ledger}"
+                    ),
+                });
+            }
+        }
+
         let mut after = 0;
         loop {
             let (subs, last) = tx.subscriptions_after(scope, after, SCAN_BATCH).await?;
@@ -166,7 +235,66 @@ impl App {
                 check_chain(&sub, &chain, out);
             }
         }
+        drop(tx);
+        self.confirm_with_gateway(scope, &to_confirm, out).await;
         Ok(())
+    }
+
+    /// A pending charge always has a time the reconciler will ask about it, unless it was
+    /// flagged for review; a real-time one is never pending past the reconciliation
+    /// horizon without that flag.
+    fn check_charge(&self, charge: &Charge, out: &mut Vec<Violation>) {
+        if charge.status != ChargeStatus::Pending || charge.needs_review {
+            return;
+        }
+        let horizon = IN_FLIGHT_S + RECONCILE_DELAYS_S.iter().sum::<i64>();
+        let overdue = charge.test_clock.is_none() && charge.created < self.clock.now() - horizon;
+        if charge.next_action_at.is_none() || overdue {
+            out.push(Violation {
+                invariant: "no charge stays unknown without being reconciled or flagged",
+                objects: vec![charge.id.clone()],
+                detail: format!(
+                    "pending since {}, next reconciliation {:?}",
+                    charge.created, charge.next_action_at
+                ),
+            });
+        }
+    }
+
+    /// Asks the gateway about every charge kopek settled: one kopek recorded as paid must
+    /// have been paid, and one recorded as failed must not have been (money taken but
+    /// not recorded would be a payment lost). A gateway that cannot answer is reported
+    /// too, since the check could not be made.
+    async fn confirm_with_gateway(
+        &self,
+        scope: &Scope,
+        charges: &[Charge],
+        out: &mut Vec<Violation>,
+    ) {
+        let Ok(gateway) = self.gateway(scope) else {
+            return;
+        };
+        for charge in charges {
+            let succeeded = charge.status == ChargeStatus::Succeeded;
+            let problem = match gateway.find_charge(&scope.account_id, &charge.id).await {
+                Ok(Some(ChargeOutcome::Succeeded { .. })) if succeeded => None,
+                Ok(Some(ChargeOutcome::Succeeded { .. })) => {
+                    Some("the gateway charged it, kopek recorded it as failed".to_owned())
+                }
+                Ok(_) if succeeded => {
+                    Some("kopek recorded it as paid, the gateway did not charge it".to_owned())
+                }
+                Ok(_) => None,
+                Err(e) => Some(format!("the gateway could not be asked: {e}")),
+            };
+            if let Some(detail) = problem {
+                out.push(Violation {
+                    invariant: "kopek's charges match the gateway's",
+                    objects: vec![charge.id.clone()],
+                    detail,
+                });
+            }
+        }
     }
 }
 
