@@ -267,6 +267,29 @@ impl PaymentsTx for StoreTx {
         self.scan_after("charges", scope, after, limit, charge).await
     }
 
+    async fn billing_settings(&mut self, scope: &Scope) -> StoreResult<Option<BillingSettings>> {
+        let q = scoped("SELECT doc FROM billing_settings WHERE account_id = ", scope);
+        self.fetch_optional(q)
+            .await?
+            .map(|r| decode_doc(&r, "billing settings"))
+            .transpose()
+    }
+
+    async fn put_billing_settings(
+        &mut self,
+        scope: &Scope,
+        settings: &BillingSettings,
+    ) -> StoreResult<()> {
+        let mut q = Builder::new("INSERT INTO billing_settings (account_id, livemode, doc) ");
+        q.push_values([settings], |mut b, s| {
+            b.push_bind(scope.account_id.clone())
+                .push_bind(scope.livemode)
+                .push_bind(encode_doc(s));
+        });
+        q.push(" ON CONFLICT (account_id, livemode) DO UPDATE SET doc = excluded.doc");
+        self.execute(q).await.map(drop)
+    }
+
     async fn insert_sandbox_charge(&mut self, charge: &SandboxCharge) -> StoreResult<()> {
         let mut q = Builder::new(
             "INSERT INTO sandbox_charges (account_id, idempotency_key, id, created, doc) ",

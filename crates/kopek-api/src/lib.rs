@@ -8,6 +8,7 @@
 // Stripe's invoice object is deep enough to need more than `json!`'s default.
 #![recursion_limit = "256"]
 
+mod billing_settings;
 mod catalog;
 mod customers;
 mod error;
@@ -129,6 +130,10 @@ pub fn router(app: App) -> Router {
         .route("/v1/payment_intents/{id}", get(payments::retrieve_intent))
         .route("/v1/charges", get(payments::list_charges))
         .route("/v1/charges/{id}", get(payments::retrieve_charge))
+        .route(
+            "/v1/billing_settings",
+            get(billing_settings::retrieve).post(billing_settings::post),
+        )
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/openapi.json", get(openapi::serve))

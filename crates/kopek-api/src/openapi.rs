@@ -117,6 +117,8 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("/v1/payment_intents/{id}", "get", "RetrievePaymentIntent", "Retrieve a payment intent (status unknown while the gateway's answer is sought)."),
     ("/v1/charges", "get", "ListCharges", "List charges; filter by customer or payment_intent."),
     ("/v1/charges/{id}", "get", "RetrieveCharge", "Retrieve a charge."),
+    ("/v1/billing_settings", "get", "RetrieveBillingSettings", "The dunning policy (kopek's extension; Stripe keeps it in the Dashboard)."),
+    ("/v1/billing_settings", "post", "UpdateBillingSettings", "Set the retry delays in days and the final subscription and invoice status."),
     ("/v1/test_helpers/test_clocks", "get", "ListTestClocks", "List test clocks (test mode only)."),
     ("/v1/test_helpers/test_clocks", "post", "CreateTestClock", "Create a test clock at frozen_time."),
     ("/v1/test_helpers/test_clocks/{id}", "get", "RetrieveTestClock", "Retrieve a test clock."),

@@ -542,6 +542,17 @@ impl Renderer for WireRenderer {
         })
     }
 
+    fn billing_settings(&self, s: &BillingSettings) -> Value {
+        json!({
+            "object": "billing_settings",
+            "dunning": {
+                "retry_delays_days": s.retry_delays_days,
+                "final_subscription_status": s.final_subscription_status,
+                "final_invoice_status": s.final_invoice_status,
+            },
+        })
+    }
+
     fn deleted(&self, object: &str, id: &str) -> Value {
         json!({"id": id, "object": object, "deleted": true})
     }

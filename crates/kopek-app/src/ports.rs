@@ -194,6 +194,13 @@ pub trait PaymentsTx: Send {
         limit: u32,
     ) -> StoreResult<(Vec<Charge>, i64)>;
 
+    async fn billing_settings(&mut self, scope: &Scope) -> StoreResult<Option<BillingSettings>>;
+    async fn put_billing_settings(
+        &mut self,
+        scope: &Scope,
+        settings: &BillingSettings,
+    ) -> StoreResult<()>;
+
     /// Records a charge request; a second one with the same key is a `Conflict`.
     async fn insert_sandbox_charge(&mut self, charge: &SandboxCharge) -> StoreResult<()>;
     async fn sandbox_charge(
@@ -393,6 +400,7 @@ pub trait Renderer: Send + Sync {
     fn payment_method(&self, pm: &PaymentMethod) -> serde_json::Value;
     fn payment_intent(&self, pi: &PaymentIntent) -> serde_json::Value;
     fn charge(&self, charge: &Charge) -> serde_json::Value;
+    fn billing_settings(&self, settings: &BillingSettings) -> serde_json::Value;
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
     /// An event, given its object and previous attributes already rendered.
     fn event(

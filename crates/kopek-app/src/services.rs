@@ -1,4 +1,5 @@
 mod billing;
+mod billing_settings;
 mod catalog;
 mod collection;
 mod customers;
@@ -15,6 +16,7 @@ mod subscriptions;
 mod test_clocks;
 
 pub use billing::{Progress, WorkerConfig};
+pub use billing_settings::BillingSettingsUpdate;
 pub use catalog::{NewPrice, NewProduct, PriceUpdate, ProductRef, ProductUpdate};
 pub use collection::{GATEWAY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_S, RECONCILE_DELAYS_S};
 pub use customers::CustomerParams;

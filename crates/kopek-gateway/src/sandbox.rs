@@ -157,6 +157,21 @@ impl Sandbox {
                 self.commit(request, "declined", Some(refused)).await
             }
             Behavior::RequiresAuthentication => self.commit(request, "requires_action", None).await,
+            Behavior::DeclinesThenSucceeds(times) => {
+                let declined = self
+                    .charges(&request.account_id)
+                    .await
+                    .map_err(store_failure)?
+                    .iter()
+                    .filter(|c| c.reference == request.reference && c.status == "declined")
+                    .count();
+                if declined < times as usize {
+                    let refused = decline("card_declined", Some("insufficient_funds"));
+                    self.commit(request, "declined", Some(refused)).await
+                } else {
+                    self.commit(request, "succeeded", None).await
+                }
+            }
             Behavior::Fault(fault) => self.misbehave(fault, request).await,
         }
     }

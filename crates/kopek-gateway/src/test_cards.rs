@@ -22,6 +22,9 @@ pub enum Behavior {
     RequiresAuthentication,
     /// Charges succeed, and each is then disputed as fraudulent.
     Disputed,
+    /// Declined for insufficient funds this many times in an account, then paid: a soft
+    /// decline that dunning recovers (kopek's token).
+    DeclinesThenSucceeds(u32),
     /// kopek's fault injection: the gateway misbehaves on every charge.
     Fault(Fault),
 }
@@ -160,6 +163,12 @@ pub const TEST_CARDS: &[TestCard] = &[
             code: "card_declined",
             decline_code: Some("fraudulent"),
         },
+    ),
+    card(
+        "pm_card_kopek_declinesThreeTimes",
+        "visa",
+        "0907",
+        Behavior::DeclinesThenSucceeds(3),
     ),
     card(
         "pm_card_kopek_timeoutAfterCommit",

@@ -52,10 +52,21 @@ async fn setup(h: &Harness, start: i64, recurring: &str, unit_amount: i64) -> Se
     }
 }
 
+/// Subscribes the customer. These scenarios are about billing periods, so invoices are
+/// sent for payment unless `extra` says otherwise; collection and dunning have their own
+/// tests.
 async fn subscribe(h: &Harness, s: &Setup, extra: &str) -> Value {
+    let collection = if extra.contains("collection_method") {
+        ""
+    } else {
+        "&collection_method=send_invoice&days_until_due=30"
+    };
     h.ok(
         "/v1/subscriptions",
-        &format!("customer={}&items[0][price]={}{extra}", s.customer, s.price),
+        &format!(
+            "customer={}&items[0][price]={}{extra}{collection}",
+            s.customer, s.price
+        ),
     )
     .await
 }

@@ -233,8 +233,12 @@ store_test!(
         assert_eq!(invoices.len(), 2);
         for invoice in &invoices {
             assert_eq!(invoice["status"], "open");
-            assert_eq!(invoice["attempt_count"], 1);
         }
+        // The first invoice went through the whole default schedule (four retries over
+        // fourteen days); the renewal has had its first attempt.
+        assert_eq!(invoices[0]["attempt_count"], 5);
+        assert_eq!(invoices[0]["next_payment_attempt"], Value::Null);
+        assert_eq!(invoices[1]["attempt_count"], 1);
         let pi = invoices[1]["payments"]["data"][0]["payment"]["payment_intent"]
             .as_str()
             .unwrap();

@@ -48,6 +48,9 @@ store_test!(
     }
 );
 
-store_test!(stripe_python_sdk_attaches_a_card_and_collects, |kind| async move {
-    run_sdk_script(harness(kind).await, "stripe_sdk_payments.py").await;
-});
+store_test!(
+    stripe_python_sdk_attaches_a_card_and_collects,
+    |kind| async move {
+        run_sdk_script(harness(kind).await, "stripe_sdk_payments.py").await;
+    }
+);

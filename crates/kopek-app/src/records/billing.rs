@@ -206,6 +206,10 @@ pub struct Invoice {
     /// The payment intent collecting it, once an attempt was made.
     #[serde(default)]
     pub payment_intent: Option<String>,
+    /// Dunning stopped retrying (a hard decline): at `next_action_at` the final action
+    /// applies instead of an attempt, unless a new payment method brings one first.
+    #[serde(default)]
+    pub collection_stopped: bool,
     pub customer_email: Option<String>,
     pub customer_name: Option<String>,
     pub test_clock: Option<String>,

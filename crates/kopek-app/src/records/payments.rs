@@ -128,3 +128,35 @@ pub struct ChargeFilter {
     pub customer: Option<String>,
     pub payment_intent: Option<String>,
 }
+
+/// An account's billing settings (per mode): today, its dunning policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingSettings {
+    /// Days between a failed attempt and the next retry.
+    pub retry_delays_days: Vec<i64>,
+    /// `canceled`, `unpaid` or `past_due`: the subscription after the last retry fails.
+    pub final_subscription_status: String,
+    /// `open` or `uncollectible`: the invoice after the last retry fails.
+    pub final_invoice_status: String,
+}
+
+impl BillingSettings {
+    pub fn policy(&self) -> Option<kopek_core::dunning::Policy> {
+        use kopek_core::dunning::{FinalInvoiceStatus, FinalSubscriptionStatus, Policy};
+        Some(Policy {
+            retry_delays_days: self.retry_delays_days.clone(),
+            final_subscription_status: FinalSubscriptionStatus::parse(
+                &self.final_subscription_status,
+            )?,
+            final_invoice_status: FinalInvoiceStatus::parse(&self.final_invoice_status)?,
+        })
+    }
+
+    pub fn from_policy(policy: &kopek_core::dunning::Policy) -> BillingSettings {
+        BillingSettings {
+            retry_delays_days: policy.retry_delays_days.clone(),
+            final_subscription_status: policy.final_subscription_status.as_str().to_owned(),
+            final_invoice_status: policy.final_invoice_status.as_str().to_owned(),
+        }
+    }
+}

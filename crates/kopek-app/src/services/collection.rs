@@ -19,9 +19,10 @@ use crate::app::{App, Change};
 use crate::error::AppError;
 use crate::ports::{ChargeOutcome, ChargeRequest, Decline, GatewayError, Tx};
 use crate::records::*;
+use kopek_core::dunning::{FinalInvoiceStatus, FinalSubscriptionStatus, Next, Policy};
 use kopek_core::invoice::{BillingReason, InvoiceStatus};
 use kopek_core::ledger;
-use kopek_core::payment::PaymentIntentStatus;
+use kopek_core::payment::{is_hard_decline, PaymentIntentStatus};
 use kopek_core::subscription::{CollectionMethod, SubscriptionStatus};
 use kopek_core::Money;
 use std::collections::HashMap;
@@ -63,6 +64,18 @@ fn resolution(answer: Result<ChargeOutcome, GatewayError>) -> Resolution {
                 message: format!("The gateway refused the charge: {why}"),
             },
         }),
+    }
+}
+
+/// After a failed attempt: the next retry, or (retries over, or a hard decline) when the
+/// final action applies.
+fn schedule_after_failure(policy: &Policy, invoice: &mut Invoice, hard: bool, now: i64) {
+    match policy.after_failure(invoice.attempt_count, hard, now) {
+        Next::RetryAt(at) => invoice.next_action_at = Some(at),
+        Next::FinalActionAt(at) => {
+            invoice.collection_stopped = true;
+            invoice.next_action_at = Some(at);
+        }
     }
 }
 
@@ -108,7 +121,7 @@ impl App {
         now: i64,
     ) -> Result<usize, AppError> {
         let mut tx = self.store.write().await?;
-        let mut invoices: Vec<Invoice> = tx
+        let due: Vec<Invoice> = tx
             .invoices_for_update(scope, ids)
             .await?
             .into_iter()
@@ -118,17 +131,46 @@ impl App {
                     && i.next_action_at.is_some_and(|t| t <= now)
             })
             .collect();
-        if invoices.is_empty() {
+        if due.is_empty() {
             return Ok(0);
         }
-        let subs = by_id(
+        let mut subs = by_id(
             tx.subscriptions_for_update(
                 scope,
-                &sorted_ids(invoices.iter().filter_map(|i| i.subscription.as_ref())),
+                &sorted_ids(due.iter().filter_map(|i| i.subscription.as_ref())),
             )
             .await?,
             |s| &s.id,
         );
+        let mut changes = Vec::new();
+        // A canceled subscription's invoices are not collected any more; those whose
+        // retries are over get the account's final action instead of an attempt.
+        let (mut ended, mut invoices): (Vec<Invoice>, Vec<Invoice>) =
+            due.into_iter().partition(|i| {
+                i.subscription
+                    .as_ref()
+                    .and_then(|s| subs.get(s))
+                    .is_some_and(|s| s.status == SubscriptionStatus::Canceled)
+            });
+        for invoice in &mut ended {
+            invoice.next_action_at = None;
+        }
+        let (mut stopped, attempted): (Vec<Invoice>, Vec<Invoice>) =
+            invoices.into_iter().partition(|i| i.collection_stopped);
+        invoices = attempted;
+        let policy = self.dunning_policy(&mut tx, scope).await?;
+        let (entries, finished) =
+            self.final_action(scope, now, &policy, &mut stopped, &mut subs, &mut changes)?;
+        ended.extend(stopped);
+        if invoices.is_empty() {
+            tx.update_invoices(scope, &ended).await?;
+            tx.insert_ledger_entries(scope, &entries).await?;
+            tx.update_subscriptions(scope, &finished).await?;
+            let events = self.stamp_events(scope, now, None, changes);
+            tx.insert_events(scope, &events).await?;
+            tx.commit().await?;
+            return Ok(ended.len());
+        }
         let customers = by_id(
             tx.customers_by_ids(scope, &sorted_ids(invoices.iter().map(|i| &i.customer)))
                 .await?,
@@ -161,7 +203,6 @@ impl App {
 
         let mut new_intents = Vec::new();
         let mut charges = Vec::new();
-        let mut changes = Vec::new();
         let mut missing = Vec::new();
         let mut failures = Vec::new();
         for invoice in &mut invoices {
@@ -218,6 +259,7 @@ impl App {
                     object: Snapshot::Rendered(self.render.payment_intent(&pi)),
                     previous: None,
                 });
+                schedule_after_failure(&policy, invoice, false, now);
                 failures.push(Change {
                     event_type: "invoice.payment_failed",
                     object_id: invoice.id.clone(),
@@ -263,14 +305,17 @@ impl App {
             .into_iter()
             .partition(|pi| changes.iter().any(|c| c.object_id == pi.id));
         changes.extend(failures);
-        let subs = self
+        let past_due = self
             .mark_past_due(&mut tx, scope, &missing, &mut changes)
             .await?;
         tx.insert_payment_intents(scope, &created).await?;
         tx.update_payment_intents(scope, &existing).await?;
         tx.insert_charges(scope, &charges).await?;
         tx.update_invoices(scope, &invoices).await?;
-        tx.update_subscriptions(scope, &subs).await?;
+        tx.update_invoices(scope, &ended).await?;
+        tx.insert_ledger_entries(scope, &entries).await?;
+        tx.update_subscriptions(scope, &finished).await?;
+        tx.update_subscriptions(scope, &past_due).await?;
         let events = self.stamp_events(scope, now, None, changes);
         tx.insert_events(scope, &events).await?;
         tx.commit().await?;
@@ -289,7 +334,152 @@ impl App {
             answers.push((charge.id.clone(), self.ask_gateway(scope, &request).await));
         }
         self.settle(scope, now, answers, false).await?;
-        Ok(invoices.len())
+        Ok(invoices.len() + ended.len())
+    }
+
+    /// A new payment method brings an attempt at once on the invoices in dunning that
+    /// `filter` names (a customer's, or a subscription's): their retries, or the wait
+    /// for the final action after a hard decline, start over with it. Invoices whose
+    /// payment is in flight or unknown are left to finish.
+    pub(crate) async fn retry_with_new_method(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        filter: InvoiceFilter,
+        now: i64,
+    ) -> Result<(), AppError> {
+        let filter = InvoiceFilter {
+            status: Some(InvoiceStatus::Open),
+            collection_method: Some(CollectionMethod::ChargeAutomatically),
+            ..filter
+        };
+        let page = PageRequest {
+            limit: 100,
+            ..PageRequest::default()
+        };
+        let Some(found) = tx.invoices(scope, &filter, &page).await? else {
+            return Ok(());
+        };
+        let in_dunning: Vec<String> = found
+            .data
+            .iter()
+            .filter(|i| i.attempt_count > 0 && i.auto_advance)
+            .map(|i| i.id.clone())
+            .collect();
+        let mut invoices = tx.invoices_for_update(scope, &in_dunning).await?;
+        let intents = by_id(
+            tx.payment_intents_for_update(
+                scope,
+                &sorted_ids(invoices.iter().filter_map(|i| i.payment_intent.as_ref())),
+            )
+            .await?,
+            |pi| &pi.id,
+        );
+        invoices.retain(|i| {
+            i.payment_intent
+                .as_ref()
+                .and_then(|pi| intents.get(pi))
+                .is_none_or(|pi| pi.status == PaymentIntentStatus::RequiresPaymentMethod)
+        });
+        for invoice in &mut invoices {
+            invoice.next_action_at = Some(now);
+            invoice.collection_stopped = false;
+        }
+        tx.update_invoices(scope, &invoices).await?;
+        Ok(())
+    }
+
+    /// The scope's dunning policy: its billing settings, or the default.
+    pub(crate) async fn dunning_policy(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+    ) -> Result<Policy, AppError> {
+        match tx.billing_settings(scope).await? {
+            None => Ok(Policy::default()),
+            Some(settings) => settings
+                .policy()
+                .ok_or_else(|| AppError::Internal("stored billing settings do not parse".into())),
+        }
+    }
+
+    /// The account's final action for invoices whose retries are over: the invoice is
+    /// left open or marked uncollectible (posting the write-off), and a renewal's
+    /// subscription canceled, made unpaid, or left past due. Returns the ledger entries
+    /// and the subscriptions changed.
+    fn final_action(
+        &self,
+        scope: &Scope,
+        now: i64,
+        policy: &Policy,
+        invoices: &mut [Invoice],
+        subs: &mut HashMap<String, Subscription>,
+        changes: &mut Vec<Change>,
+    ) -> Result<(Vec<LedgerEntry>, Vec<Subscription>), AppError> {
+        let mut entries = Vec::new();
+        let mut finished = Vec::new();
+        for invoice in invoices.iter_mut() {
+            invoice.next_action_at = None;
+            if policy.final_invoice_status == FinalInvoiceStatus::Uncollectible {
+                invoice.status = invoice
+                    .status
+                    .transition(InvoiceStatus::Uncollectible)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                invoice.marked_uncollectible_at = Some(now);
+                let remaining = Money::new(invoice.amount_remaining, invoice.currency);
+                let postings = ledger::invoice_uncollectible(&invoice.customer, remaining);
+                entries.extend(self.ledger_entry(
+                    scope,
+                    now,
+                    invoice,
+                    "invoice.marked_uncollectible",
+                    postings,
+                )?);
+                changes.push(Change {
+                    event_type: "invoice.marked_uncollectible",
+                    object_id: invoice.id.clone(),
+                    object: Snapshot::invoice(invoice),
+                    previous: None,
+                });
+            }
+            if invoice.billing_reason != BillingReason::SubscriptionCycle {
+                continue;
+            }
+            let Some(mut sub) = invoice.subscription.as_ref().and_then(|s| subs.remove(s)) else {
+                continue;
+            };
+            let before = sub.clone();
+            let (to, event_type) = match policy.final_subscription_status {
+                FinalSubscriptionStatus::PastDue => continue,
+                FinalSubscriptionStatus::Unpaid => {
+                    (SubscriptionStatus::Unpaid, "customer.subscription.updated")
+                }
+                FinalSubscriptionStatus::Canceled => (
+                    SubscriptionStatus::Canceled,
+                    "customer.subscription.deleted",
+                ),
+            };
+            let Ok(status) = sub.status.transition(to) else {
+                continue; // already ended, or moved on meanwhile
+            };
+            sub.status = status;
+            if status == SubscriptionStatus::Canceled {
+                sub.canceled_at = Some(now);
+                sub.ended_at = Some(now);
+                sub.cancel_at = None;
+                sub.next_action_at = None;
+                sub.cancellation_details.reason = Some("payment_failed".to_owned());
+            }
+            changes.push(Change {
+                event_type,
+                object_id: sub.id.clone(),
+                object: Snapshot::subscription(&sub),
+                previous: (event_type == "customer.subscription.updated")
+                    .then(|| Snapshot::Subscription(Box::new(before))),
+            });
+            finished.push(sub);
+        }
+        Ok((entries, finished))
     }
 
     /// Moves the active subscriptions of failed renewal invoices to past due. (A first
@@ -345,6 +535,7 @@ impl App {
             return Ok(());
         }
         let mut tx = self.store.write().await?;
+        let policy = self.dunning_policy(&mut tx, scope).await?;
         let ids: Vec<String> = answers.iter().map(|(id, _)| id.clone()).collect();
         let mut charges = by_id(
             tx.charges_for_update(scope, &ids)
@@ -501,7 +692,12 @@ impl App {
                         object: Snapshot::Rendered(self.render.payment_intent(&pi)),
                         previous: None,
                     });
-                    if let Some(invoice) = invoice {
+                    if let Some(mut invoice) = invoice {
+                        let hard = charge
+                            .failure
+                            .as_ref()
+                            .is_some_and(|d| is_hard_decline(&d.code, d.decline_code.as_deref()));
+                        schedule_after_failure(&policy, &mut invoice, hard, now);
                         changes.push(Change {
                             event_type: "invoice.payment_failed",
                             object_id: invoice.id.clone(),
@@ -525,6 +721,7 @@ impl App {
         tx.update_payment_intents(scope, &intents.into_values().collect::<Vec<_>>())
             .await?;
         tx.update_invoices(scope, &paid).await?;
+        tx.update_invoices(scope, &failed).await?;
         tx.insert_ledger_entries(scope, &entries).await?;
         tx.update_subscriptions(scope, &subs).await?;
         tx.update_subscriptions(scope, &recovered).await?;

@@ -181,6 +181,15 @@ impl App {
                     "invoice_settings[default_payment_method]",
                 )
                 .await?;
+                if customer.invoice_settings.default_payment_method.as_ref() != Some(id) {
+                    let now = self.time_for(&mut tx, &caller.scope, &customer).await?;
+                    let theirs = InvoiceFilter {
+                        customer: Some(customer.id.clone()),
+                        ..InvoiceFilter::default()
+                    };
+                    self.retry_with_new_method(&mut tx, &caller.scope, theirs, now)
+                        .await?;
+                }
             }
             customer.invoice_settings.default_payment_method = default.clone();
         }

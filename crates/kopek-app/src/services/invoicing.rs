@@ -183,6 +183,7 @@ impl App {
             paid_out_of_band: false,
             attempt_count: 0,
             payment_intent: None,
+            collection_stopped: false,
             customer_email: new.customer.email.clone(),
             customer_name: new.customer.name.clone(),
             test_clock: new.customer.test_clock.clone(),

@@ -671,6 +671,13 @@ impl App {
             if let Some(id) = &pm {
                 self.check_attached(&mut tx, scope, id, &sub.customer, "default_payment_method")
                     .await?;
+                if sub.default_payment_method.as_ref() != Some(id) {
+                    let its = InvoiceFilter {
+                        subscription: Some(sub.id.clone()),
+                        ..InvoiceFilter::default()
+                    };
+                    self.retry_with_new_method(&mut tx, scope, its, now).await?;
+                }
             }
             sub.default_payment_method = pm;
         }

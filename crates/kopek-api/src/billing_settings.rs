@@ -1,0 +1,70 @@
+//! `/v1/billing_settings`: kopek's extension for what Stripe keeps in its Dashboard —
+//! the dunning policy, per account and mode.
+
+use crate::error::ApiResult;
+use crate::params::Params;
+use crate::render::WireRenderer;
+use crate::request;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use kopek_app::ports::Renderer;
+use kopek_app::{App, BillingSettingsUpdate};
+use kopek_core::dunning::{FinalInvoiceStatus, FinalSubscriptionStatus, RETRIES_MAX};
+
+fn update(params: &mut Params) -> ApiResult<BillingSettingsUpdate> {
+    let mut update = BillingSettingsUpdate::default();
+    let Some(Some(mut dunning)) = params.object("dunning")? else {
+        return Ok(update);
+    };
+    if let Some(delays) = dunning.string_list("retry_delays_days", RETRIES_MAX)? {
+        let mut days = Vec::with_capacity(delays.len());
+        for (i, d) in delays.iter().enumerate() {
+            days.push(d.parse::<i64>().map_err(|_| {
+                dunning.invalid(
+                    "retry_delays_days",
+                    "parameter_invalid_integer",
+                    format!("Invalid integer: dunning[retry_delays_days][{i}]"),
+                )
+            })?);
+        }
+        update.retry_delays_days = Some(days);
+    }
+    update.final_subscription_status = dunning.one_of(
+        "final_subscription_status",
+        FinalSubscriptionStatus::parse,
+        "canceled, unpaid, past_due",
+    )?;
+    update.final_invoice_status = dunning.one_of(
+        "final_invoice_status",
+        FinalInvoiceStatus::parse,
+        "open, uncollectible",
+    )?;
+    dunning.finish()?;
+    Ok(update)
+}
+
+pub async fn retrieve(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
+    request::get(app, headers, uri, |app, scope, params| async move {
+        params.finish()?;
+        ApiResult::Ok(WireRenderer.billing_settings(&app.billing_settings(&scope).await?))
+    })
+    .await
+}
+
+pub async fn post(State(app): State<App>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    request::post(
+        app,
+        headers,
+        uri,
+        body,
+        |app, caller, mut params| async move {
+            let update = update(&mut params)?;
+            params.finish()?;
+            let settings = app.update_billing_settings(&caller, update).await?;
+            Ok(WireRenderer.billing_settings(&settings))
+        },
+    )
+    .await
+}
