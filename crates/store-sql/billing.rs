@@ -260,6 +260,7 @@ impl BillingTx for StoreTx {
         self.execute(q).await?;
         for table in [
             "ledger_entries",
+            "refunds",
             "charges",
             "payment_intents",
             "invoice_items",
@@ -775,7 +776,7 @@ impl BillingTx for StoreTx {
 
     async fn clock_next_due(&mut self, scope: &Scope, clock: &str) -> StoreResult<Option<i64>> {
         let mut next = None;
-        for table in ["subscriptions", "invoices", "charges"] {
+        for table in ["subscriptions", "invoices", "charges", "refunds"] {
             let mut q = scoped(
                 &format!("SELECT MIN(next_action_at) FROM {table} WHERE account_id = "),
                 scope,

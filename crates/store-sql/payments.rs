@@ -19,6 +19,10 @@ fn charge(row: &DbRow) -> StoreResult<Charge> {
     decode_doc(row, "charge")
 }
 
+fn refund(row: &DbRow) -> StoreResult<Refund> {
+    decode_doc(row, "refund")
+}
+
 #[async_trait]
 impl PaymentsTx for StoreTx {
     async fn insert_payment_method(&mut self, scope: &Scope, pm: &PaymentMethod) -> StoreResult<()> {
@@ -267,6 +271,91 @@ impl PaymentsTx for StoreTx {
         self.scan_after("charges", scope, after, limit, charge).await
     }
 
+    async fn insert_refund(&mut self, scope: &Scope, r: &Refund) -> StoreResult<()> {
+        let mut q = Builder::new(
+            "INSERT INTO refunds (account_id, livemode, id, created, charge, payment_intent, \
+             status, test_clock, next_action_at, doc) ",
+        );
+        q.push_values([r], |mut b, r| {
+            b.push_bind(scope.account_id.clone())
+                .push_bind(scope.livemode)
+                .push_bind(r.id.clone())
+                .push_bind(r.created)
+                .push_bind(r.charge.clone())
+                .push_bind(r.payment_intent.clone())
+                .push_bind(r.status.as_str())
+                .push_bind(r.test_clock.clone())
+                .push_bind(r.next_action_at)
+                .push_bind(encode_doc(r));
+        });
+        self.execute(q).await.map(drop)
+    }
+
+    async fn update_refunds(&mut self, scope: &Scope, refunds: &[Refund]) -> StoreResult<()> {
+        self.update_rows(
+            "refunds",
+            "status = v.column2, next_action_at = v.column3, doc = v.column4, \
+             lease_owner = NULL, lease_expires = NULL",
+            scope,
+            refunds,
+            |mut b, r| {
+                b.push_bind(r.id.clone())
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.next_action_at)
+                    .push_bind(encode_doc(r));
+            },
+        )
+        .await
+    }
+
+    async fn refunds_for_update(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Refund>> {
+        self.by_ids("refunds", "doc", scope, ids, true, refund).await
+    }
+
+    async fn refund(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Refund>> {
+        let mut q = scoped("SELECT doc FROM refunds WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        self.fetch_optional(q).await?.map(|r| refund(&r)).transpose()
+    }
+
+    async fn refunds(
+        &mut self,
+        scope: &Scope,
+        filter: &RefundFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Refund>>> {
+        let filter = filter.clone();
+        let list = ListQuery {
+            table: "refunds",
+            columns: "doc",
+            scope,
+            page,
+            created: TimeRange::default(),
+            filter: Box::new(move |q| {
+                if let Some(charge) = filter.charge {
+                    q.push(" AND charge = ").push_bind(charge);
+                }
+                if let Some(pi) = filter.payment_intent {
+                    q.push(" AND payment_intent = ").push_bind(pi);
+                }
+            }),
+        };
+        self.list(list, refund).await
+    }
+
+    async fn claim_due_refunds(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>> {
+        self.claim_due("refunds", lane, claim).await
+    }
+
+    async fn refunds_after(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Refund>, i64)> {
+        self.scan_after("refunds", scope, after, limit, refund).await
+    }
+
     async fn billing_settings(&mut self, scope: &Scope) -> StoreResult<Option<BillingSettings>> {
         let q = scoped("SELECT doc FROM billing_settings WHERE account_id = ", scope);
         self.fetch_optional(q)
@@ -326,6 +415,30 @@ impl PaymentsTx for StoreTx {
             .await?
             .iter()
             .map(sandbox_charge)
+            .collect()
+    }
+
+    async fn insert_sandbox_refund(&mut self, refund: &SandboxRefund) -> StoreResult<()> {
+        let mut q = Builder::new(
+            "INSERT INTO sandbox_refunds (account_id, idempotency_key, id, created, doc) ",
+        );
+        q.push_values([refund], |mut b, r| {
+            b.push_bind(r.account_id.clone())
+                .push_bind(r.idempotency_key.clone())
+                .push_bind(r.id.clone())
+                .push_bind(r.created)
+                .push_bind(encode_doc(r));
+        });
+        self.execute(q).await.map(drop)
+    }
+
+    async fn sandbox_refunds(&mut self, account_id: &str) -> StoreResult<Vec<SandboxRefund>> {
+        let mut q = Builder::new("SELECT doc FROM sandbox_refunds WHERE account_id = ");
+        q.push_bind(account_id.to_owned()).push(" ORDER BY seq");
+        self.fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| decode_doc(r, "sandbox refund"))
             .collect()
     }
 }

@@ -19,6 +19,7 @@ mod openapi;
 pub mod params;
 mod payment_methods;
 mod payments;
+mod refunds;
 mod render;
 mod request;
 mod subscriptions;
@@ -133,6 +134,11 @@ pub fn router(app: App) -> Router {
         .route(
             "/v1/billing_settings",
             get(billing_settings::retrieve).post(billing_settings::post),
+        )
+        .route("/v1/refunds", get(refunds::list).post(refunds::create))
+        .route(
+            "/v1/refunds/{id}",
+            get(refunds::retrieve).post(refunds::update),
         )
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))

@@ -495,7 +495,6 @@ impl Renderer for WireRenderer {
             "object": "charge",
             "amount": c.amount,
             "amount_captured": if c.status == ChargeStatus::Succeeded { c.amount } else { 0 },
-            "amount_refunded": 0,
             "balance_transaction": null,
             "billing_details": {"address": null, "email": null, "name": null, "phone": null},
             "captured": c.status == ChargeStatus::Succeeded,
@@ -532,7 +531,8 @@ impl Renderer for WireRenderer {
                 },
                 "type": "card",
             },
-            "refunded": false,
+            "amount_refunded": c.amount_refunded,
+            "refunded": c.status == ChargeStatus::Succeeded && c.amount_refunded == c.amount,
             "status": c.status.as_str(),
             // kopek's additions: whether the gateway's answer is still being sought, and
             // whether the reconciler gave up and a person must look.
@@ -550,6 +550,29 @@ impl Renderer for WireRenderer {
                 "final_subscription_status": s.final_subscription_status,
                 "final_invoice_status": s.final_invoice_status,
             },
+        })
+    }
+
+    fn refund(&self, r: &Refund) -> Value {
+        json!({
+            "id": r.id,
+            "object": "refund",
+            "amount": r.amount,
+            "balance_transaction": null,
+            "charge": r.charge,
+            "created": r.created,
+            "currency": r.currency.lowercase(),
+            "destination_details": null,
+            "failure_reason": r.failure_reason,
+            "metadata": metadata(&r.metadata),
+            "payment_intent": r.payment_intent,
+            "reason": r.reason,
+            "receipt_number": null,
+            "source_transfer_reversal": null,
+            "status": r.status.as_str(),
+            "transfer_reversal": null,
+            // kopek's addition: sent on the whole schedule without an answer.
+            "needs_review": r.needs_review,
         })
     }
 

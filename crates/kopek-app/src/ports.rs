@@ -194,6 +194,31 @@ pub trait PaymentsTx: Send {
         limit: u32,
     ) -> StoreResult<(Vec<Charge>, i64)>;
 
+    async fn insert_refund(&mut self, scope: &Scope, refund: &Refund) -> StoreResult<()>;
+    async fn update_refunds(&mut self, scope: &Scope, refunds: &[Refund]) -> StoreResult<()>;
+    /// Locked until the transaction ends.
+    async fn refunds_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Refund>>;
+    async fn refund(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Refund>>;
+    async fn refunds(
+        &mut self,
+        scope: &Scope,
+        filter: &RefundFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Refund>>>;
+    /// Claims pending refunds due to be sent again, as the other claims.
+    async fn claim_due_refunds(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>>;
+    /// For `kopek doctor`.
+    async fn refunds_after(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Refund>, i64)>;
+
     async fn billing_settings(&mut self, scope: &Scope) -> StoreResult<Option<BillingSettings>>;
     async fn put_billing_settings(
         &mut self,
@@ -210,6 +235,9 @@ pub trait PaymentsTx: Send {
     ) -> StoreResult<Option<SandboxCharge>>;
     /// Every charge the sandbox made for an account, oldest first (for tests and checks).
     async fn sandbox_charges(&mut self, account_id: &str) -> StoreResult<Vec<SandboxCharge>>;
+    /// Records a refund; a second one with the same key is a `Conflict`.
+    async fn insert_sandbox_refund(&mut self, refund: &SandboxRefund) -> StoreResult<()>;
+    async fn sandbox_refunds(&mut self, account_id: &str) -> StoreResult<Vec<SandboxRefund>>;
 }
 
 #[async_trait]
@@ -401,6 +429,7 @@ pub trait Renderer: Send + Sync {
     fn payment_intent(&self, pi: &PaymentIntent) -> serde_json::Value;
     fn charge(&self, charge: &Charge) -> serde_json::Value;
     fn billing_settings(&self, settings: &BillingSettings) -> serde_json::Value;
+    fn refund(&self, refund: &Refund) -> serde_json::Value;
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
     /// An event, given its object and previous attributes already rendered.
     fn event(

@@ -12,6 +12,7 @@ mod ledger;
 mod metadata;
 mod payment_methods;
 mod payments;
+mod refunds;
 mod subscriptions;
 mod test_clocks;
 
@@ -28,6 +29,7 @@ pub use invoicing::{DAYS_UNTIL_DUE_DEFAULT, DRAFT_WINDOW_S_DEFAULT};
 pub use keys::{NewKey, KEY_PREFIX_LIVE, KEY_PREFIX_TEST};
 pub use metadata::MetadataUpdate;
 pub use payment_methods::PaymentMethodParams;
+pub use refunds::{NewRefund, REFUND_REASONS};
 pub use subscriptions::{
     Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
     TrialEnd, TRIAL_DAYS_MAX,

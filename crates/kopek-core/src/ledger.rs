@@ -166,6 +166,15 @@ pub fn invoice_paid(
     transfer((AccountKind::Cash, None), settled, amount)
 }
 
+/// A refund gives collected cash back: the revenue it paid for is reversed.
+pub fn refunded(amount: Money) -> Result<Vec<Posting>, LedgerError> {
+    transfer(
+        (AccountKind::Revenue, None),
+        (AccountKind::Cash, None),
+        amount,
+    )
+}
+
 /// Voiding reverses the revenue of what was still owed (or written off).
 pub fn invoice_voided(
     customer: &str,

@@ -8,7 +8,7 @@
 use crate::test_cards::{self, Behavior, Fault, TestCard};
 use async_trait::async_trait;
 use kopek_app::ports::*;
-use kopek_app::records::SandboxCharge;
+use kopek_app::records::{SandboxCharge, SandboxRefund};
 use kopek_app::StoreError;
 use kopek_core::calendar;
 use std::sync::Arc;
@@ -87,6 +87,12 @@ impl Sandbox {
     pub async fn charges(&self, account_id: &str) -> Result<Vec<SandboxCharge>, StoreError> {
         let mut tx = self.store.read().await?;
         tx.sandbox_charges(account_id).await
+    }
+
+    /// Every refund the sandbox made for an account, oldest first.
+    pub async fn refunds(&self, account_id: &str) -> Result<Vec<SandboxRefund>, StoreError> {
+        let mut tx = self.store.read().await?;
+        tx.sandbox_refunds(account_id).await
     }
 
     async fn lookup(
@@ -246,6 +252,78 @@ impl Gateway for Sandbox {
             return Ok(outcome(&first));
         }
         self.charge_card(card, request).await
+    }
+
+    /// Refunds up to what is left of a successful charge; a replayed key answers with
+    /// the first refund.
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        let refunded = {
+            let mut tx = self.store.read().await.map_err(store_failure)?;
+            tx.sandbox_refunds(&request.account_id)
+                .await
+                .map_err(store_failure)?
+        };
+        if let Some(first) = refunded
+            .iter()
+            .find(|r| r.idempotency_key == request.idempotency_key)
+        {
+            return Ok(RefundOutcome::Succeeded {
+                gateway_id: first.id.clone(),
+            });
+        }
+        let charge = self
+            .charges(&request.account_id)
+            .await
+            .map_err(store_failure)?
+            .into_iter()
+            .find(|c| c.id == request.charge && c.status == "succeeded");
+        let Some(charge) = charge else {
+            return Err(GatewayError::Rejected(format!(
+                "no successful charge {}",
+                request.charge
+            )));
+        };
+        let before: i64 = refunded
+            .iter()
+            .filter(|r| r.charge == charge.id)
+            .map(|r| r.amount)
+            .sum();
+        if before + request.amount > charge.amount {
+            return Ok(RefundOutcome::Failed {
+                gateway_id: String::new(),
+                reason: "the refund exceeds what is left of the charge".into(),
+            });
+        }
+        let refund = SandboxRefund {
+            id: self.ids.id("re_sbx"),
+            account_id: request.account_id.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            created: self.clock.now(),
+            charge: charge.id,
+            amount: request.amount,
+        };
+        let mut tx = self.store.write().await.map_err(store_failure)?;
+        match tx.insert_sandbox_refund(&refund).await {
+            Ok(()) => tx.commit().await.map_err(store_failure)?,
+            // The same key raced in first: its refund is the answer.
+            Err(StoreError::Conflict(_)) => {
+                drop(tx);
+                let first = self
+                    .refunds(&request.account_id)
+                    .await
+                    .map_err(store_failure)?
+                    .into_iter()
+                    .find(|r| r.idempotency_key == request.idempotency_key)
+                    .ok_or_else(|| GatewayError::Unknown("a conflicting refund vanished".into()))?;
+                return Ok(RefundOutcome::Succeeded {
+                    gateway_id: first.id,
+                });
+            }
+            Err(e) => return Err(store_failure(e)),
+        }
+        Ok(RefundOutcome::Succeeded {
+            gateway_id: refund.id,
+        })
     }
 
     async fn find_charge(

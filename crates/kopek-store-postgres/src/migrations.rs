@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_billing.sql"),
     include_str!("../migrations/0003_payments.sql"),
     include_str!("../migrations/0004_billing_settings.sql"),
+    include_str!("../migrations/0005_refunds.sql"),
 ];
 /// An arbitrary constant naming kopek's migration lock.
 const MIGRATION_LOCK: i64 = 0x6b6f_7065_6b00;

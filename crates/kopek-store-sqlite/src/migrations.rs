@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_scoped_id_indexes.sql"),
     include_str!("../migrations/0004_payments.sql"),
     include_str!("../migrations/0005_billing_settings.sql"),
+    include_str!("../migrations/0006_refunds.sql"),
 ];
 
 pub async fn run(pool: &SqlitePool) -> StoreResult<()> {

@@ -8,6 +8,7 @@ mod collection;
 mod dunning;
 mod payment_methods;
 mod race;
+mod refunds;
 mod stripe_sdk;
 
 use axum::body::Body;

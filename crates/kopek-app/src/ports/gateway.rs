@@ -90,6 +90,25 @@ impl std::fmt::Display for GatewayError {
     }
 }
 
+/// One refund of a charge the gateway made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// kopek's refund id: the same refund can never be made twice.
+    pub idempotency_key: String,
+    pub account_id: String,
+    /// The gateway's id of the charge.
+    pub charge: String,
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+/// What became of a refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    Succeeded { gateway_id: String },
+    Failed { gateway_id: String, reason: String },
+}
+
 #[async_trait]
 pub trait Gateway: Send + Sync {
     /// The payment method a gateway token stands for.
@@ -105,6 +124,7 @@ pub trait Gateway: Send + Sync {
         account_id: &str,
         idempotency_key: &str,
     ) -> Result<Option<ChargeOutcome>, GatewayError>;
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError>;
 }
 
 /// The gateways of each mode. Test mode always has one (the sandbox); live mode has

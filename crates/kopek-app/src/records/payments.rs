@@ -113,6 +113,9 @@ pub struct Charge {
     pub reconcile_attempts: u32,
     /// The reconciler gave up asking: a person must look at the gateway's records.
     pub needs_review: bool,
+    /// Refunded or being refunded (pending refunds hold their amount).
+    #[serde(default)]
+    pub amount_refunded: i64,
     pub test_clock: Option<String>,
     /// When the reconciler must look at it (pending charges only).
     pub next_action_at: Option<i64>,
@@ -159,4 +162,69 @@ impl BillingSettings {
             final_invoice_status: policy.final_invoice_status.as_str().to_owned(),
         }
     }
+}
+
+/// Where a refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Pending => "pending",
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Failed => "failed",
+            RefundStatus::Canceled => "canceled",
+        }
+    }
+}
+
+/// Money given back on a successful charge. Its id is the gateway call's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub charge: String,
+    pub payment_intent: String,
+    pub customer: String,
+    pub amount: i64,
+    #[serde(with = "currency")]
+    pub currency: Currency,
+    /// `duplicate`, `fraudulent` or `requested_by_customer`.
+    pub reason: Option<String>,
+    pub status: RefundStatus,
+    pub failure_reason: Option<String>,
+    pub gateway_id: Option<String>,
+    pub metadata: Metadata,
+    pub test_clock: Option<String>,
+    /// While pending without an answer: when it is sent again (with the same key).
+    pub next_action_at: Option<i64>,
+    pub attempts: u32,
+    /// Sent again on the whole schedule without an answer: a person must look.
+    pub needs_review: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefundFilter {
+    pub charge: Option<String>,
+    pub payment_intent: Option<String>,
+}
+
+/// What the sandbox gateway refunded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxRefund {
+    pub id: String,
+    pub account_id: String,
+    pub idempotency_key: String,
+    pub created: i64,
+    /// The sandbox charge refunded.
+    pub charge: String,
+    pub amount: i64,
 }

@@ -130,6 +130,16 @@ impl App {
             };
             progress.payments += self.reconcile_due(&scope, &ids, now).await?;
         }
+        let mut tx = self.store.write().await?;
+        let due = tx.claim_due_refunds(lane, &self.claim(config, now)).await?;
+        tx.commit().await?;
+        for ((account_id, livemode), ids) in by_scope(due) {
+            let scope = Scope {
+                account_id,
+                livemode,
+            };
+            progress.payments += self.retry_refunds(&scope, &ids, now).await?;
+        }
         Ok(progress)
     }
 

@@ -293,6 +293,7 @@ impl App {
                 outcome_unknown: false,
                 reconcile_attempts: 0,
                 needs_review: false,
+                amount_refunded: 0,
                 test_clock: invoice.test_clock.clone(),
                 next_action_at: Some(now + IN_FLIGHT_S),
             };

@@ -68,6 +68,48 @@ impl App {
             }
         }
 
+        // Refunds: never more than a charge captured, and what was refunded left the cash.
+        let mut held: HashMap<String, i64> = HashMap::new();
+        let mut after = 0;
+        loop {
+            let (refunds, last) = tx.refunds_after(scope, after, SCAN_BATCH).await?;
+            if refunds.is_empty() {
+                break;
+            }
+            after = last;
+            for refund in refunds {
+                if matches!(
+                    refund.status,
+                    RefundStatus::Pending | RefundStatus::Succeeded
+                ) {
+                    *held.entry(refund.charge.clone()).or_default() += refund.amount;
+                }
+                if refund.status == RefundStatus::Succeeded {
+                    *collected.entry(refund.currency.lowercase()).or_default() -= refund.amount;
+                }
+            }
+        }
+        for charge in &to_confirm {
+            let refunds = held.remove(&charge.id).unwrap_or(0);
+            if refunds != charge.amount_refunded || refunds > charge.amount {
+                out.push(Violation {
+                    invariant: "refunds never exceed what a charge captured",
+                    objects: vec![charge.id.clone()],
+                    detail: format!(
+                        "captured {}, refunds hold {refunds}, the charge says {} refunded",
+                        charge.amount, charge.amount_refunded
+                    ),
+                });
+            }
+        }
+        for (charge, amount) in held {
+            out.push(Violation {
+                invariant: "refunds never exceed what a charge captured",
+                objects: vec![charge],
+                detail: format!("{amount} refunded on a charge that captured nothing"),
+            });
+        }
+
         // What invoices say customers owe and what was written off, per currency.
         let mut receivable: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut written_off: BTreeMap<String, i64> = BTreeMap::new();
@@ -213,10 +255,10 @@ impl App {
             );
             if charges != ledger {
                 out.push(Violation {
-                    invariant: "the cash ledger equals what was charged",
+                    invariant: "the cash ledger equals what was charged less refunds",
                     objects: vec![],
                     detail: format!(
-                        "successful charges sum to {charges} {currency}, the ledger says {ledger}"
+                        "charges less refunds come to {charges} {currency}, the ledger says {ledger}"
                     ),
                 });
             }

@@ -200,6 +200,20 @@ impl App {
         description: &str,
         postings: Result<Vec<Posting>, ledger::LedgerError>,
     ) -> Result<Option<LedgerEntry>, AppError> {
+        let source = (invoice.id.as_str(), invoice.test_clock.as_deref());
+        self.ledger_entry_for(scope, now, source, description, postings)
+    }
+
+    /// The entry posting `postings` for the object `(id, test clock)`; none when there
+    /// is nothing to post.
+    pub(crate) fn ledger_entry_for(
+        &self,
+        scope: &Scope,
+        now: i64,
+        (object_id, test_clock): (&str, Option<&str>),
+        description: &str,
+        postings: Result<Vec<Posting>, ledger::LedgerError>,
+    ) -> Result<Option<LedgerEntry>, AppError> {
         let postings = postings.map_err(|e| AppError::Internal(e.to_string()))?;
         if postings.is_empty() {
             return Ok(None);
@@ -208,7 +222,7 @@ impl App {
             id: self.ids.id("le"),
             livemode: scope.livemode,
             created: now,
-            object_id: invoice.id.clone(),
+            object_id: object_id.to_owned(),
             description: description.to_owned(),
             lines: postings
                 .into_iter()
@@ -219,7 +233,7 @@ impl App {
                     amount: p.amount.minor(),
                 })
                 .collect(),
-            test_clock: invoice.test_clock.clone(),
+            test_clock: test_clock.map(str::to_owned),
         }))
     }
 
