@@ -1,7 +1,7 @@
 """Collects a subscription's invoice with Stripe's official Python SDK: attach Stripe's
 test card pm_card_visa, make it the default, subscribe on a test clock, advance it, and
-watch the invoice get paid; a declining test card is refused with a card error; a card
-number is refused. Run by crates/kopek-api/tests/it/stripe_sdk.rs against a live kopek
+watch the invoice get paid, refund part of it then the rest; a declining test card is
+refused with a card error; a card number is refused. Run by crates/kopek-api/tests/it/stripe_sdk.rs against a live kopek
 whose worker runs."""
 
 import os
@@ -73,4 +73,17 @@ check(len(charges.data) == 1, "one charge")
 charge = charges.data[0]
 check(charge.paid and charge.status == "succeeded", "charge succeeded")
 check(charge.payment_method_details.card.last4 == "4242", "charged the visa")
+
+refund = stripe.Refund.create(payment_intent=intent.id, amount=900, reason="requested_by_customer")
+check(refund.status == "succeeded" and refund.amount == 900, "partial refund")
+charge = stripe.Charge.retrieve(charge.id)
+check(charge.amount_refunded == 900 and not charge.refunded, "charge partly refunded")
+try:
+    stripe.Refund.create(charge=charge.id, amount=2001)
+    check(False, "refunding more than is left is refused")
+except stripe.InvalidRequestError as e:
+    check(e.param == "amount", "the error names amount")
+rest = stripe.Refund.create(charge=charge.id)
+check(rest.amount == 2000, "the rest is refunded")
+check(stripe.Charge.retrieve(charge.id).refunded, "fully refunded")
 print("ok")
