@@ -19,7 +19,7 @@ mod test_clocks;
 pub use billing::{Progress, WorkerConfig};
 pub use billing_settings::BillingSettingsUpdate;
 pub use catalog::{NewPrice, NewProduct, PriceUpdate, ProductRef, ProductUpdate};
-pub use collection::{GATEWAY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_S, RECONCILE_DELAYS_S};
+pub use collection::{GATEWAY_TIMEOUT_MS_DEFAULT, RECONCILE_DELAYS_S};
 pub use customers::CustomerParams;
 pub use doctor::Violation;
 pub use invoices::{

@@ -43,6 +43,23 @@ struct Cli {
         global = true
     )]
     draft_window_s: i64,
+    /// How long a payment gateway call may take before its outcome counts as unknown
+    /// (the reconciler then asks the gateway about it).
+    #[arg(
+        long,
+        env = "KOPEK_GATEWAY_TIMEOUT_MS",
+        default_value_t = kopek_app::GATEWAY_TIMEOUT_MS_DEFAULT,
+        global = true
+    )]
+    gateway_timeout_ms: u64,
+    /// How long the sandbox gateway's `pm_card_kopek_slow` test card takes to answer.
+    #[arg(
+        long,
+        env = "KOPEK_SANDBOX_SLOW_MS",
+        default_value_t = kopek_gateway::SLOW_MS_DEFAULT,
+        global = true
+    )]
+    sandbox_slow_ms: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -177,9 +194,10 @@ async fn open_store(cli: &Cli) -> Result<Arc<dyn Store>, String> {
     }
 }
 
-fn app(store: Arc<dyn Store>) -> App {
+fn app(store: Arc<dyn Store>, cli: &Cli) -> App {
     let (clock, ids) = (Arc::new(SystemClock), Arc::new(RandomIds));
-    let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone());
+    let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone())
+        .with_slow_ms(cli.sandbox_slow_ms);
     App::new(
         store,
         clock,
@@ -187,6 +205,8 @@ fn app(store: Arc<dyn Store>) -> App {
         Arc::new(kopek_api::WireRenderer),
         sandbox.into_gateways(),
     )
+    .with_draft_window(cli.draft_window_s)
+    .with_gateway_timeout_ms(cli.gateway_timeout_ms)
 }
 
 async fn account_id(app: &App) -> Result<String, String> {
@@ -207,7 +227,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         return bench::run(command, cli.database_url.as_deref(), cli.draft_window_s).await;
     }
     let store = open_store(&cli).await?;
-    let app = app(store).with_draft_window(cli.draft_window_s);
+    let app = app(store, &cli);
     match cli.command {
         Command::Migrate => {
             println!("kopek: the database schema is up to date");

@@ -30,9 +30,6 @@ use std::time::Duration;
 
 /// How long a gateway call may take before its outcome counts as unknown.
 pub const GATEWAY_TIMEOUT_MS_DEFAULT: u64 = 30_000;
-/// How long after an attempt starts the reconciler may take it over: well past any
-/// gateway call's timeout, so it never races a worker still waiting for the answer.
-pub const IN_FLIGHT_S: i64 = 300;
 /// When the reconciler asks again about a charge whose outcome is unknown: minutes, then
 /// hours, then daily, for three days. After the last, the charge is flagged for review.
 pub const RECONCILE_DELAYS_S: &[i64] = &[
@@ -99,6 +96,13 @@ impl App {
     pub fn with_gateway_timeout_ms(mut self, ms: u64) -> App {
         self.gateway_timeout = Duration::from_millis(ms);
         self
+    }
+
+    /// How long after an attempt starts the reconciler may take it over: twice the
+    /// gateway timeout and a second, so it never races a worker still waiting for the
+    /// answer.
+    pub(crate) fn in_flight_s(&self) -> i64 {
+        (self.gateway_timeout.as_millis() as u64 * 2).div_ceil(1_000) as i64 + 1
     }
 
     async fn ask_gateway(&self, scope: &Scope, request: &ChargeRequest) -> Resolution {
@@ -295,7 +299,7 @@ impl App {
                 needs_review: false,
                 amount_refunded: 0,
                 test_clock: invoice.test_clock.clone(),
-                next_action_at: Some(now + IN_FLIGHT_S),
+                next_action_at: Some(now + self.in_flight_s()),
             };
             pi.latest_charge = Some(charge.id.clone());
             charges.push(charge);

@@ -4,7 +4,7 @@ use crate::app::App;
 use crate::error::AppError;
 use crate::ports::ChargeOutcome;
 use crate::records::*;
-use crate::services::{IN_FLIGHT_S, RECONCILE_DELAYS_S};
+use crate::services::RECONCILE_DELAYS_S;
 use kopek_core::invoice::{BillingReason, InvoiceStatus, Totals};
 use kopek_core::ledger::AccountKind;
 use std::collections::{BTreeMap, HashMap};
@@ -289,7 +289,7 @@ impl App {
         if charge.status != ChargeStatus::Pending || charge.needs_review {
             return;
         }
-        let horizon = IN_FLIGHT_S + RECONCILE_DELAYS_S.iter().sum::<i64>();
+        let horizon = self.in_flight_s() + RECONCILE_DELAYS_S.iter().sum::<i64>();
         let overdue = charge.test_clock.is_none() && charge.created < self.clock.now() - horizon;
         if charge.next_action_at.is_none() || overdue {
             out.push(Violation {

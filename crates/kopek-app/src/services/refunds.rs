@@ -7,7 +7,7 @@
 //! did not come back stays pending and is sent again with the same key on the
 //! reconciliation schedule — the gateway makes it once whatever happens.
 
-use super::collection::{IN_FLIGHT_S, RECONCILE_DELAYS_S};
+use super::collection::RECONCILE_DELAYS_S;
 use super::metadata::MetadataUpdate;
 use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
@@ -139,7 +139,7 @@ impl App {
             metadata,
             test_clock: charge.test_clock.clone(),
             // Taken over by the worker if this request dies before recording the answer.
-            next_action_at: Some(now + IN_FLIGHT_S),
+            next_action_at: Some(now + self.in_flight_s()),
             attempts: 0,
             needs_review: false,
         };

@@ -2,7 +2,7 @@
 //! SIGKILL in the middle of its billing batches. On both stores.
 
 use kopek_app::ports::{Clock, RandomIds, Store, SystemClock};
-use kopek_app::records::{Scope, Subscription};
+use kopek_app::records::{ChargeStatus, SandboxCharge, Scope, Subscription};
 use kopek_app::{
     App, Caller, CustomerParams, MetadataUpdate, NewItem, NewPrice, NewProduct, NewSubscription,
     ProductRef, WorkerConfig,
@@ -33,8 +33,9 @@ fn app(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> App {
 }
 
 /// `n` daily subscriptions whose first renewal fell due a minute ago (real time), so a
-/// worker on the real clock renews each exactly once.
-async fn seed(store: Arc<dyn Store>, n: usize) -> Scope {
+/// worker on the real clock renews each exactly once; their customers pay with `card`
+/// (a sandbox test card), so each first invoice is due to be charged.
+async fn seed(store: Arc<dyn Store>, n: usize, card: Option<&str>) -> Scope {
     let wall = SystemClock.now();
     let seeder = app(store, FixedClock::new(wall - DAY - 60));
     let (account, _) = seeder.create_account().await.unwrap();
@@ -83,7 +84,14 @@ async fn seed(store: Arc<dyn Store>, n: usize) -> Scope {
         .unwrap();
     for _ in 0..n {
         let customer = seeder
-            .create_customer(&caller, CustomerParams::default())
+            .create_customer(
+                &caller,
+                CustomerParams {
+                    payment_method: card.map(str::to_owned),
+                    default_payment_method: card.map(|c| Some(c.to_owned())),
+                    ..CustomerParams::default()
+                },
+            )
             .await
             .unwrap();
         seeder
@@ -139,6 +147,12 @@ async fn subscriptions(store: &Arc<dyn Store>, scope: &Scope) -> Vec<Subscriptio
     subs
 }
 
+/// What the sandbox gateway charged, from its own books.
+async fn sandbox_charges(store: &Arc<dyn Store>, scope: &Scope) -> Vec<SandboxCharge> {
+    let mut tx = store.read().await.unwrap();
+    tx.sandbox_charges(&scope.account_id).await.unwrap()
+}
+
 fn kopek(url: &str, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_kopek"))
         .arg("--database-url")
@@ -168,7 +182,7 @@ store_test!(
     |kind: StoreKind| async move {
         let (store, url) = fresh_store_with_url(kind).await;
         let n = 1_000;
-        let scope = seed(store.clone(), n).await;
+        let scope = seed(store.clone(), n, Some("pm_card_visa")).await;
         let a = kopek(&url, &["worker", "--drain", "--worker-batch-max", "50"]);
         let b = kopek(&url, &["worker", "--drain", "--worker-batch-max", "50"]);
         let in_process = app(store.clone(), Arc::new(SystemClock));
@@ -194,6 +208,15 @@ store_test!(
             counts.values().all(|&c| c == 1),
             "a subscription was renewed twice"
         );
+        // The first invoices were collected by whichever worker got them, each once: the
+        // gateway's own books hold one successful charge per invoice.
+        let books = sandbox_charges(&store, &scope).await;
+        assert_eq!(books.len(), n, "one charge per first invoice");
+        let mut keys: Vec<&str> = books.iter().map(|c| c.idempotency_key.as_str()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "no key charged twice");
+        assert!(books.iter().all(|c| c.status == "succeeded"));
         for sub in subscriptions(&store, &scope).await {
             assert!(
                 sub.next_action_at.unwrap() > SystemClock.now(),
@@ -211,7 +234,7 @@ store_test!(
     |kind: StoreKind| async move {
         let (store, url) = fresh_store_with_url(kind).await;
         let n = 1_500;
-        let scope = seed(store.clone(), n).await;
+        let scope = seed(store.clone(), n, None).await;
         let mut worker = kopek(
             &url,
             &[
@@ -249,6 +272,66 @@ store_test!(
         let counts = renewals(&store, &scope).await;
         assert_eq!(counts.len(), n, "nothing lost");
         assert!(counts.values().all(|&c| c == 1), "nothing doubled");
+        let report = succeed(kopek(&url, &["doctor"]), "kopek doctor").await;
+        assert!(report.contains("every invariant holds"), "{report}");
+    }
+);
+
+store_test!(
+    a_worker_killed_between_charging_and_recording_charges_once,
+    |kind: StoreKind| async move {
+        let (store, url) = fresh_store_with_url(kind).await;
+        let n = 3;
+        // The slow test card: the gateway makes the charge, then takes 1.5 s to answer.
+        let scope = seed(store.clone(), n, Some("pm_card_kopek_slow")).await;
+        let flags = [
+            "--gateway-timeout-ms",
+            "2000",
+            "--sandbox-slow-ms",
+            "1500",
+            "--worker-poll-ms",
+            "50",
+        ];
+        let mut worker = kopek(&url, &[&["worker"][..], &flags[..]].concat());
+        // Kill it once the gateway has charged but before the answer is recorded.
+        for _ in 0..2_000 {
+            if !sandbox_charges(&store, &scope).await.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        worker.kill().await.unwrap();
+        let charged = sandbox_charges(&store, &scope).await;
+        assert_eq!(
+            charged.len(),
+            1,
+            "killed after the first charge: {charged:?}"
+        );
+        let mut tx = store.read().await.unwrap();
+        let (charges, _) = tx.charges_after(&scope, 0, 100).await.unwrap();
+        drop(tx);
+        assert!(
+            charges.iter().all(|c| c.status == ChargeStatus::Pending),
+            "nothing was recorded yet"
+        );
+        // A restarted worker takes the charges over once their attempt's window (twice
+        // the gateway timeout and a second) has passed, asks the gateway, and records.
+        tokio::time::sleep(Duration::from_millis(5_500)).await;
+        succeed(
+            kopek(&url, &[&["worker", "--drain"][..], &flags[..]].concat()),
+            "the restarted worker",
+        )
+        .await;
+        let books = sandbox_charges(&store, &scope).await;
+        assert_eq!(books.len(), n, "each invoice charged once: {books:?}");
+        let mut tx = store.read().await.unwrap();
+        let (charges, _) = tx.charges_after(&scope, 0, 100).await.unwrap();
+        drop(tx);
+        assert_eq!(charges.len(), n, "one attempt per invoice");
+        assert!(
+            charges.iter().all(|c| c.status == ChargeStatus::Succeeded),
+            "{charges:?}"
+        );
         let report = succeed(kopek(&url, &["doctor"]), "kopek doctor").await;
         assert!(report.contains("every invariant holds"), "{report}");
     }
