@@ -243,9 +243,21 @@ pub async fn action(
                 }
                 "pay" => {
                     let out_of_band = params.bool("paid_out_of_band")?.unwrap_or(false);
+                    let payment_method = params.string("payment_method")?;
                     params.expand()?;
                     params.finish()?;
-                    app.pay_invoice(&caller, &id, out_of_band).await?
+                    match (out_of_band, payment_method) {
+                        (true, Some(_)) => {
+                            return Err(ApiError::invalid(
+                                "payment_method",
+                                "parameter_invalid",
+                                "An invoice paid out of band is not charged; pass one of \
+                                 paid_out_of_band or payment_method.",
+                            ))
+                        }
+                        (true, None) => app.pay_invoice_out_of_band(&caller, &id).await?,
+                        (false, pm) => app.pay_invoice_now(&caller, &id, pm).await?,
+                    }
                 }
                 "void" => {
                     params.expand()?;

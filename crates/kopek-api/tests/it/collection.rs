@@ -370,3 +370,97 @@ store_test!(
         }
     }
 );
+
+store_test!(
+    a_sent_invoice_is_paid_with_a_payment_method,
+    |kind| async move {
+        let h = harness(kind).await;
+        let cus = id(&h.ok("/v1/customers", "email=pay%40example.com").await);
+        let failing = id(&h
+            .ok(
+                "/v1/payment_methods/pm_card_chargeCustomerFail/attach",
+                &format!("customer={cus}"),
+            )
+            .await);
+        let visa = id(&h
+            .ok(
+                "/v1/payment_methods/pm_card_visa/attach",
+                &format!("customer={cus}"),
+            )
+            .await);
+        let stranger = id(&h
+            .ok("/v1/payment_methods", "type=card&card[token]=tok_visa")
+            .await);
+        let invoice = id(&h
+            .ok(
+                "/v1/invoices",
+                &format!("customer={cus}&collection_method=send_invoice&days_until_due=14"),
+            )
+            .await);
+        h.ok(
+            "/v1/invoiceitems",
+            &format!("customer={cus}&invoice={invoice}&amount=4200&currency=usd"),
+        )
+        .await;
+        h.ok(&format!("/v1/invoices/{invoice}/send"), "").await;
+
+        for (body, status, param) in [
+            (
+                format!("payment_method={stranger}"),
+                StatusCode::BAD_REQUEST,
+                "payment_method",
+            ),
+            (String::new(), StatusCode::BAD_REQUEST, "payment_method"),
+            (
+                format!("paid_out_of_band=true&payment_method={visa}"),
+                StatusCode::BAD_REQUEST,
+                "payment_method",
+            ),
+        ] {
+            let reply = h.post(&format!("/v1/invoices/{invoice}/pay"), &body).await;
+            assert_eq!(reply.status, status, "{body}: {}", reply.json());
+            assert_eq!(reply.json()["error"]["param"], param, "{body}");
+        }
+        let declined = h
+            .post(
+                &format!("/v1/invoices/{invoice}/pay"),
+                &format!("payment_method={failing}"),
+            )
+            .await;
+        assert_eq!(declined.status, StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(declined.json()["error"]["type"], "card_error");
+        assert_eq!(declined.json()["error"]["decline_code"], "generic_decline");
+        let open = h.get(&format!("/v1/invoices/{invoice}")).await.json();
+        assert_eq!(open["status"], "open");
+        assert_eq!(open["attempt_count"], 1);
+
+        let paid = h
+            .ok(
+                &format!("/v1/invoices/{invoice}/pay"),
+                &format!("payment_method={visa}"),
+            )
+            .await;
+        assert_eq!(paid["status"], "paid");
+        assert_eq!(paid["amount_paid"], 4_200);
+        assert_eq!(paid["attempt_count"], 2);
+        let statuses: Vec<Value> = charges_of(&h, &cus)
+            .await
+            .iter()
+            .map(|c| c["status"].clone())
+            .collect();
+        assert_eq!(statuses, ["succeeded", "failed"]);
+        let again = h
+            .post(
+                &format!("/v1/invoices/{invoice}/pay"),
+                &format!("payment_method={visa}"),
+            )
+            .await;
+        assert_eq!(
+            again.status,
+            StatusCode::BAD_REQUEST,
+            "a paid invoice is not paid twice"
+        );
+        assert_eq!(charges_of(&h, &cus).await.len(), 2);
+        h.assert_doctor_clean().await;
+    }
+);

@@ -15,7 +15,7 @@
 //! still on its way can never make a second charge. A unique index allows one pending
 //! charge per invoice: nothing else is charged on an invoice while one is unresolved.
 
-use crate::app::{App, Change};
+use crate::app::{App, Caller, Change};
 use crate::error::AppError;
 use crate::ports::{ChargeOutcome, ChargeRequest, Decline, GatewayError, Tx};
 use crate::records::*;
@@ -818,5 +818,195 @@ impl App {
         let count = answers.len();
         self.settle(scope, now, answers, true).await?;
         Ok(count)
+    }
+
+    /// `POST /v1/invoices/:id/pay`: charges the invoice now, with `payment_method` (one
+    /// attached to its customer) or else its subscription's or customer's default, and
+    /// answers with the paid invoice, or a card error when declined. An answer that does
+    /// not come back leaves the invoice open with its payment `unknown`, to be
+    /// reconciled; it is never charged again meanwhile.
+    pub async fn pay_invoice_now(
+        &self,
+        caller: &Caller,
+        id: &str,
+        payment_method: Option<String>,
+    ) -> Result<Invoice, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut invoice = tx
+            .invoices_for_update(scope, &[id.to_owned()])
+            .await?
+            .pop()
+            .ok_or_else(|| AppError::NotFound {
+                object: "invoice",
+                id: id.to_owned(),
+                param: Some("id"),
+            })?;
+        if !matches!(
+            invoice.status,
+            InvoiceStatus::Open | InvoiceStatus::Uncollectible
+        ) {
+            return Err(AppError::invalid(
+                "id",
+                format!(
+                    "Invoice {id} is {}; only open or uncollectible invoices can be paid.",
+                    invoice.status.as_str()
+                ),
+            ));
+        }
+        let customer = self
+            .live_customer(&mut tx, scope, &invoice.customer)
+            .await?;
+        let now = self.time_for(&mut tx, scope, &customer).await?;
+        let sub = match &invoice.subscription {
+            Some(s) => tx
+                .subscriptions_for_update(scope, std::slice::from_ref(s))
+                .await?
+                .pop(),
+            None => None,
+        };
+        let (param, pm_id) = match payment_method {
+            Some(pm) => ("payment_method", pm),
+            None => (
+                "payment_method",
+                sub.and_then(|s| s.default_payment_method)
+                    .or(customer.invoice_settings.default_payment_method.clone())
+                    .ok_or_else(|| {
+                        AppError::invalid(
+                            "payment_method",
+                            format!(
+                                "Customer {} has no default payment method; pass payment_method.",
+                                customer.id
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        self.check_attached(&mut tx, scope, &pm_id, &customer.id, param)
+            .await?;
+        let pm = tx
+            .payment_method(scope, &pm_id, false)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("{pm_id} vanished")))?;
+        let existing = match &invoice.payment_intent {
+            Some(pi) => tx
+                .payment_intents_for_update(scope, std::slice::from_ref(pi))
+                .await?
+                .pop(),
+            None => None,
+        };
+        let mut changes = Vec::new();
+        let mut pi = match existing {
+            Some(pi) => pi,
+            None => {
+                let pi = PaymentIntent {
+                    id: self.ids.id("pi"),
+                    livemode: scope.livemode,
+                    created: now,
+                    customer: invoice.customer.clone(),
+                    invoice: Some(invoice.id.clone()),
+                    amount: invoice.amount_remaining,
+                    amount_received: 0,
+                    currency: invoice.currency,
+                    status: PaymentIntentStatus::RequiresPaymentMethod,
+                    payment_method: None,
+                    latest_charge: None,
+                    last_payment_error: None,
+                    test_clock: invoice.test_clock.clone(),
+                    metadata: Metadata::new(),
+                };
+                tx.insert_payment_intents(scope, std::slice::from_ref(&pi))
+                    .await?;
+                invoice.payment_intent = Some(pi.id.clone());
+                changes.push(Change {
+                    event_type: "payment_intent.created",
+                    object_id: pi.id.clone(),
+                    object: Snapshot::Rendered(self.render.payment_intent(&pi)),
+                    previous: None,
+                });
+                pi
+            }
+        };
+        pi.status =
+            pi.status
+                .transition(PaymentIntentStatus::Processing)
+                .map_err(|_| {
+                    AppError::invalid(
+                "id",
+                format!("A payment of invoice {id} is in progress; its outcome is not known yet."),
+            )
+                })?;
+        pi.payment_method = Some(pm.id.clone());
+        let charge = Charge {
+            id: self.ids.id("ch"),
+            livemode: scope.livemode,
+            created: now,
+            payment_intent: pi.id.clone(),
+            invoice: Some(invoice.id.clone()),
+            customer: invoice.customer.clone(),
+            amount: invoice.amount_remaining,
+            currency: invoice.currency,
+            payment_method: pm.id.clone(),
+            reference: pm.reference.clone(),
+            card: pm.card.clone(),
+            status: ChargeStatus::Pending,
+            failure: None,
+            gateway_id: None,
+            outcome_unknown: false,
+            reconcile_attempts: 0,
+            needs_review: false,
+            amount_refunded: 0,
+            test_clock: invoice.test_clock.clone(),
+            next_action_at: Some(now + self.in_flight_s()),
+        };
+        pi.latest_charge = Some(charge.id.clone());
+        invoice.attempt_count += 1;
+        invoice.next_action_at = None;
+        tx.update_payment_intents(scope, std::slice::from_ref(&pi))
+            .await?;
+        tx.insert_charges(scope, std::slice::from_ref(&charge))
+            .await?;
+        tx.update_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        // Until the answer is recorded, a retried request replays this open invoice.
+        let provisional = self.render.invoice(&invoice);
+        self.commit_at(tx, caller, now, changes, &provisional)
+            .await?;
+
+        let request = ChargeRequest {
+            idempotency_key: charge.id.clone(),
+            account_id: scope.account_id.clone(),
+            livemode: scope.livemode,
+            reference: charge.reference.clone(),
+            amount: charge.amount,
+            currency: charge.currency,
+            off_session: false,
+        };
+        let answer = self.ask_gateway(scope, &request).await;
+        self.settle(scope, now, vec![(charge.id.clone(), answer)], false)
+            .await?;
+        let mut tx = self.store.write().await?;
+        let invoice = tx
+            .invoice(scope, id)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("{id} vanished")))?;
+        let settled = tx
+            .charge(scope, &charge.id)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("{} vanished", charge.id)))?;
+        let response = match (&settled.status, &settled.failure) {
+            (ChargeStatus::Failed, Some(decline)) => Err(AppError::Card {
+                decline: decline.clone(),
+                param: Some("payment_method".into()),
+            }),
+            _ => Ok(invoice),
+        };
+        if let (Some(key), Ok(invoice)) = (&caller.idempotency_key, &response) {
+            let body = serde_json::to_vec(&self.render.invoice(invoice))
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            tx.complete_idempotency_key(scope, key, 200, &body).await?;
+            tx.commit().await?;
+        }
+        response
     }
 }

@@ -350,20 +350,12 @@ impl App {
         }
     }
 
-    /// Pays an invoice. Without a gateway yet, only out-of-band payment is possible.
-    pub async fn pay_invoice(
+    /// Records an invoice as paid outside kopek (`paid_out_of_band=true`).
+    pub async fn pay_invoice_out_of_band(
         &self,
         caller: &Caller,
         id: &str,
-        paid_out_of_band: bool,
     ) -> Result<Invoice, AppError> {
-        if !paid_out_of_band {
-            return Err(AppError::invalid(
-                "paid_out_of_band",
-                "No payment method can be charged yet; pass paid_out_of_band=true to record \
-                 a payment made outside kopek.",
-            ));
-        }
         let scope = &caller.scope;
         let mut tx = self.store.write().await?;
         let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
