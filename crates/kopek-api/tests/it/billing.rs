@@ -839,3 +839,49 @@ store_test!(
         assert_eq!(one, finalized);
     }
 );
+
+// A sent invoice past its due date: `invoice.overdue`, and the subscription past due
+// until the invoice is paid.
+store_test!(an_unpaid_sent_invoice_falls_overdue, |kind| async move {
+    let h = harness(kind).await;
+    let start = at(2026, 5, 1);
+    let s = setup(&h, start, "recurring[interval]=month", 1_200).await;
+    let sub = subscribe(&h, &s, "&collection_method=send_invoice&days_until_due=10").await;
+    let first = sub["latest_invoice"].as_str().unwrap().to_owned();
+    let invoice = h.get(&format!("/v1/invoices/{first}")).await.json();
+    assert_eq!(invoice["due_date"], start + 10 * DAY);
+    h.advance(&s.clock, start + 9 * DAY).await;
+    let current = h
+        .get(&format!("/v1/subscriptions/{}", id(&sub)))
+        .await
+        .json();
+    assert_eq!(current["status"], "active");
+    // Only a renewal's lateness makes the subscription past due (as for failed
+    // payments); the first invoice's makes it overdue only.
+    h.advance(&s.clock, start + 31 * DAY + 11 * DAY).await;
+    let events = h.get("/v1/events?type=invoice.overdue").await.json();
+    let overdue: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["object"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(overdue.len(), 2, "both invoices fell overdue: {overdue:?}");
+    let current = h
+        .get(&format!("/v1/subscriptions/{}", id(&sub)))
+        .await
+        .json();
+    assert_eq!(current["status"], "past_due");
+    let renewal = current["latest_invoice"].as_str().unwrap();
+    h.ok(
+        &format!("/v1/invoices/{renewal}/pay"),
+        "paid_out_of_band=true",
+    )
+    .await;
+    let current = h
+        .get(&format!("/v1/subscriptions/{}", id(&sub)))
+        .await
+        .json();
+    assert_eq!(current["status"], "active", "paying brings it back");
+    assert_rerun_creates_nothing(&h, &id(&sub)).await;
+});

@@ -125,18 +125,18 @@ impl App {
         now: i64,
     ) -> Result<usize, AppError> {
         let mut tx = self.store.write().await?;
-        let due: Vec<Invoice> = tx
+        let (sent, due): (Vec<Invoice>, Vec<Invoice>) = tx
             .invoices_for_update(scope, ids)
             .await?
             .into_iter()
             .filter(|i| {
-                i.status == InvoiceStatus::Open
-                    && i.collection_method == CollectionMethod::ChargeAutomatically
-                    && i.next_action_at.is_some_and(|t| t <= now)
+                i.status == InvoiceStatus::Open && i.next_action_at.is_some_and(|t| t <= now)
             })
-            .collect();
+            .partition(|i| i.collection_method == CollectionMethod::SendInvoice);
+        let overdue = self.mark_overdue(&mut tx, scope, now, sent).await?;
         if due.is_empty() {
-            return Ok(0);
+            tx.commit().await?;
+            return Ok(overdue);
         }
         let mut subs = by_id(
             tx.subscriptions_for_update(
@@ -173,7 +173,7 @@ impl App {
             let events = self.stamp_events(scope, now, None, changes);
             tx.insert_events(scope, &events).await?;
             tx.commit().await?;
-            return Ok(ended.len());
+            return Ok(ended.len() + overdue);
         }
         let customers = by_id(
             tx.customers_by_ids(scope, &sorted_ids(invoices.iter().map(|i| &i.customer)))
@@ -339,7 +339,7 @@ impl App {
             answers.push((charge.id.clone(), self.ask_gateway(scope, &request).await));
         }
         self.settle(scope, now, answers, false).await?;
-        Ok(invoices.len() + ended.len())
+        Ok(invoices.len() + ended.len() + overdue)
     }
 
     /// A new payment method brings an attempt at once on the invoices in dunning that
@@ -392,6 +392,38 @@ impl App {
         }
         tx.update_invoices(scope, &invoices).await?;
         Ok(())
+    }
+
+    /// Sent invoices whose due date passed: `invoice.overdue`, and a renewal's
+    /// subscription past due. They are not looked at again.
+    async fn mark_overdue(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        now: i64,
+        mut invoices: Vec<Invoice>,
+    ) -> Result<usize, AppError> {
+        if invoices.is_empty() {
+            return Ok(0);
+        }
+        let mut changes = Vec::new();
+        for invoice in &mut invoices {
+            invoice.next_action_at = None;
+            changes.push(Change {
+                event_type: "invoice.overdue",
+                object_id: invoice.id.clone(),
+                object: Snapshot::invoice(invoice),
+                previous: None,
+            });
+        }
+        let subs = self
+            .mark_past_due(tx, scope, &invoices, &mut changes)
+            .await?;
+        tx.update_invoices(scope, &invoices).await?;
+        tx.update_subscriptions(scope, &subs).await?;
+        let events = self.stamp_events(scope, now, None, changes);
+        tx.insert_events(scope, &events).await?;
+        Ok(invoices.len())
     }
 
     /// The scope's dunning policy: its billing settings, or the default.
@@ -737,7 +769,7 @@ impl App {
     }
 
     /// A paid invoice brings its past-due or unpaid subscription back to active.
-    async fn recover_subscriptions(
+    pub(crate) async fn recover_subscriptions(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,

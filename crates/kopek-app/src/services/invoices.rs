@@ -471,14 +471,19 @@ impl App {
                 .await?;
         }
         let rendered = self.render.invoice(&invoice);
-        let change = Change {
+        let mut changes = vec![Change {
             event_type,
             object_id: invoice.id.clone(),
             object: Snapshot::invoice(&invoice),
             previous: None,
-        };
-        self.commit_at(tx, caller, now, vec![change], &rendered)
-            .await?;
+        }];
+        if invoice.status == InvoiceStatus::Paid {
+            let recovered = self
+                .recover_subscriptions(&mut tx, scope, std::slice::from_ref(&invoice), &mut changes)
+                .await?;
+            tx.update_subscriptions(scope, &recovered).await?;
+        }
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
         Ok(invoice)
     }
 

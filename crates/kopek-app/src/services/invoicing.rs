@@ -267,12 +267,13 @@ impl App {
         if to == InvoiceStatus::Paid {
             invoice.paid_at = Some(now);
         }
-        if to == InvoiceStatus::Open
-            && invoice.auto_advance
-            && invoice.collection_method == CollectionMethod::ChargeAutomatically
-        {
-            // The first payment attempt is due at once.
-            invoice.next_action_at = Some(now);
+        if to == InvoiceStatus::Open && invoice.auto_advance {
+            invoice.next_action_at = match invoice.collection_method {
+                // The first payment attempt is due at once.
+                CollectionMethod::ChargeAutomatically => Some(now),
+                // A sent invoice is looked at again when it falls overdue.
+                CollectionMethod::SendInvoice => invoice.due_date,
+            };
         }
         let currency = invoice.currency;
         let postings = if invoice.total >= 0 {
