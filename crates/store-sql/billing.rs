@@ -260,6 +260,7 @@ impl BillingTx for StoreTx {
         self.execute(q).await?;
         for table in [
             "ledger_entries",
+            "disputes",
             "refunds",
             "charges",
             "payment_intents",

@@ -23,6 +23,10 @@ fn refund(row: &DbRow) -> StoreResult<Refund> {
     decode_doc(row, "refund")
 }
 
+fn dispute(row: &DbRow) -> StoreResult<Dispute> {
+    decode_doc(row, "dispute")
+}
+
 #[async_trait]
 impl PaymentsTx for StoreTx {
     async fn insert_payment_method(&mut self, scope: &Scope, pm: &PaymentMethod) -> StoreResult<()> {
@@ -356,6 +360,139 @@ impl PaymentsTx for StoreTx {
         self.scan_after("refunds", scope, after, limit, refund).await
     }
 
+    async fn insert_disputes(&mut self, scope: &Scope, disputes: &[Dispute]) -> StoreResult<()> {
+        for chunk in disputes.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(
+                "INSERT INTO disputes (account_id, livemode, id, created, charge, \
+                 payment_intent, gateway_id, status, test_clock, doc) ",
+            );
+            q.push_values(chunk, |mut b, d| {
+                b.push_bind(scope.account_id.clone())
+                    .push_bind(scope.livemode)
+                    .push_bind(d.id.clone())
+                    .push_bind(d.created)
+                    .push_bind(d.charge.clone())
+                    .push_bind(d.payment_intent.clone())
+                    .push_bind(d.gateway_id.clone())
+                    .push_bind(d.status.as_str())
+                    .push_bind(d.test_clock.clone())
+                    .push_bind(encode_doc(d));
+            });
+            self.execute(q).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_disputes(&mut self, scope: &Scope, disputes: &[Dispute]) -> StoreResult<()> {
+        self.update_rows(
+            "disputes",
+            "status = v.column2, doc = v.column3",
+            scope,
+            disputes,
+            |mut b, d| {
+                b.push_bind(d.id.clone())
+                    .push_bind(d.status.as_str())
+                    .push_bind(encode_doc(d));
+            },
+        )
+        .await
+    }
+
+    async fn disputes_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Dispute>> {
+        self.by_ids("disputes", "doc", scope, ids, true, dispute).await
+    }
+
+    async fn dispute_by_gateway_id(
+        &mut self,
+        scope: &Scope,
+        gateway_id: &str,
+    ) -> StoreResult<Option<Dispute>> {
+        let mut q = scoped("SELECT doc FROM disputes WHERE account_id = ", scope);
+        q.push(" AND gateway_id = ")
+            .push_bind(gateway_id.to_owned())
+            .push(LOCK_ROWS);
+        self.fetch_optional(q).await?.map(|r| dispute(&r)).transpose()
+    }
+
+    async fn disputes(
+        &mut self,
+        scope: &Scope,
+        filter: &DisputeFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Dispute>>> {
+        let filter = filter.clone();
+        let list = ListQuery {
+            table: "disputes",
+            columns: "doc",
+            scope,
+            page,
+            created: TimeRange::default(),
+            filter: Box::new(move |q| {
+                if let Some(charge) = filter.charge {
+                    q.push(" AND charge = ").push_bind(charge);
+                }
+                if let Some(pi) = filter.payment_intent {
+                    q.push(" AND payment_intent = ").push_bind(pi);
+                }
+            }),
+        };
+        self.list(list, dispute).await
+    }
+
+    async fn dispute(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Dispute>> {
+        let mut q = scoped("SELECT doc FROM disputes WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        self.fetch_optional(q).await?.map(|r| dispute(&r)).transpose()
+    }
+
+    async fn track_gateway_feed(&mut self, scope: &Scope) -> StoreResult<()> {
+        let mut q = Builder::new("INSERT INTO gateway_cursors (account_id, livemode, cursor) ");
+        q.push_values([scope], |mut b, s| {
+            b.push_bind(s.account_id.clone())
+                .push_bind(s.livemode)
+                .push_bind(0_i64);
+        });
+        q.push(" ON CONFLICT (account_id, livemode) DO NOTHING");
+        self.execute(q).await.map(drop)
+    }
+
+    async fn gateway_feed_scopes(&mut self) -> StoreResult<Vec<Scope>> {
+        let q = Builder::new("SELECT account_id, livemode FROM gateway_cursors ORDER BY account_id");
+        self.fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Scope {
+                    account_id: get(r, 0)?,
+                    livemode: get(r, 1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn gateway_cursor(&mut self, scope: &Scope) -> StoreResult<i64> {
+        let q = scoped("SELECT cursor FROM gateway_cursors WHERE account_id = ", scope);
+        match self.fetch_optional(q).await? {
+            Some(row) => get(&row, 0),
+            None => Ok(0),
+        }
+    }
+
+    async fn put_gateway_cursor(&mut self, scope: &Scope, cursor: i64) -> StoreResult<()> {
+        let mut q = Builder::new("INSERT INTO gateway_cursors (account_id, livemode, cursor) ");
+        q.push_values([cursor], |mut b, c| {
+            b.push_bind(scope.account_id.clone())
+                .push_bind(scope.livemode)
+                .push_bind(c);
+        });
+        q.push(" ON CONFLICT (account_id, livemode) DO UPDATE SET cursor = excluded.cursor");
+        self.execute(q).await.map(drop)
+    }
+
     async fn billing_settings(&mut self, scope: &Scope) -> StoreResult<Option<BillingSettings>> {
         let q = scoped("SELECT doc FROM billing_settings WHERE account_id = ", scope);
         self.fetch_optional(q)
@@ -439,6 +576,39 @@ impl PaymentsTx for StoreTx {
             .await?
             .iter()
             .map(|r| decode_doc(r, "sandbox refund"))
+            .collect()
+    }
+
+    async fn append_sandbox_dispute(
+        &mut self,
+        account_id: &str,
+        dispute: &kopek_app::ports::GatewayDispute,
+    ) -> StoreResult<()> {
+        let mut q = Builder::new("INSERT INTO sandbox_disputes (account_id, gateway_id, doc) ");
+        q.push_values([dispute], |mut b, d| {
+            b.push_bind(account_id.to_owned())
+                .push_bind(d.gateway_id.clone())
+                .push_bind(encode_doc(d));
+        });
+        self.execute(q).await.map(drop)
+    }
+
+    async fn sandbox_disputes_after(
+        &mut self,
+        account_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, kopek_app::ports::GatewayDispute)>> {
+        let mut q = Builder::new("SELECT doc, seq FROM sandbox_disputes WHERE account_id = ");
+        q.push_bind(account_id.to_owned())
+            .push(" AND seq > ")
+            .push_bind(after)
+            .push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(limit));
+        self.fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| Ok((get(r, 1)?, decode_doc(r, "sandbox dispute")?)))
             .collect()
     }
 }

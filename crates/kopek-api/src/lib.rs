@@ -11,6 +11,7 @@
 mod billing_settings;
 mod catalog;
 mod customers;
+mod disputes;
 mod error;
 mod events;
 mod invoices;
@@ -139,6 +140,16 @@ pub fn router(app: App) -> Router {
         .route(
             "/v1/refunds/{id}",
             get(refunds::retrieve).post(refunds::update),
+        )
+        .route("/v1/disputes", get(disputes::list))
+        .route(
+            "/v1/disputes/{id}",
+            get(disputes::retrieve).post(disputes::update),
+        )
+        .route("/v1/disputes/{id}/close", post(disputes::close))
+        .route(
+            "/v1/test_helpers/disputes/{id}/{outcome}",
+            post(disputes::decide),
         )
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))

@@ -502,7 +502,7 @@ impl Renderer for WireRenderer {
             "currency": c.currency.lowercase(),
             "customer": c.customer,
             "description": null,
-            "disputed": false,
+            "disputed": c.disputed,
             "failure_code": failure.map(|d| d.code.clone()),
             "failure_message": failure.map(|d| d.message.clone()),
             "livemode": c.livemode,
@@ -573,6 +573,38 @@ impl Renderer for WireRenderer {
             "transfer_reversal": null,
             // kopek's addition: sent on the whole schedule without an answer.
             "needs_review": r.needs_review,
+        })
+    }
+
+    fn dispute(&self, d: &Dispute) -> Value {
+        let mut evidence: serde_json::Map<String, Value> = kopek_app::EVIDENCE_FIELDS
+            .iter()
+            .map(|f| ((*f).to_owned(), Value::Null))
+            .collect();
+        for (field, text) in &d.evidence {
+            evidence.insert(field.clone(), json!(text));
+        }
+        json!({
+            "id": d.id,
+            "object": "dispute",
+            "amount": d.amount,
+            "balance_transactions": [],
+            "charge": d.charge,
+            "created": d.created,
+            "currency": d.currency.lowercase(),
+            "evidence": evidence,
+            "evidence_details": {
+                "due_by": d.due_by,
+                "has_evidence": !d.evidence.is_empty(),
+                "past_due": false,
+                "submission_count": d.submission_count,
+            },
+            "is_charge_refundable": false,
+            "livemode": d.livemode,
+            "metadata": metadata(&d.metadata),
+            "payment_intent": d.payment_intent,
+            "reason": d.reason,
+            "status": d.status.as_str(),
         })
     }
 

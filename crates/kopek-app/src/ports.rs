@@ -219,6 +219,35 @@ pub trait PaymentsTx: Send {
         limit: u32,
     ) -> StoreResult<(Vec<Refund>, i64)>;
 
+    async fn insert_disputes(&mut self, scope: &Scope, disputes: &[Dispute]) -> StoreResult<()>;
+    async fn update_disputes(&mut self, scope: &Scope, disputes: &[Dispute]) -> StoreResult<()>;
+    /// Locked until the transaction ends.
+    async fn disputes_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Dispute>>;
+    /// Locked until the transaction ends.
+    async fn dispute_by_gateway_id(
+        &mut self,
+        scope: &Scope,
+        gateway_id: &str,
+    ) -> StoreResult<Option<Dispute>>;
+    async fn disputes(
+        &mut self,
+        scope: &Scope,
+        filter: &DisputeFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Dispute>>>;
+    async fn dispute(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Dispute>>;
+    /// How far into the gateway's dispute feed the scope has read.
+    async fn gateway_cursor(&mut self, scope: &Scope) -> StoreResult<i64>;
+    async fn put_gateway_cursor(&mut self, scope: &Scope, cursor: i64) -> StoreResult<()>;
+    /// Makes sure the scope's gateway feed is read (from the start) once it charges.
+    async fn track_gateway_feed(&mut self, scope: &Scope) -> StoreResult<()>;
+    /// The scopes whose gateway feed is read (unscoped, for the worker).
+    async fn gateway_feed_scopes(&mut self) -> StoreResult<Vec<Scope>>;
+
     async fn billing_settings(&mut self, scope: &Scope) -> StoreResult<Option<BillingSettings>>;
     async fn put_billing_settings(
         &mut self,
@@ -238,6 +267,19 @@ pub trait PaymentsTx: Send {
     /// Records a refund; a second one with the same key is a `Conflict`.
     async fn insert_sandbox_refund(&mut self, refund: &SandboxRefund) -> StoreResult<()>;
     async fn sandbox_refunds(&mut self, account_id: &str) -> StoreResult<Vec<SandboxRefund>>;
+    /// Appends a version of a sandbox dispute to its feed.
+    async fn append_sandbox_dispute(
+        &mut self,
+        account_id: &str,
+        dispute: &crate::ports::GatewayDispute,
+    ) -> StoreResult<()>;
+    /// The sandbox's dispute feed after position `after`.
+    async fn sandbox_disputes_after(
+        &mut self,
+        account_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, crate::ports::GatewayDispute)>>;
 }
 
 #[async_trait]
@@ -430,6 +472,7 @@ pub trait Renderer: Send + Sync {
     fn charge(&self, charge: &Charge) -> serde_json::Value;
     fn billing_settings(&self, settings: &BillingSettings) -> serde_json::Value;
     fn refund(&self, refund: &Refund) -> serde_json::Value;
+    fn dispute(&self, dispute: &Dispute) -> serde_json::Value;
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
     /// An event, given its object and previous attributes already rendered.
     fn event(

@@ -3,6 +3,7 @@ mod billing_settings;
 mod catalog;
 mod collection;
 mod customers;
+mod disputes;
 mod doctor;
 mod events;
 mod invoices;
@@ -21,6 +22,7 @@ pub use billing_settings::BillingSettingsUpdate;
 pub use catalog::{NewPrice, NewProduct, PriceUpdate, ProductRef, ProductUpdate};
 pub use collection::{GATEWAY_TIMEOUT_MS_DEFAULT, RECONCILE_DELAYS_S};
 pub use customers::CustomerParams;
+pub use disputes::{DisputeUpdate, EVIDENCE_FIELDS};
 pub use doctor::Violation;
 pub use invoices::{
     InvoiceItemUpdate, InvoiceUpdate, ItemAmount, NewInvoiceItem, NewManualInvoice,

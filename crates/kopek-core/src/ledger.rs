@@ -22,6 +22,10 @@ pub enum AccountKind {
     OutOfBand,
     /// Receivables written off as uncollectible.
     BadDebt,
+    /// Collected funds the card network withdrew for a dispute not yet decided.
+    Disputed,
+    /// Disputes lost: the money went back to the cardholder.
+    DisputeLosses,
 }
 
 pub const ACCOUNT_KINDS: &[AccountKind] = &[
@@ -32,6 +36,8 @@ pub const ACCOUNT_KINDS: &[AccountKind] = &[
     AccountKind::Cash,
     AccountKind::OutOfBand,
     AccountKind::BadDebt,
+    AccountKind::Disputed,
+    AccountKind::DisputeLosses,
 ];
 
 impl AccountKind {
@@ -44,6 +50,8 @@ impl AccountKind {
             AccountKind::Cash => "cash",
             AccountKind::OutOfBand => "out_of_band",
             AccountKind::BadDebt => "bad_debt",
+            AccountKind::Disputed => "disputed",
+            AccountKind::DisputeLosses => "dispute_losses",
         }
     }
 
@@ -171,6 +179,33 @@ pub fn refunded(amount: Money) -> Result<Vec<Posting>, LedgerError> {
     transfer(
         (AccountKind::Revenue, None),
         (AccountKind::Cash, None),
+        amount,
+    )
+}
+
+/// A dispute opens: the network withdraws the disputed funds from the cash collected.
+pub fn dispute_opened(amount: Money) -> Result<Vec<Posting>, LedgerError> {
+    transfer(
+        (AccountKind::Disputed, None),
+        (AccountKind::Cash, None),
+        amount,
+    )
+}
+
+/// A dispute is won: the withdrawn funds are reinstated.
+pub fn dispute_won(amount: Money) -> Result<Vec<Posting>, LedgerError> {
+    transfer(
+        (AccountKind::Cash, None),
+        (AccountKind::Disputed, None),
+        amount,
+    )
+}
+
+/// A dispute is lost: the withdrawn funds are gone for good.
+pub fn dispute_lost(amount: Money) -> Result<Vec<Posting>, LedgerError> {
+    transfer(
+        (AccountKind::DisputeLosses, None),
+        (AccountKind::Disputed, None),
         amount,
     )
 }

@@ -11,6 +11,7 @@ pub mod billing;
 pub mod calendar;
 pub mod card;
 pub mod currency;
+pub mod dispute;
 pub mod dunning;
 pub mod invoice;
 pub mod ledger;

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// How long the `pm_card_kopek_slow` token takes to answer, unless configured.
 pub const SLOW_MS_DEFAULT: u64 = 3_000;
+/// How long a sandbox dispute takes evidence.
+const EVIDENCE_WINDOW_S: i64 = 7 * 86_400;
 
 pub struct Sandbox {
     store: Arc<dyn Store>,
@@ -95,6 +97,65 @@ impl Sandbox {
         tx.sandbox_refunds(account_id).await
     }
 
+    async fn append_dispute(
+        &self,
+        account_id: &str,
+        dispute: &GatewayDispute,
+    ) -> Result<(), GatewayError> {
+        let mut tx = self.store.write().await.map_err(store_failure)?;
+        tx.append_sandbox_dispute(account_id, dispute)
+            .await
+            .map_err(store_failure)?;
+        tx.commit().await.map_err(store_failure)
+    }
+
+    /// A dispute's latest version.
+    async fn dispute(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+    ) -> Result<GatewayDispute, GatewayError> {
+        let mut tx = self.store.read().await.map_err(store_failure)?;
+        let mut after = 0;
+        let mut latest = None;
+        loop {
+            let page = tx
+                .sandbox_disputes_after(account_id, after, 500)
+                .await
+                .map_err(store_failure)?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = *last;
+            latest = page
+                .into_iter()
+                .rev()
+                .find(|(_, d)| d.gateway_id == gateway_id)
+                .map(|(_, d)| d)
+                .or(latest);
+        }
+        latest.ok_or_else(|| GatewayError::Rejected(format!("no such dispute: {gateway_id}")))
+    }
+
+    /// Moves a dispute to `status`, unless it is already decided.
+    async fn move_dispute(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        status: &str,
+    ) -> Result<GatewayDispute, GatewayError> {
+        let mut dispute = self.dispute(account_id, gateway_id).await?;
+        if matches!(dispute.status.as_str(), "won" | "lost") {
+            return Err(GatewayError::Rejected(format!(
+                "dispute {gateway_id} is already {}",
+                dispute.status
+            )));
+        }
+        dispute.status = status.to_owned();
+        self.append_dispute(account_id, &dispute).await?;
+        Ok(dispute)
+    }
+
     async fn lookup(
         &self,
         account_id: &str,
@@ -149,8 +210,24 @@ impl Sandbox {
         request: &ChargeRequest,
     ) -> Result<ChargeOutcome, GatewayError> {
         match card.behavior {
-            Behavior::Succeeds | Behavior::Disputed => {
-                self.commit(request, "succeeded", None).await
+            Behavior::Succeeds => self.commit(request, "succeeded", None).await,
+            Behavior::Disputed => {
+                let outcome = self.commit(request, "succeeded", None).await?;
+                if let ChargeOutcome::Succeeded { gateway_id } = &outcome {
+                    // The cardholder disputes it at once, as fraud; evidence is taken
+                    // for a week.
+                    let dispute = GatewayDispute {
+                        gateway_id: format!("dp_sbx_{gateway_id}"),
+                        charge: request.idempotency_key.clone(),
+                        amount: request.amount,
+                        currency: request.currency.lowercase(),
+                        reason: "fraudulent".into(),
+                        status: "needs_response".into(),
+                        due_by: self.clock.now() + EVIDENCE_WINDOW_S,
+                    };
+                    self.append_dispute(&request.account_id, &dispute).await?;
+                }
+                Ok(outcome)
             }
             Behavior::Declines { code, decline_code }
             | Behavior::ChargesDecline { code, decline_code } => {
@@ -324,6 +401,57 @@ impl Gateway for Sandbox {
         Ok(RefundOutcome::Succeeded {
             gateway_id: refund.id,
         })
+    }
+
+    async fn dispute_updates(
+        &self,
+        account_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, GatewayDispute)>, GatewayError> {
+        let mut tx = self.store.read().await.map_err(store_failure)?;
+        tx.sandbox_disputes_after(account_id, after, limit)
+            .await
+            .map_err(store_failure)
+    }
+
+    /// As Stripe's test mode: submitted evidence whose `uncategorized_text` is
+    /// `winning_evidence` wins the dispute, `losing_evidence` loses it; other evidence
+    /// puts it under review.
+    async fn update_dispute(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        evidence: &std::collections::BTreeMap<String, String>,
+        submit: bool,
+    ) -> Result<GatewayDispute, GatewayError> {
+        if !submit {
+            return self.dispute(account_id, gateway_id).await;
+        }
+        let status = match evidence.get("uncategorized_text").map(String::as_str) {
+            Some("winning_evidence") => "won",
+            Some("losing_evidence") => "lost",
+            _ => "under_review",
+        };
+        self.move_dispute(account_id, gateway_id, status).await
+    }
+
+    async fn close_dispute(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+    ) -> Result<GatewayDispute, GatewayError> {
+        self.move_dispute(account_id, gateway_id, "lost").await
+    }
+
+    async fn decide_test_dispute(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        won: bool,
+    ) -> Result<GatewayDispute, GatewayError> {
+        self.move_dispute(account_id, gateway_id, if won { "won" } else { "lost" })
+            .await
     }
 
     async fn find_charge(

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_payments.sql"),
     include_str!("../migrations/0005_billing_settings.sql"),
     include_str!("../migrations/0006_refunds.sql"),
+    include_str!("../migrations/0007_disputes.sql"),
 ];
 
 pub async fn run(pool: &SqlitePool) -> StoreResult<()> {

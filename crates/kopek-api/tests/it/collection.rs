@@ -361,7 +361,7 @@ store_test!(
         for expected in [
             "kopek's charges match the gateway's",
             "an invoice's payments are its successful charges",
-            "the cash ledger equals what was charged less refunds",
+            "the cash ledger equals what was charged less refunds and disputes",
         ] {
             assert!(
                 broken.contains(&expected),

@@ -5,6 +5,7 @@ mod bad_input;
 mod billing;
 mod billing_bad_input;
 mod collection;
+mod disputes;
 mod dunning;
 mod payment_methods;
 mod race;

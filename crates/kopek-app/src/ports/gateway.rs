@@ -109,6 +109,23 @@ pub enum RefundOutcome {
     Failed { gateway_id: String, reason: String },
 }
 
+/// A dispute as the gateway reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayDispute {
+    pub gateway_id: String,
+    /// kopek's id of the disputed charge: the key the charge was made with.
+    pub charge: String,
+    pub amount: i64,
+    /// Lower-case ISO 4217 code.
+    pub currency: String,
+    /// Stripe's reasons: `fraudulent`, `product_not_received`, …
+    pub reason: String,
+    /// `needs_response`, `under_review`, `won` or `lost`.
+    pub status: String,
+    /// Evidence is taken until then.
+    pub due_by: i64,
+}
+
 #[async_trait]
 pub trait Gateway: Send + Sync {
     /// The payment method a gateway token stands for.
@@ -125,6 +142,35 @@ pub trait Gateway: Send + Sync {
         idempotency_key: &str,
     ) -> Result<Option<ChargeOutcome>, GatewayError>;
     async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError>;
+    /// Disputes opened or moved on since position `after` of the gateway's feed, each
+    /// with its position (a real gateway's events; kopek polls them).
+    async fn dispute_updates(
+        &self,
+        account_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, GatewayDispute)>, GatewayError>;
+    /// Sends a dispute's evidence; with `submit`, for review (no more changes after).
+    async fn update_dispute(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        evidence: &std::collections::BTreeMap<String, String>,
+        submit: bool,
+    ) -> Result<GatewayDispute, GatewayError>;
+    /// Accepts a dispute: it is lost.
+    async fn close_dispute(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+    ) -> Result<GatewayDispute, GatewayError>;
+    /// Test mode: decides a dispute as won or lost, as the card network would.
+    async fn decide_test_dispute(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        won: bool,
+    ) -> Result<GatewayDispute, GatewayError>;
 }
 
 /// The gateways of each mode. Test mode always has one (the sandbox); live mode has

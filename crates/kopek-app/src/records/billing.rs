@@ -59,6 +59,12 @@ by_name!(
     PaymentIntentStatus::parse
 );
 by_name!(
+    dispute_status,
+    kopek_core::dispute::DisputeStatus,
+    |v| v.as_str().to_owned(),
+    kopek_core::dispute::DisputeStatus::parse
+);
+by_name!(
     billing_reason,
     BillingReason,
     |v| v.as_str().to_owned(),

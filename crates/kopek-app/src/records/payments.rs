@@ -116,6 +116,9 @@ pub struct Charge {
     /// Refunded or being refunded (pending refunds hold their amount).
     #[serde(default)]
     pub amount_refunded: i64,
+    /// The cardholder disputed it.
+    #[serde(default)]
+    pub disputed: bool,
     pub test_clock: Option<String>,
     /// When the reconciler must look at it (pending charges only).
     pub next_action_at: Option<i64>,
@@ -227,4 +230,34 @@ pub struct SandboxRefund {
     /// The sandbox charge refunded.
     pub charge: String,
     pub amount: i64,
+}
+
+/// A cardholder's dispute of a charge: its funds are withdrawn while it is open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispute {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub charge: String,
+    pub payment_intent: String,
+    pub customer: String,
+    pub amount: i64,
+    #[serde(with = "currency")]
+    pub currency: Currency,
+    pub reason: String,
+    #[serde(with = "super::billing::dispute_status")]
+    pub status: kopek_core::dispute::DisputeStatus,
+    /// Stripe's evidence fields, as text.
+    pub evidence: std::collections::BTreeMap<String, String>,
+    pub due_by: i64,
+    pub submission_count: u32,
+    pub gateway_id: String,
+    pub metadata: Metadata,
+    pub test_clock: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DisputeFilter {
+    pub charge: Option<String>,
+    pub payment_intent: Option<String>,
 }

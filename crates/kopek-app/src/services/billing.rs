@@ -394,6 +394,12 @@ impl App {
             .run_due(&Lane::RealTime, self.clock.now(), config)
             .await?;
         progress.add(self.advance_clocks(config).await?);
+        let mut tx = self.store.read().await?;
+        let feeds = tx.gateway_feed_scopes().await?;
+        drop(tx);
+        for scope in feeds {
+            progress.payments += self.sync_disputes(&scope).await?;
+        }
         Ok(progress)
     }
 

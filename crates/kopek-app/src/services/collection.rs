@@ -298,6 +298,7 @@ impl App {
                 reconcile_attempts: 0,
                 needs_review: false,
                 amount_refunded: 0,
+                disputed: false,
                 test_clock: invoice.test_clock.clone(),
                 next_action_at: Some(now + self.in_flight_s()),
             };
@@ -316,6 +317,9 @@ impl App {
         tx.insert_payment_intents(scope, &created).await?;
         tx.update_payment_intents(scope, &existing).await?;
         tx.insert_charges(scope, &charges).await?;
+        if !charges.is_empty() {
+            tx.track_gateway_feed(scope).await?;
+        }
         tx.update_invoices(scope, &invoices).await?;
         tx.update_invoices(scope, &ended).await?;
         tx.insert_ledger_entries(scope, &entries).await?;
@@ -988,6 +992,7 @@ impl App {
             reconcile_attempts: 0,
             needs_review: false,
             amount_refunded: 0,
+            disputed: false,
             test_clock: invoice.test_clock.clone(),
             next_action_at: Some(now + self.in_flight_s()),
         };
@@ -998,6 +1003,7 @@ impl App {
             .await?;
         tx.insert_charges(scope, std::slice::from_ref(&charge))
             .await?;
+        tx.track_gateway_feed(scope).await?;
         tx.update_invoices(scope, std::slice::from_ref(&invoice))
             .await?;
         // Until the answer is recorded, a retried request replays this open invoice.

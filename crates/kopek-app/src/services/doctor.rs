@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 /// Rows read per scan step: the doctor never holds a whole table in memory, only
 /// per-customer and per-subscription sums.
 const SCAN_BATCH: u32 = 1_000;
+/// Pages of disputes read at most (a hundred each).
+const SCAN_PAGES_MAX: u32 = 100_000;
 
 /// One broken invariant, with the objects involved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +110,26 @@ impl App {
                 objects: vec![charge],
                 detail: format!("{amount} refunded on a charge that captured nothing"),
             });
+        }
+
+        // Disputes not won took their funds out of the cash collected.
+        let mut page = PageRequest {
+            limit: 100,
+            ..PageRequest::default()
+        };
+        for _ in 0..SCAN_PAGES_MAX {
+            let Some(found) = tx.disputes(scope, &DisputeFilter::default(), &page).await? else {
+                break;
+            };
+            for dispute in &found.data {
+                if dispute.status != kopek_core::dispute::DisputeStatus::Won {
+                    *collected.entry(dispute.currency.lowercase()).or_default() -= dispute.amount;
+                }
+            }
+            match found.data.last() {
+                Some(last) if found.has_more => page.starting_after = Some(last.id.clone()),
+                _ => break,
+            }
         }
 
         // What invoices say customers owe and what was written off, per currency.
@@ -255,10 +277,10 @@ impl App {
             );
             if charges != ledger {
                 out.push(Violation {
-                    invariant: "the cash ledger equals what was charged less refunds",
+                    invariant: "the cash ledger equals what was charged less refunds and disputes",
                     objects: vec![],
                     detail: format!(
-                        "charges less refunds come to {charges} {currency}, the ledger says {ledger}"
+                        "charges less refunds and disputes come to {charges} {currency}, the ledger says {ledger}"
                     ),
                 });
             }
