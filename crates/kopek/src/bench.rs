@@ -37,9 +37,10 @@ async fn seed_one(app: &App, caller: &Caller, price: &str) -> Result<(), String>
             trial_period_days: None,
             trial_end: None,
             billing_cycle_anchor: None,
-            // Invoices sent for payment: the bench measures billing, not collection.
+            // Invoices sent for payment, due long after the renewal: the bench measures
+            // billing, not collection or overdue notices.
             collection_method: Some(kopek_core::subscription::CollectionMethod::SendInvoice),
-            days_until_due: Some(30),
+            days_until_due: Some(90),
             default_payment_method: None,
             cancel_at_period_end: false,
             description: None,

@@ -105,6 +105,79 @@ impl App {
         (self.gateway_timeout.as_millis() as u64 * 2).div_ceil(1_000) as i64 + 1
     }
 
+    /// A new payment intent collecting `invoice`, recorded on it, and its event.
+    fn new_payment_intent(
+        &self,
+        scope: &Scope,
+        invoice: &mut Invoice,
+        now: i64,
+    ) -> (PaymentIntent, Change) {
+        let pi = PaymentIntent {
+            id: self.ids.id("pi"),
+            livemode: scope.livemode,
+            created: now,
+            customer: invoice.customer.clone(),
+            invoice: Some(invoice.id.clone()),
+            amount: invoice.amount_remaining,
+            amount_received: 0,
+            currency: invoice.currency,
+            status: PaymentIntentStatus::RequiresPaymentMethod,
+            payment_method: None,
+            latest_charge: None,
+            last_payment_error: None,
+            test_clock: invoice.test_clock.clone(),
+            metadata: Metadata::new(),
+        };
+        invoice.payment_intent = Some(pi.id.clone());
+        let created = Change {
+            event_type: "payment_intent.created",
+            object_id: pi.id.clone(),
+            object: Snapshot::Rendered(self.render.payment_intent(&pi)),
+            previous: None,
+        };
+        (pi, created)
+    }
+
+    /// Starts an attempt: the intent is processing with `pm`, and a pending charge of
+    /// what the invoice still owes is its latest, to be taken over by the reconciler
+    /// if its answer is not recorded within the attempt's window.
+    fn start_attempt(
+        &self,
+        scope: &Scope,
+        invoice: &Invoice,
+        pi: &mut PaymentIntent,
+        pm: &PaymentMethod,
+        now: i64,
+    ) -> Result<Charge, kopek_core::payment::IllegalPaymentTransition> {
+        pi.status = pi.status.transition(PaymentIntentStatus::Processing)?;
+        pi.payment_method = Some(pm.id.clone());
+        let charge = Charge {
+            id: self.ids.id("ch"),
+            livemode: scope.livemode,
+            created: now,
+            payment_intent: pi.id.clone(),
+            invoice: Some(invoice.id.clone()),
+            customer: invoice.customer.clone(),
+            amount: invoice.amount_remaining,
+            currency: invoice.currency,
+            payment_method: pm.id.clone(),
+            reference: pm.reference.clone(),
+            card: pm.card.clone(),
+            status: ChargeStatus::Pending,
+            failure: None,
+            gateway_id: None,
+            outcome_unknown: false,
+            reconcile_attempts: 0,
+            needs_review: false,
+            amount_refunded: 0,
+            disputed: false,
+            test_clock: invoice.test_clock.clone(),
+            next_action_at: Some(now + self.in_flight_s()),
+        };
+        pi.latest_charge = Some(charge.id.clone());
+        Ok(charge)
+    }
+
     async fn ask_gateway(&self, scope: &Scope, request: &ChargeRequest) -> Resolution {
         let gateway = match self.gateway(scope) {
             Ok(gateway) => gateway,
@@ -219,29 +292,8 @@ impl App {
             {
                 Some(pi) => pi,
                 None => {
-                    let pi = PaymentIntent {
-                        id: self.ids.id("pi"),
-                        livemode: scope.livemode,
-                        created: now,
-                        customer: invoice.customer.clone(),
-                        invoice: Some(invoice.id.clone()),
-                        amount: invoice.amount_remaining,
-                        amount_received: 0,
-                        currency: invoice.currency,
-                        status: PaymentIntentStatus::RequiresPaymentMethod,
-                        payment_method: None,
-                        latest_charge: None,
-                        last_payment_error: None,
-                        test_clock: invoice.test_clock.clone(),
-                        metadata: Metadata::new(),
-                    };
-                    invoice.payment_intent = Some(pi.id.clone());
-                    changes.push(Change {
-                        event_type: "payment_intent.created",
-                        object_id: pi.id.clone(),
-                        object: Snapshot::Rendered(self.render.payment_intent(&pi)),
-                        previous: None,
-                    });
+                    let (pi, created) = self.new_payment_intent(scope, invoice, now);
+                    changes.push(created);
                     pi
                 }
             };
@@ -274,35 +326,9 @@ impl App {
                 new_intents.push(pi);
                 continue;
             };
-            pi.status = pi
-                .status
-                .transition(PaymentIntentStatus::Processing)
+            let charge = self
+                .start_attempt(scope, invoice, &mut pi, pm, now)
                 .map_err(illegal_payment)?;
-            pi.payment_method = Some(pm.id.clone());
-            let charge = Charge {
-                id: self.ids.id("ch"),
-                livemode: scope.livemode,
-                created: now,
-                payment_intent: pi.id.clone(),
-                invoice: Some(invoice.id.clone()),
-                customer: invoice.customer.clone(),
-                amount: invoice.amount_remaining,
-                currency: invoice.currency,
-                payment_method: pm.id.clone(),
-                reference: pm.reference.clone(),
-                card: pm.card.clone(),
-                status: ChargeStatus::Pending,
-                failure: None,
-                gateway_id: None,
-                outcome_unknown: false,
-                reconcile_attempts: 0,
-                needs_review: false,
-                amount_refunded: 0,
-                disputed: false,
-                test_clock: invoice.test_clock.clone(),
-                next_action_at: Some(now + self.in_flight_s()),
-            };
-            pi.latest_charge = Some(charge.id.clone());
             charges.push(charge);
             new_intents.push(pi);
         }
@@ -935,68 +961,23 @@ impl App {
         let mut pi = match existing {
             Some(pi) => pi,
             None => {
-                let pi = PaymentIntent {
-                    id: self.ids.id("pi"),
-                    livemode: scope.livemode,
-                    created: now,
-                    customer: invoice.customer.clone(),
-                    invoice: Some(invoice.id.clone()),
-                    amount: invoice.amount_remaining,
-                    amount_received: 0,
-                    currency: invoice.currency,
-                    status: PaymentIntentStatus::RequiresPaymentMethod,
-                    payment_method: None,
-                    latest_charge: None,
-                    last_payment_error: None,
-                    test_clock: invoice.test_clock.clone(),
-                    metadata: Metadata::new(),
-                };
+                let (pi, created) = self.new_payment_intent(scope, &mut invoice, now);
                 tx.insert_payment_intents(scope, std::slice::from_ref(&pi))
                     .await?;
-                invoice.payment_intent = Some(pi.id.clone());
-                changes.push(Change {
-                    event_type: "payment_intent.created",
-                    object_id: pi.id.clone(),
-                    object: Snapshot::Rendered(self.render.payment_intent(&pi)),
-                    previous: None,
-                });
+                changes.push(created);
                 pi
             }
         };
-        pi.status =
-            pi.status
-                .transition(PaymentIntentStatus::Processing)
-                .map_err(|_| {
-                    AppError::invalid(
-                "id",
-                format!("A payment of invoice {id} is in progress; its outcome is not known yet."),
-            )
-                })?;
-        pi.payment_method = Some(pm.id.clone());
-        let charge = Charge {
-            id: self.ids.id("ch"),
-            livemode: scope.livemode,
-            created: now,
-            payment_intent: pi.id.clone(),
-            invoice: Some(invoice.id.clone()),
-            customer: invoice.customer.clone(),
-            amount: invoice.amount_remaining,
-            currency: invoice.currency,
-            payment_method: pm.id.clone(),
-            reference: pm.reference.clone(),
-            card: pm.card.clone(),
-            status: ChargeStatus::Pending,
-            failure: None,
-            gateway_id: None,
-            outcome_unknown: false,
-            reconcile_attempts: 0,
-            needs_review: false,
-            amount_refunded: 0,
-            disputed: false,
-            test_clock: invoice.test_clock.clone(),
-            next_action_at: Some(now + self.in_flight_s()),
-        };
-        pi.latest_charge = Some(charge.id.clone());
+        let charge = self
+            .start_attempt(scope, &invoice, &mut pi, &pm, now)
+            .map_err(|_| {
+                AppError::invalid(
+                    "id",
+                    format!(
+                        "A payment of invoice {id} is in progress; its outcome is not known yet."
+                    ),
+                )
+            })?;
         invoice.attempt_count += 1;
         invoice.next_action_at = None;
         tx.update_payment_intents(scope, std::slice::from_ref(&pi))
