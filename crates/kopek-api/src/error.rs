@@ -140,18 +140,25 @@ impl From<AppError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// Stripe's envelope: `{"error": {…}}`.
+    pub fn body(&self) -> serde_json::Value {
         let mut error = json!({
             "type": self.error_type,
             "code": self.code,
             "message": self.message,
             "param": self.param,
         });
-        if let Some(decline_code) = self.decline_code {
-            error["decline_code"] = decline_code.into();
+        if let Some(decline_code) = &self.decline_code {
+            error["decline_code"] = decline_code.clone().into();
         }
-        let body = json!({ "error": error });
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         (self.status, axum::Json(body)).into_response()
     }
 }

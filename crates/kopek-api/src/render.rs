@@ -608,6 +608,14 @@ impl Renderer for WireRenderer {
         })
     }
 
+    fn card_error(&self, decline: &kopek_app::ports::Decline, param: Option<&str>) -> (u16, Value) {
+        let error = crate::error::ApiError::from(kopek_app::AppError::Card {
+            decline: decline.clone(),
+            param: param.map(str::to_owned),
+        });
+        (error.status.as_u16(), error.body())
+    }
+
     fn deleted(&self, object: &str, id: &str) -> Value {
         json!({"id": id, "object": object, "deleted": true})
     }

@@ -473,6 +473,8 @@ pub trait Renderer: Send + Sync {
     fn billing_settings(&self, settings: &BillingSettings) -> serde_json::Value;
     fn refund(&self, refund: &Refund) -> serde_json::Value;
     fn dispute(&self, dispute: &Dispute) -> serde_json::Value;
+    /// A declined card as the API answers it: HTTP status and Stripe's error envelope.
+    fn card_error(&self, decline: &Decline, param: Option<&str>) -> (u16, serde_json::Value);
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
     /// An event, given its object and previous attributes already rendered.
     fn event(

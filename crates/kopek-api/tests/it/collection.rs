@@ -464,3 +464,37 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+// A declined payment under an idempotency key: the retry replays the same 402 and makes
+// no second attempt.
+store_test!(a_declined_payment_replays_its_402, |kind| async move {
+    let h = harness(kind).await;
+    let cus = id(&h.ok("/v1/customers", "email=replay%40example.com").await);
+    let declining = id(&h
+        .ok(
+            "/v1/payment_methods/pm_card_chargeCustomerFail/attach",
+            &format!("customer={cus}"),
+        )
+        .await);
+    let invoice = id(&h
+        .ok(
+            "/v1/invoices",
+            &format!("customer={cus}&collection_method=send_invoice&days_until_due=7"),
+        )
+        .await);
+    h.ok(
+        "/v1/invoiceitems",
+        &format!("customer={cus}&invoice={invoice}&amount=700&currency=usd"),
+    )
+    .await;
+    h.ok(&format!("/v1/invoices/{invoice}/send"), "").await;
+    let path = format!("/v1/invoices/{invoice}/pay");
+    let body = format!("payment_method={declining}");
+    let headers = [("idempotency-key", "pay-once")];
+    let first = h.send("POST", &path, Some(&h.key), &headers, &body).await;
+    assert_eq!(first.status, StatusCode::PAYMENT_REQUIRED);
+    let again = h.send("POST", &path, Some(&h.key), &headers, &body).await;
+    assert_eq!(again.status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(again.body, first.body, "replayed byte for byte");
+    assert_eq!(charges_of(&h, &cus).await.len(), 1, "no second attempt");
+});

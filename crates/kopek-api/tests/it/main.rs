@@ -35,8 +35,8 @@ pub struct Harness {
 
 /// The sandbox's slow token answers after this long, and the app gives up on a gateway
 /// call after [`GATEWAY_TIMEOUT_MS`]: slow answers are timeouts.
-pub const SANDBOX_SLOW_MS: u64 = 300;
-pub const GATEWAY_TIMEOUT_MS: u64 = 100;
+pub const SANDBOX_SLOW_MS: u64 = 1_500;
+pub const GATEWAY_TIMEOUT_MS: u64 = 1_000;
 
 pub async fn harness(kind: StoreKind) -> Harness {
     let store = fresh_store(kind).await;

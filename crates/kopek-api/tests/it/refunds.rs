@@ -130,6 +130,22 @@ store_test!(
         assert_eq!(succeeded, 12, "12 × 2.00 fit in 25.00, the 13th does not");
         let refunded = h.get(&format!("/v1/charges/{ch}")).await.json();
         assert_eq!(refunded["amount_refunded"], 2_400);
+        // Under load a gateway call can outlast the harness's gateway timeout: that refund
+        // stays pending and the worker sends it again, with the same key, once its
+        // attempt window has passed.
+        h.clock.set(JAN_1_2026 + 60);
+        h.drain().await;
+        let listed = h
+            .get(&format!("/v1/refunds?charge={ch}&limit=100"))
+            .await
+            .json();
+        let statuses: Vec<&str> = listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["succeeded"; 12], "{listed}");
         let books: i64 = h
             .sandbox
             .refunds(&h.app.first_account().await.unwrap().unwrap().id)

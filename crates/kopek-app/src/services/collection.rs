@@ -1013,17 +1013,23 @@ impl App {
             .charge(scope, &charge.id)
             .await?
             .ok_or_else(|| AppError::Internal(format!("{} vanished", charge.id)))?;
-        let response = match (&settled.status, &settled.failure) {
-            (ChargeStatus::Failed, Some(decline)) => Err(AppError::Card {
-                decline: decline.clone(),
-                param: Some("payment_method".into()),
-            }),
-            _ => Ok(invoice),
+        // The answer replaces the provisional one: a retry with the same key replays the
+        // paid invoice, or the same 402, and never makes a second attempt.
+        let (status, body, response) = match (&settled.status, &settled.failure) {
+            (ChargeStatus::Failed, Some(decline)) => {
+                let (status, body) = self.render.card_error(decline, Some("payment_method"));
+                let declined = Err(AppError::Card {
+                    decline: decline.clone(),
+                    param: Some("payment_method".into()),
+                });
+                (status, body, declined)
+            }
+            _ => (200, self.render.invoice(&invoice), Ok(invoice)),
         };
-        if let (Some(key), Ok(invoice)) = (&caller.idempotency_key, &response) {
-            let body = serde_json::to_vec(&self.render.invoice(invoice))
-                .map_err(|e| AppError::Internal(e.to_string()))?;
-            tx.complete_idempotency_key(scope, key, 200, &body).await?;
+        if let Some(key) = &caller.idempotency_key {
+            let body = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.to_string()))?;
+            tx.complete_idempotency_key(scope, key, status, &body)
+                .await?;
             tx.commit().await?;
         }
         response
