@@ -97,6 +97,17 @@ impl Sandbox {
         tx.sandbox_refunds(account_id).await
     }
 
+    /// How many charges of this card the account had declined.
+    async fn declined_before(&self, request: &ChargeRequest) -> Result<usize, GatewayError> {
+        Ok(self
+            .charges(&request.account_id)
+            .await
+            .map_err(store_failure)?
+            .iter()
+            .filter(|c| c.reference == request.reference && c.status == "declined")
+            .count())
+    }
+
     async fn append_dispute(
         &self,
         account_id: &str,
@@ -241,18 +252,19 @@ impl Sandbox {
             }
             Behavior::RequiresAuthentication => self.commit(request, "requires_action", None).await,
             Behavior::DeclinesThenSucceeds(times) => {
-                let declined = self
-                    .charges(&request.account_id)
-                    .await
-                    .map_err(store_failure)?
-                    .iter()
-                    .filter(|c| c.reference == request.reference && c.status == "declined")
-                    .count();
-                if declined < times as usize {
+                if self.declined_before(request).await? < times as usize {
                     let refused = decline("card_declined", Some("insufficient_funds"));
                     self.commit(request, "declined", Some(refused)).await
                 } else {
                     self.commit(request, "succeeded", None).await
+                }
+            }
+            Behavior::FaultOnRetry(fault) => {
+                if self.declined_before(request).await? == 0 {
+                    let refused = decline("card_declined", Some("insufficient_funds"));
+                    self.commit(request, "declined", Some(refused)).await
+                } else {
+                    self.misbehave(fault, request).await
                 }
             }
             Behavior::Fault(fault) => self.misbehave(fault, request).await,

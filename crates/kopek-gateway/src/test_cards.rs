@@ -27,6 +27,9 @@ pub enum Behavior {
     DeclinesThenSucceeds(u32),
     /// kopek's fault injection: the gateway misbehaves on every charge.
     Fault(Fault),
+    /// The first charge in an account is declined for insufficient funds; every later
+    /// one (the retries) meets the fault: faults on a dunning retry (kopek's tokens).
+    FaultOnRetry(Fault),
 }
 
 /// How the sandbox misbehaves for a fault token.
@@ -205,6 +208,30 @@ pub const TEST_CARDS: &[TestCard] = &[
         "visa",
         "0906",
         Behavior::Fault(Fault::Unreachable),
+    ),
+    card(
+        "pm_card_kopek_retryTimeoutAfterCommit",
+        "visa",
+        "0911",
+        Behavior::FaultOnRetry(Fault::TimeoutAfterCommit),
+    ),
+    card(
+        "pm_card_kopek_retryTimeoutBeforeCommit",
+        "visa",
+        "0912",
+        Behavior::FaultOnRetry(Fault::TimeoutBeforeCommit),
+    ),
+    card(
+        "pm_card_kopek_retryServerError",
+        "visa",
+        "0913",
+        Behavior::FaultOnRetry(Fault::ServerError),
+    ),
+    card(
+        "pm_card_kopek_retryGarbage",
+        "visa",
+        "0914",
+        Behavior::FaultOnRetry(Fault::Garbage),
     ),
 ];
 

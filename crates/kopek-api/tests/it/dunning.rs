@@ -292,3 +292,57 @@ store_test!(billing_settings_refuse_bad_policies, |kind| async move {
         "nothing changed"
     );
 });
+
+// The fault matrix's retry column: the first attempt is declined (a soft decline), the
+// dunning retry a day later meets the fault; reconciliation then finds what the gateway
+// did. Whatever happened, each card is charged at most once, checked against the
+// sandbox's own books, and every unknown is resolved or flagged.
+store_test!(faults_on_a_retry_never_charge_twice, |kind| async move {
+    for (token, committed) in [
+        ("pm_card_kopek_retryTimeoutAfterCommit", true),
+        ("pm_card_kopek_retryGarbage", true),
+        ("pm_card_kopek_retryTimeoutBeforeCommit", false),
+        ("pm_card_kopek_retryServerError", false),
+    ] {
+        let h = harness(kind).await;
+        let (clock, cus, _) = renewal_paid_by(&h, token).await;
+        let first_attempt = at(4, 1) + HOUR;
+        h.advance(&clock, first_attempt + MINUTE).await;
+        assert_eq!(
+            charge_statuses(&h, &cus).await,
+            ["succeeded", "failed"],
+            "{token}"
+        );
+        // The retry at day 1, then reconciliation on its schedule for four days.
+        h.advance(&clock, first_attempt + 5 * DAY).await;
+        let charges = h
+            .get(&format!("/v1/charges?customer={cus}&limit=100"))
+            .await
+            .json();
+        let retry = &charges["data"][0];
+        let account = h.app.first_account().await.unwrap().unwrap().id;
+        let books = h.sandbox.charges(&account).await.unwrap();
+        let at_gateway: Vec<&str> = books
+            .iter()
+            .filter(|c| c.idempotency_key == retry["id"].as_str().unwrap())
+            .map(|c| c.status.as_str())
+            .collect();
+        let invoice = renewal(&h, &cus).await;
+        if committed {
+            assert_eq!(at_gateway, ["succeeded"], "{token}: charged once");
+            assert_eq!(retry["status"], "succeeded", "{token}");
+            assert_eq!(invoice["status"], "paid", "{token}");
+        } else {
+            assert!(at_gateway.is_empty(), "{token}: never charged");
+            assert_eq!(retry["status"], "pending", "{token}");
+            assert_eq!(retry["needs_review"], true, "{token}: flagged, not failed");
+            assert_eq!(invoice["status"], "open", "{token}");
+        }
+        assert_eq!(
+            charges["data"].as_array().unwrap().len(),
+            3,
+            "{token}: no attempt while the retry's outcome was unknown"
+        );
+        h.assert_doctor_clean().await;
+    }
+});
