@@ -337,6 +337,12 @@ impl App {
             .into_iter()
             .partition(|pi| changes.iter().any(|c| c.object_id == pi.id));
         changes.extend(failures);
+        // A subscription the final action just ended is not also made past due.
+        missing.retain(|i| {
+            !finished
+                .iter()
+                .any(|s| i.subscription.as_ref() == Some(&s.id))
+        });
         let past_due = self
             .mark_past_due(&mut tx, scope, &missing, &mut changes)
             .await?;
@@ -816,7 +822,10 @@ impl App {
                 continue;
             }
             let before = sub.clone();
-            sub.status = SubscriptionStatus::Active;
+            sub.status = sub
+                .status
+                .transition(SubscriptionStatus::Active)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
             changes.push(Change {
                 event_type: "customer.subscription.updated",
                 object_id: sub.id.clone(),
