@@ -346,3 +346,53 @@ store_test!(faults_on_a_retry_never_charge_twice, |kind| async move {
         h.assert_doctor_clean().await;
     }
 });
+
+// Retries stop the moment the invoice is voided or paid, or its subscription canceled.
+store_test!(
+    retries_stop_when_nothing_is_left_to_collect,
+    |kind| async move {
+        for ending in ["void", "pay", "cancel"] {
+            let h = harness(kind).await;
+            let (clock, cus, sub) = renewal_paid_by(&h, "pm_card_chargeCustomerFail").await;
+            let first_attempt = at(4, 1) + HOUR;
+            h.advance(&clock, first_attempt + MINUTE).await;
+            let invoice = renewal(&h, &cus).await;
+            assert_eq!(invoice["attempt_count"], 1);
+            let invoice_id = invoice["id"].as_str().unwrap();
+            match ending {
+                "void" => {
+                    h.ok(&format!("/v1/invoices/{invoice_id}/void"), "").await;
+                }
+                "pay" => {
+                    h.ok(
+                        &format!("/v1/invoices/{invoice_id}/pay"),
+                        "paid_out_of_band=true",
+                    )
+                    .await;
+                }
+                _ => {
+                    let reply = h
+                        .send(
+                            "DELETE",
+                            &format!("/v1/subscriptions/{sub}"),
+                            Some(&h.key),
+                            &[],
+                            "",
+                        )
+                        .await;
+                    assert_eq!(reply.status, StatusCode::OK);
+                }
+            }
+            h.advance(&clock, first_attempt + 20 * DAY).await;
+            let after = renewal(&h, &cus).await;
+            assert_eq!(after["attempt_count"], 1, "{ending}: no retry");
+            assert_eq!(after["next_payment_attempt"], Value::Null, "{ending}");
+            assert_eq!(
+                charge_statuses(&h, &cus).await,
+                ["succeeded", "failed"],
+                "{ending}: nothing more was charged"
+            );
+            h.assert_doctor_clean().await;
+        }
+    }
+);
