@@ -227,8 +227,13 @@ impl PaymentsTx for StoreTx {
         .await
     }
 
-    async fn charges_for_update(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Charge>> {
-        self.by_ids("charges", "doc", scope, ids, true, charge).await
+    async fn charges_by_ids(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+        lock: bool,
+    ) -> StoreResult<Vec<Charge>> {
+        self.by_ids("charges", "doc", scope, ids, lock, charge).await
     }
 
     async fn charge(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Charge>> {
@@ -312,8 +317,13 @@ impl PaymentsTx for StoreTx {
         .await
     }
 
-    async fn refunds_for_update(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Refund>> {
-        self.by_ids("refunds", "doc", scope, ids, true, refund).await
+    async fn refunds_by_ids(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+        lock: bool,
+    ) -> StoreResult<Vec<Refund>> {
+        self.by_ids("refunds", "doc", scope, ids, lock, refund).await
     }
 
     async fn refund(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Refund>> {

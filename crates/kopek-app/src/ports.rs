@@ -169,11 +169,12 @@ pub trait PaymentsTx: Send {
     /// Fails with `Conflict` for a second pending (or succeeded) charge of one invoice.
     async fn insert_charges(&mut self, scope: &Scope, charges: &[Charge]) -> StoreResult<()>;
     async fn update_charges(&mut self, scope: &Scope, charges: &[Charge]) -> StoreResult<()>;
-    /// Locked until the transaction ends.
-    async fn charges_for_update(
+    /// With `lock`, the rows stay locked until the transaction ends.
+    async fn charges_by_ids(
         &mut self,
         scope: &Scope,
         ids: &[String],
+        lock: bool,
     ) -> StoreResult<Vec<Charge>>;
     async fn charge(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Charge>>;
     async fn charges(
@@ -196,11 +197,12 @@ pub trait PaymentsTx: Send {
 
     async fn insert_refund(&mut self, scope: &Scope, refund: &Refund) -> StoreResult<()>;
     async fn update_refunds(&mut self, scope: &Scope, refunds: &[Refund]) -> StoreResult<()>;
-    /// Locked until the transaction ends.
-    async fn refunds_for_update(
+    /// With `lock`, the rows stay locked until the transaction ends.
+    async fn refunds_by_ids(
         &mut self,
         scope: &Scope,
         ids: &[String],
+        lock: bool,
     ) -> StoreResult<Vec<Refund>>;
     async fn refund(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Refund>>;
     async fn refunds(

@@ -349,7 +349,7 @@ store_test!(
         };
         let mut tx = h.store.write().await.unwrap();
         let mut charge = tx
-            .charges_for_update(&scope, std::slice::from_ref(&charge_id))
+            .charges_by_ids(&scope, std::slice::from_ref(&charge_id), true)
             .await
             .unwrap()
             .remove(0);

@@ -178,6 +178,19 @@ impl App {
         Ok(charge)
     }
 
+    /// The gateway call for `charge`, keyed by its id.
+    fn charge_request(scope: &Scope, charge: &Charge, off_session: bool) -> ChargeRequest {
+        ChargeRequest {
+            idempotency_key: charge.id.clone(),
+            account_id: scope.account_id.clone(),
+            livemode: scope.livemode,
+            reference: charge.reference.clone(),
+            amount: charge.amount,
+            currency: charge.currency,
+            off_session,
+        }
+    }
+
     async fn ask_gateway(&self, scope: &Scope, request: &ChargeRequest) -> Resolution {
         let gateway = match self.gateway(scope) {
             Ok(gateway) => gateway,
@@ -239,15 +252,6 @@ impl App {
         let (entries, finished) =
             self.final_action(scope, now, &policy, &mut stopped, &mut subs, &mut changes)?;
         ended.extend(stopped);
-        if invoices.is_empty() {
-            tx.update_invoices(scope, &ended).await?;
-            tx.insert_ledger_entries(scope, &entries).await?;
-            tx.update_subscriptions(scope, &finished).await?;
-            let events = self.stamp_events(scope, now, None, changes);
-            tx.insert_events(scope, &events).await?;
-            tx.commit().await?;
-            return Ok(ended.len() + overdue);
-        }
         let customers = by_id(
             tx.customers_by_ids(scope, &sorted_ids(invoices.iter().map(|i| &i.customer)))
                 .await?,
@@ -278,23 +282,23 @@ impl App {
             |pi| &pi.id,
         );
 
-        let mut new_intents = Vec::new();
+        let mut new_intents: Vec<(PaymentIntent, bool)> = Vec::new();
         let mut charges = Vec::new();
         let mut missing = Vec::new();
         let mut failures = Vec::new();
         for invoice in &mut invoices {
             invoice.attempt_count += 1;
             invoice.next_action_at = None;
-            let mut pi = match invoice
+            let (mut pi, is_new) = match invoice
                 .payment_intent
                 .as_ref()
                 .and_then(|id| intents.remove(id))
             {
-                Some(pi) => pi,
+                Some(pi) => (pi, false),
                 None => {
                     let (pi, created) = self.new_payment_intent(scope, invoice, now);
                     changes.push(created);
-                    pi
+                    (pi, true)
                 }
             };
             let pm = chosen(invoice)
@@ -323,19 +327,24 @@ impl App {
                     previous: None,
                 });
                 missing.push(invoice.clone());
-                new_intents.push(pi);
+                new_intents.push((pi, is_new));
                 continue;
             };
             let charge = self
                 .start_attempt(scope, invoice, &mut pi, pm, now)
                 .map_err(illegal_payment)?;
             charges.push(charge);
-            new_intents.push(pi);
+            new_intents.push((pi, is_new));
         }
         // Intents made in this pass are inserted, the others updated.
-        let (created, existing): (Vec<PaymentIntent>, Vec<PaymentIntent>) = new_intents
-            .into_iter()
-            .partition(|pi| changes.iter().any(|c| c.object_id == pi.id));
+        let (mut created, mut existing) = (Vec::new(), Vec::new());
+        for (pi, is_new) in new_intents {
+            if is_new {
+                created.push(pi);
+            } else {
+                existing.push(pi);
+            }
+        }
         changes.extend(failures);
         // A subscription the final action just ended is not also made past due.
         missing.retain(|i| {
@@ -363,15 +372,7 @@ impl App {
 
         let mut answers = Vec::with_capacity(charges.len());
         for charge in &charges {
-            let request = ChargeRequest {
-                idempotency_key: charge.id.clone(),
-                account_id: scope.account_id.clone(),
-                livemode: scope.livemode,
-                reference: charge.reference.clone(),
-                amount: charge.amount,
-                currency: charge.currency,
-                off_session: true,
-            };
+            let request = Self::charge_request(scope, charge, true);
             answers.push((charge.id.clone(), self.ask_gateway(scope, &request).await));
         }
         self.settle(scope, now, answers, false).await?;
@@ -498,16 +499,7 @@ impl App {
                     .status
                     .transition(InvoiceStatus::Uncollectible)
                     .map_err(|e| AppError::Internal(e.to_string()))?;
-                invoice.marked_uncollectible_at = Some(now);
-                let remaining = Money::new(invoice.amount_remaining, invoice.currency);
-                let postings = ledger::invoice_uncollectible(&invoice.customer, remaining);
-                entries.extend(self.ledger_entry(
-                    scope,
-                    now,
-                    invoice,
-                    "invoice.marked_uncollectible",
-                    postings,
-                )?);
+                entries.extend(self.write_off(scope, invoice, now)?);
                 changes.push(Change {
                     event_type: "invoice.marked_uncollectible",
                     object_id: invoice.id.clone(),
@@ -611,7 +603,7 @@ impl App {
         let policy = self.dunning_policy(&mut tx, scope).await?;
         let ids: Vec<String> = answers.iter().map(|(id, _)| id.clone()).collect();
         let mut charges = by_id(
-            tx.charges_for_update(scope, &ids)
+            tx.charges_by_ids(scope, &ids, true)
                 .await?
                 .into_iter()
                 .filter(|c| c.status == ChargeStatus::Pending)
@@ -845,13 +837,9 @@ impl App {
         ids: &[String],
         now: i64,
     ) -> Result<usize, AppError> {
-        let charges: Vec<Charge> = {
+        let charges = {
             let mut tx = self.store.read().await?;
-            let mut found = Vec::with_capacity(ids.len());
-            for id in ids {
-                found.extend(tx.charge(scope, id).await?);
-            }
-            found
+            tx.charges_by_ids(scope, ids, false).await?
         };
         let due: Vec<Charge> = charges
             .into_iter()
@@ -870,15 +858,7 @@ impl App {
             let answer = match asked {
                 Ok(Ok(Some(outcome))) => Resolution::Known(outcome),
                 Ok(Ok(None)) => {
-                    let request = ChargeRequest {
-                        idempotency_key: charge.id.clone(),
-                        account_id: scope.account_id.clone(),
-                        livemode: scope.livemode,
-                        reference: charge.reference.clone(),
-                        amount: charge.amount,
-                        currency: charge.currency,
-                        off_session: true,
-                    };
+                    let request = Self::charge_request(scope, charge, true);
                     self.ask_gateway(scope, &request).await
                 }
                 Ok(Err(e)) => resolution(Err(e)),
@@ -1001,15 +981,7 @@ impl App {
         self.commit_at(tx, caller, now, changes, &provisional)
             .await?;
 
-        let request = ChargeRequest {
-            idempotency_key: charge.id.clone(),
-            account_id: scope.account_id.clone(),
-            livemode: scope.livemode,
-            reference: charge.reference.clone(),
-            amount: charge.amount,
-            currency: charge.currency,
-            off_session: false,
-        };
+        let request = Self::charge_request(scope, &charge, false);
         let answer = self.ask_gateway(scope, &request).await;
         self.settle(scope, now, vec![(charge.id.clone(), answer)], false)
             .await?;

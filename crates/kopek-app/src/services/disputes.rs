@@ -172,7 +172,7 @@ impl App {
                 }
                 None => {
                     let Some(mut charge) = tx
-                        .charges_for_update(scope, std::slice::from_ref(&reported.charge))
+                        .charges_by_ids(scope, std::slice::from_ref(&reported.charge), true)
                         .await?
                         .pop()
                     else {

@@ -411,16 +411,7 @@ impl App {
             .transition(InvoiceStatus::Uncollectible)
             .map_err(|_| illegal(&invoice, "mark uncollectible"))?;
         let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
-        let remaining = Money::new(invoice.amount_remaining, invoice.currency);
-        let postings = ledger::invoice_uncollectible(&invoice.customer, remaining);
-        invoice.marked_uncollectible_at = Some(now);
-        let entry = self.ledger_entry(
-            scope,
-            now,
-            &invoice,
-            "invoice.marked_uncollectible",
-            postings,
-        )?;
+        let entry = self.write_off(scope, &mut invoice, now)?;
         self.close_invoice(
             tx,
             caller,

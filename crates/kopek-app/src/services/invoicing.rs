@@ -204,6 +204,26 @@ impl App {
         self.ledger_entry_for(scope, now, source, description, postings)
     }
 
+    /// Writes off what an open invoice still owes (already moved to `uncollectible`):
+    /// stamped `now`, its remainder posted to bad debt.
+    pub(crate) fn write_off(
+        &self,
+        scope: &Scope,
+        invoice: &mut Invoice,
+        now: i64,
+    ) -> Result<Option<LedgerEntry>, AppError> {
+        invoice.marked_uncollectible_at = Some(now);
+        let remaining = Money::new(invoice.amount_remaining, invoice.currency);
+        let postings = ledger::invoice_uncollectible(&invoice.customer, remaining);
+        self.ledger_entry(
+            scope,
+            now,
+            invoice,
+            "invoice.marked_uncollectible",
+            postings,
+        )
+    }
+
     /// The entry posting `postings` for the object `(id, test clock)`; none when there
     /// is nothing to post.
     pub(crate) fn ledger_entry_for(

@@ -80,7 +80,7 @@ impl App {
             }
         };
         let mut charge = tx
-            .charges_for_update(scope, std::slice::from_ref(&charge_id))
+            .charges_by_ids(scope, std::slice::from_ref(&charge_id), true)
             .await?
             .pop()
             .ok_or_else(|| AppError::NotFound {
@@ -209,13 +209,13 @@ impl App {
     ) -> Result<Vec<Change>, AppError> {
         let ids: Vec<String> = answers.iter().map(|(id, _)| id.clone()).collect();
         let mut refunds: Vec<Refund> = tx
-            .refunds_for_update(scope, &ids)
+            .refunds_by_ids(scope, &ids, true)
             .await?
             .into_iter()
             .filter(|r| r.status == RefundStatus::Pending)
             .collect();
         let charge_ids: Vec<String> = refunds.iter().map(|r| r.charge.clone()).collect();
-        let mut charges = tx.charges_for_update(scope, &charge_ids).await?;
+        let mut charges = tx.charges_by_ids(scope, &charge_ids, true).await?;
         let mut changes = Vec::new();
         let mut entries = Vec::new();
         for refund in &mut refunds {
@@ -295,23 +295,27 @@ impl App {
         ids: &[String],
         now: i64,
     ) -> Result<usize, AppError> {
-        let mut due = Vec::new();
-        {
+        let (refunds, charges) = {
             let mut tx = self.store.read().await?;
-            for id in ids {
-                let Some(refund) = tx.refund(scope, id).await? else {
-                    continue;
-                };
-                if refund.status != RefundStatus::Pending
-                    || refund.next_action_at.is_none_or(|t| t > now)
-                {
-                    continue;
-                }
-                if let Some(charge) = tx.charge(scope, &refund.charge).await? {
-                    due.push((refund, charge));
-                }
-            }
-        }
+            let refunds: Vec<Refund> = tx
+                .refunds_by_ids(scope, ids, false)
+                .await?
+                .into_iter()
+                .filter(|r| {
+                    r.status == RefundStatus::Pending && r.next_action_at.is_some_and(|t| t <= now)
+                })
+                .collect();
+            let charge_ids: Vec<String> = refunds.iter().map(|r| r.charge.clone()).collect();
+            let charges = tx.charges_by_ids(scope, &charge_ids, false).await?;
+            (refunds, charges)
+        };
+        let due: Vec<(Refund, &Charge)> = refunds
+            .into_iter()
+            .filter_map(|r| {
+                let charge = charges.iter().find(|c| c.id == r.charge)?;
+                Some((r, charge))
+            })
+            .collect();
         let mut answers = Vec::with_capacity(due.len());
         for (refund, charge) in &due {
             answers.push((
@@ -352,7 +356,7 @@ impl App {
     ) -> Result<Refund, AppError> {
         let mut tx = self.store.write().await?;
         let mut refund = tx
-            .refunds_for_update(&caller.scope, &[id.to_owned()])
+            .refunds_by_ids(&caller.scope, &[id.to_owned()], true)
             .await?
             .pop()
             .ok_or_else(|| not_found(id))?;
