@@ -83,9 +83,15 @@ impl StoreTx {
     /// Leases up to `limit` due rows of `table` to `owner`. The candidate rows are
     /// selected first (skipping rows another transaction has locked, where the store can),
     /// then leased only if still unleased, so two workers never hold the same row.
-    async fn claim_due(&mut self, table: &str, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>> {
+    async fn claim_due(
+        &mut self,
+        table: &str,
+        condition: &str,
+        lane: &Lane,
+        claim: &Claim,
+    ) -> StoreResult<Vec<Due>> {
         let mut q = Builder::new(format!(
-            "SELECT id FROM {table} WHERE next_action_at <= "
+            "SELECT id FROM {table} WHERE {condition} AND next_action_at <= "
         ));
         q.push_bind(claim.due_by);
         push_lane(&mut q, lane);
@@ -129,6 +135,39 @@ impl StoreTx {
             .collect::<StoreResult<Vec<Due>>>()?;
         due.sort_by(|a, b| (a.next_action_at, &a.id).cmp(&(b.next_action_at, &b.id)));
         Ok(due)
+    }
+
+    /// Up to `limit` rows of `table` due by `due_by` in `lane` that match `condition`,
+    /// oldest due first, locked for this transaction (rows another transaction holds
+    /// are skipped; SQLite's one writer needs no locks), with the scope of each.
+    async fn due_for_update<T>(
+        &mut self,
+        table: &str,
+        condition: &str,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+        decode: fn(&DbRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<(Scope, T)>> {
+        let mut q = Builder::new(format!(
+            "SELECT doc, account_id, livemode FROM {table} WHERE {condition} AND next_action_at <= "
+        ));
+        q.push_bind(due_by);
+        push_lane(&mut q, lane);
+        q.push(" ORDER BY next_action_at, seq LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(SKIP_LOCKED);
+        self.fetch_all(q)
+            .await?
+            .iter()
+            .map(|r| {
+                let scope = Scope {
+                    account_id: get(r, 1)?,
+                    livemode: get(r, 2)?,
+                };
+                Ok((scope, decode(r)?))
+            })
+            .collect()
     }
 
     /// `UPDATE table SET set FROM (VALUES …) AS v WHERE table.id = v.column1`, in
@@ -364,8 +403,7 @@ impl BillingTx for StoreTx {
     ) -> StoreResult<()> {
         self.update_rows(
             "subscriptions",
-            "status = v.column2, next_action_at = v.column3, doc = v.column4, \
-             lease_owner = NULL, lease_expires = NULL",
+            "status = v.column2, next_action_at = v.column3, doc = v.column4",
             scope,
             subs,
             |mut b, row| {
@@ -763,16 +801,32 @@ impl BillingTx for StoreTx {
         self.list(list, ledger_entry).await
     }
 
-    async fn claim_due_subscriptions(
+    async fn due_subscriptions_for_update(
+        &mut self,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, Subscription)>> {
+        self.due_for_update("subscriptions", "TRUE", lane, due_by, limit, subscription)
+            .await
+    }
+
+    async fn due_drafts_for_update(
+        &mut self,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, Invoice)>> {
+        self.due_for_update("invoices", "status = 'draft'", lane, due_by, limit, invoice)
+            .await
+    }
+
+    async fn claim_due_open_invoices(
         &mut self,
         lane: &Lane,
         claim: &Claim,
     ) -> StoreResult<Vec<Due>> {
-        self.claim_due("subscriptions", lane, claim).await
-    }
-
-    async fn claim_due_invoices(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>> {
-        self.claim_due("invoices", lane, claim).await
+        self.claim_due("invoices", "status = 'open'", lane, claim).await
     }
 
     async fn clock_next_due(&mut self, scope: &Scope, clock: &str) -> StoreResult<Option<i64>> {

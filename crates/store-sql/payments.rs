@@ -268,7 +268,7 @@ impl PaymentsTx for StoreTx {
     }
 
     async fn claim_due_charges(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>> {
-        self.claim_due("charges", lane, claim).await
+        self.claim_due("charges", "TRUE", lane, claim).await
     }
 
     async fn charges_after(
@@ -358,7 +358,7 @@ impl PaymentsTx for StoreTx {
     }
 
     async fn claim_due_refunds(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>> {
-        self.claim_due("refunds", lane, claim).await
+        self.claim_due("refunds", "TRUE", lane, claim).await
     }
 
     async fn refunds_after(

@@ -184,7 +184,7 @@ pub trait PaymentsTx: Send {
         page: &PageRequest,
     ) -> StoreResult<Option<Page<Charge>>>;
     /// Claims pending charges (of any account) due for reconciliation, as
-    /// [`BillingTx::claim_due_subscriptions`].
+    /// [`BillingTx::claim_due_open_invoices`].
     async fn claim_due_charges(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>>;
     /// For `kopek doctor`: up to `limit` charges after row `after`, with the last row's
     /// position.
@@ -317,7 +317,6 @@ pub trait BillingTx: Send {
     async fn advancing_clock_count(&mut self) -> StoreResult<u64>;
 
     async fn insert_subscription(&mut self, scope: &Scope, sub: &Subscription) -> StoreResult<()>;
-    /// Writes the subscriptions back and releases any lease on them.
     async fn update_subscriptions(
         &mut self,
         scope: &Scope,
@@ -403,17 +402,33 @@ pub trait BillingTx: Send {
         page: &PageRequest,
     ) -> StoreResult<Option<Page<LedgerEntry>>>;
 
-    /// Claims up to `limit` subscriptions due by `due_by` in `lane` (oldest due first)
-    /// that no other worker holds a lease on at `lease_now`, leasing them to `owner` until
-    /// `lease_until`. Due times are the lane's time (a test clock's, for a clock lane);
-    /// leases are always real time.
-    async fn claim_due_subscriptions(
+    /// Up to `limit` subscriptions due by `due_by` in `lane` (oldest due first), locked
+    /// for the rest of the transaction; on PostgreSQL, rows another worker's transaction
+    /// holds are skipped. Due times are the lane's time (a test clock's, for a clock
+    /// lane). Unscoped, for the worker: each comes with its scope.
+    async fn due_subscriptions_for_update(
+        &mut self,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, Subscription)>>;
+    /// As [`BillingTx::due_subscriptions_for_update`], for drafts to finalize.
+    async fn due_drafts_for_update(
+        &mut self,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, Invoice)>>;
+    /// Claims up to `limit` open invoices due by `due_by` in `lane` (oldest due first:
+    /// payment attempts, sent invoices falling overdue) that no other worker holds a
+    /// lease on at `lease_now`, leasing them to `owner` until `lease_until`. A lease,
+    /// not a row lock, because an attempt calls the gateway between two transactions.
+    /// Leases are always real time.
+    async fn claim_due_open_invoices(
         &mut self,
         lane: &Lane,
         claim: &Claim,
     ) -> StoreResult<Vec<Due>>;
-    /// As [`Tx::claim_due_subscriptions`], for invoices (drafts to finalize).
-    async fn claim_due_invoices(&mut self, lane: &Lane, claim: &Claim) -> StoreResult<Vec<Due>>;
     /// The earliest `next_action_at` of a clock's subscriptions and invoices.
     async fn clock_next_due(&mut self, scope: &Scope, clock: &str) -> StoreResult<Option<i64>>;
 

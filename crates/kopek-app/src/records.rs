@@ -13,7 +13,7 @@ pub use payments::*;
 use std::collections::BTreeMap;
 
 /// Who is asking: every store query is made within one account and one mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Scope {
     pub account_id: String,
     pub livemode: bool,

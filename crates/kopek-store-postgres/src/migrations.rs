@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_billing_settings.sql"),
     include_str!("../migrations/0005_refunds.sql"),
     include_str!("../migrations/0006_disputes.sql"),
+    include_str!("../migrations/0007_renewals_in_one_transaction.sql"),
 ];
 /// An arbitrary constant naming kopek's migration lock.
 const MIGRATION_LOCK: i64 = 0x6b6f_7065_6b00;

@@ -20,14 +20,17 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Connections in the pool: one writer at a time holds the lock, the rest read.
-pub const CONNECTIONS_MAX: u32 = 8;
+/// Connections that read; writes have a connection of their own.
+pub const READERS_MAX: u32 = 8;
 pub const BUSY_TIMEOUT_MS: u64 = 30_000;
 /// Page cache per connection, in KiB.
 pub const CACHE_KIB: u32 = 32 * 1024;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The one connection that writes, kept apart so its page cache stays warm (in WAL
+    /// mode a connection drops its cache when another connection has written since).
+    writer_pool: SqlitePool,
     /// Held by each writing transaction of this process until it ends.
     writer: Arc<tokio::sync::Mutex<()>>,
 }
@@ -56,14 +59,20 @@ impl SqliteStore {
             // that, and rereading pages through the kernel showed up in the billing-run
             // profile.
             .pragma("cache_size", format!("-{CACHE_KIB}"));
+        let writer_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(internal)?;
+        migrations::run(&writer_pool).await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(CONNECTIONS_MAX)
+            .max_connections(READERS_MAX)
             .connect_with(options)
             .await
             .map_err(internal)?;
-        migrations::run(&pool).await?;
         Ok(SqliteStore {
             pool,
+            writer_pool,
             writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -79,7 +88,7 @@ impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let writer = self.writer.clone().lock_owned().await;
         let tx = self
-            .pool
+            .writer_pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(internal)?;

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_billing_settings.sql"),
     include_str!("../migrations/0006_refunds.sql"),
     include_str!("../migrations/0007_disputes.sql"),
+    include_str!("../migrations/0008_renewals_in_one_transaction.sql"),
 ];
 
 pub async fn run(pool: &SqlitePool) -> StoreResult<()> {

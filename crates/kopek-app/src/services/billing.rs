@@ -1,19 +1,22 @@
 //! The billing clock: renewals, trial ends and cancellations at period end for due
 //! subscriptions, automatic finalization of due drafts, and test clocks moving forward.
 //!
-//! Work is found by scanning `next_action_at`, claimed with a lease in one transaction,
-//! and done in another that re-reads the claimed rows under lock and skips any that are
-//! no longer due: a second worker, a worker run twice, or a worker whose lease expired
-//! mid-batch therefore finds nothing left to do. Each batch commits its invoices, ledger
-//! entries, events and the subscriptions' next due times together; the unique key on
-//! (subscription, period start, billing reason) is the last line of defence.
+//! Work is found by scanning `next_action_at`. Renewals and finalizations are taken and
+//! done in one transaction that locks the rows it scanned (a second worker skips them on
+//! PostgreSQL; SQLite has one writer), so a second worker or a worker run twice finds
+//! nothing left to do, and a worker that dies mid-batch leaves the rows as they were.
+//! Each batch commits its invoices, ledger entries, events and next due times together;
+//! the unique key on (subscription, period start, billing reason) is the last line of
+//! defence. Payment attempts call the gateway between two transactions and so are
+//! claimed with a lease first (see `collection`).
 
 use super::invoicing::{subscription_lines, sweep_items, NewInvoice};
 use crate::app::{App, Change};
 use crate::error::AppError;
+use crate::ports::Tx;
 use crate::records::*;
 use kopek_core::billing;
-use kopek_core::invoice::{BillingReason, InvoiceStatus, LINES_MAX};
+use kopek_core::invoice::{BillingReason, LINES_MAX};
 use kopek_core::subscription::SubscriptionStatus;
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,6 +65,15 @@ impl Progress {
     }
 }
 
+/// Rows of several scopes, in their order, grouped by scope.
+fn group_by_scope<T>(rows: Vec<(Scope, T)>) -> BTreeMap<Scope, Vec<T>> {
+    let mut groups: BTreeMap<Scope, Vec<T>> = BTreeMap::new();
+    for (scope, row) in rows {
+        groups.entry(scope).or_default().push(row);
+    }
+    groups
+}
+
 fn by_scope(due: Vec<Due>) -> BTreeMap<(String, bool), Vec<String>> {
     let mut groups: BTreeMap<(String, bool), Vec<String>> = BTreeMap::new();
     for d in due {
@@ -86,30 +98,35 @@ impl App {
     }
 
     /// One batch of due work in `lane` as of `now`: subscriptions first (renewals create
-    /// drafts), then invoices (drafts to finalize, open ones to charge), then charges
-    /// whose outcome is to be reconciled.
+    /// drafts), then drafts to finalize, then open invoices (payment attempts, sent
+    /// invoices falling overdue), then charges whose outcome is to be reconciled and
+    /// refunds to send again.
     pub async fn run_due(
         &self,
         lane: &Lane,
         now: i64,
         config: &WorkerConfig,
     ) -> Result<Progress, AppError> {
-        let mut tx = self.store.write().await?;
-        let due = tx
-            .claim_due_subscriptions(lane, &self.claim(config, now))
-            .await?;
-        tx.commit().await?;
         let mut progress = Progress::default();
-        for ((account_id, livemode), ids) in by_scope(due) {
-            let scope = Scope {
-                account_id,
-                livemode,
-            };
-            progress.subscriptions += self.renew(&scope, &ids, now).await?;
-        }
+        // Renewals and finalizations never leave the database, so each batch is claimed
+        // and done in one transaction under row locks: nothing is written twice.
         let mut tx = self.store.write().await?;
         let due = tx
-            .claim_due_invoices(lane, &self.claim(config, now))
+            .due_subscriptions_for_update(lane, now, config.batch_max)
+            .await?;
+        for (scope, subs) in group_by_scope(due) {
+            progress.subscriptions += self.renew(&mut tx, &scope, subs, now).await?;
+        }
+        let due = tx
+            .due_drafts_for_update(lane, now, config.batch_max)
+            .await?;
+        for (scope, drafts) in group_by_scope(due) {
+            progress.invoices += self.finalize_due(&mut tx, &scope, drafts, now).await?;
+        }
+        tx.commit().await?;
+        let mut tx = self.store.write().await?;
+        let due = tx
+            .claim_due_open_invoices(lane, &self.claim(config, now))
             .await?;
         tx.commit().await?;
         for ((account_id, livemode), ids) in by_scope(due) {
@@ -117,7 +134,6 @@ impl App {
                 account_id,
                 livemode,
             };
-            progress.invoices += self.finalize_due(&scope, &ids, now).await?;
             progress.payments += self.collect_due(&scope, &ids, now).await?;
         }
         let mut tx = self.store.write().await?;
@@ -143,20 +159,23 @@ impl App {
         Ok(progress)
     }
 
-    /// Renews, ends trials of, or cancels the claimed subscriptions that are still due.
-    async fn renew(&self, scope: &Scope, ids: &[String], now: i64) -> Result<usize, AppError> {
-        let mut tx = self.store.write().await?;
-        let subs: Vec<Subscription> = tx
-            .subscriptions_for_update(scope, ids)
-            .await?
+    /// Renews, ends trials of, or cancels due subscriptions (locked by `tx`).
+    async fn renew(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        subs: Vec<Subscription>,
+        now: i64,
+    ) -> Result<usize, AppError> {
+        let subs: Vec<Subscription> = subs
             .into_iter()
-            .filter(|s| !s.status.is_terminal() && s.next_action_at.is_some_and(|t| t <= now))
+            .filter(|s| !s.status.is_terminal())
             .collect();
         if subs.is_empty() {
             return Ok(0);
         }
         let refs: Vec<&Subscription> = subs.iter().collect();
-        let prices = self.prices_of(&mut tx, scope, &refs).await?;
+        let prices = self.prices_of(tx, scope, &refs).await?;
         let mut customer_ids: Vec<String> = subs.iter().map(|s| s.customer.clone()).collect();
         customer_ids.sort();
         customer_ids.dedup();
@@ -242,9 +261,7 @@ impl App {
         }
         if self.draft_window_s == 0 && !invoices.is_empty() {
             // No draft window: finalize in the same transaction, writing each invoice once.
-            let (entries, finalized) = self
-                .finalize_batch(&mut tx, scope, &mut invoices, now)
-                .await?;
+            let (entries, finalized) = self.finalize_batch(tx, scope, &mut invoices, now).await?;
             tx.insert_ledger_entries(scope, &entries).await?;
             changes.extend(finalized);
         }
@@ -253,7 +270,6 @@ impl App {
         tx.update_invoice_items(scope, &swept).await?;
         let events = self.stamp_events(scope, now, None, changes);
         tx.insert_events(scope, &events).await?;
-        tx.commit().await?;
         Ok(updated.len())
     }
 
@@ -261,7 +277,7 @@ impl App {
     /// came out negative, and returns the ledger entries and events to write.
     async fn finalize_batch(
         &self,
-        tx: &mut Box<dyn crate::ports::Tx>,
+        tx: &mut Box<dyn Tx>,
         scope: &Scope,
         invoices: &mut [Invoice],
         now: i64,
@@ -290,36 +306,23 @@ impl App {
         Ok((entries, changes))
     }
 
-    /// Finalizes the claimed drafts that are still due, numbering them in order.
+    /// Finalizes due drafts (locked by `tx`), numbering them in the order they fell due.
     async fn finalize_due(
         &self,
+        tx: &mut Box<dyn Tx>,
         scope: &Scope,
-        ids: &[String],
+        drafts: Vec<Invoice>,
         now: i64,
     ) -> Result<usize, AppError> {
-        let mut tx = self.store.write().await?;
-        let mut invoices: Vec<Invoice> = tx
-            .invoices_for_update(scope, ids)
-            .await?
-            .into_iter()
-            .filter(|i| {
-                i.status == InvoiceStatus::Draft
-                    && i.auto_advance
-                    && i.next_action_at.is_some_and(|t| t <= now)
-            })
-            .collect();
+        let mut invoices: Vec<Invoice> = drafts.into_iter().filter(|i| i.auto_advance).collect();
         if invoices.is_empty() {
             return Ok(0);
         }
-        invoices.sort_by(|a, b| (a.next_action_at, &a.id).cmp(&(b.next_action_at, &b.id)));
-        let (entries, changes) = self
-            .finalize_batch(&mut tx, scope, &mut invoices, now)
-            .await?;
+        let (entries, changes) = self.finalize_batch(tx, scope, &mut invoices, now).await?;
         tx.update_invoices(scope, &invoices).await?;
         tx.insert_ledger_entries(scope, &entries).await?;
         let events = self.stamp_events(scope, now, None, changes);
         tx.insert_events(scope, &events).await?;
-        tx.commit().await?;
         Ok(invoices.len())
     }
 
