@@ -290,10 +290,16 @@ impl BillingTx for StoreTx {
     }
 
     async fn delete_test_clock(&mut self, scope: &Scope, id: &str) -> StoreResult<()> {
-        // Children first: ledger lines go with their entries (ON DELETE CASCADE), item
-        // prices with their subscriptions.
+        // Children first; item prices go with their subscriptions (ON DELETE CASCADE).
         let mut q = scoped("DELETE FROM payment_methods WHERE account_id = ", scope);
         q.push(" AND customer IN (SELECT id FROM customers WHERE test_clock = ")
+            .push_bind(id.to_owned())
+            .push(")");
+        self.execute(q).await?;
+        // Ledger lines have no foreign key to their entry on PostgreSQL (see its
+        // migration 0008), so they go first, by hand.
+        let mut q = scoped("DELETE FROM ledger_lines WHERE account_id = ", scope);
+        q.push(" AND entry_id IN (SELECT id FROM ledger_entries WHERE test_clock = ")
             .push_bind(id.to_owned())
             .push(")");
         self.execute(q).await?;

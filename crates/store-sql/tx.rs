@@ -516,7 +516,7 @@ impl Tx for StoreTx {
         filter: &EventFilter,
         page: &PageRequest,
     ) -> StoreResult<Option<Page<Event>>> {
-        let (event_type, object_id) = (filter.event_type.clone(), filter.object_id.clone());
+        let event_type = filter.event_type.clone();
         let list = ListQuery {
             table: "events",
             columns: EVENT_COLUMNS,
@@ -526,9 +526,6 @@ impl Tx for StoreTx {
             filter: Box::new(move |q| {
                 if let Some(event_type) = event_type {
                     q.push(" AND type = ").push_bind(event_type);
-                }
-                if let Some(object_id) = object_id {
-                    q.push(" AND object_id = ").push_bind(object_id);
                 }
             }),
         };

@@ -27,7 +27,6 @@ pub async fn list(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Respo
         let page = page(&mut params)?;
         let filter = EventFilter {
             event_type: params.string("type")?,
-            object_id: None,
             created: created(&mut params)?,
         };
         params.expand()?;

@@ -297,7 +297,6 @@ pub struct PriceFilter {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     pub event_type: Option<String>,
-    pub object_id: Option<String>,
     pub created: TimeRange,
 }
 

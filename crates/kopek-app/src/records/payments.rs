@@ -1,6 +1,6 @@
 //! Payment methods and the sandbox gateway's own record of what it charged.
 
-use super::billing::{currency, payment_intent_status};
+use super::billing::{currency, is_false, payment_intent_status};
 use super::Metadata;
 use crate::ports::{CardDetails, Decline};
 use kopek_core::payment::PaymentIntentStatus;
@@ -14,18 +14,23 @@ pub struct PaymentMethod {
     pub livemode: bool,
     pub created: i64,
     /// The customer it is attached to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
     /// What the gateway charges.
     pub reference: String,
     pub card: CardDetails,
     pub billing_details: BillingDetails,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillingDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
 }
 
@@ -43,6 +48,7 @@ pub struct SandboxCharge {
     pub currency: Currency,
     /// `succeeded`, `declined` or `requires_action`.
     pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decline: Option<Decline>,
 }
 
@@ -53,6 +59,7 @@ pub struct PaymentIntent {
     pub livemode: bool,
     pub created: i64,
     pub customer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoice: Option<String>,
     pub amount: i64,
     pub amount_received: i64,
@@ -60,10 +67,15 @@ pub struct PaymentIntent {
     pub currency: Currency,
     #[serde(with = "payment_intent_status")]
     pub status: PaymentIntentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_charge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_payment_error: Option<Decline>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
 }
 
@@ -95,6 +107,7 @@ pub struct Charge {
     pub livemode: bool,
     pub created: i64,
     pub payment_intent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoice: Option<String>,
     pub customer: String,
     pub amount: i64,
@@ -105,22 +118,28 @@ pub struct Charge {
     pub reference: String,
     pub card: CardDetails,
     pub status: ChargeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Decline>,
     /// The gateway's own id for the charge, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_id: Option<String>,
     /// The gateway call gave no answer: the reconciler asks again until it knows.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub outcome_unknown: bool,
     pub reconcile_attempts: u32,
     /// The reconciler gave up asking: a person must look at the gateway's records.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub needs_review: bool,
     /// Refunded or being refunded (pending refunds hold their amount).
     #[serde(default)]
     pub amount_refunded: i64,
     /// The cardholder disputed it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub disputed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
     /// When the reconciler must look at it (pending charges only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_action_at: Option<i64>,
 }
 
@@ -201,16 +220,23 @@ pub struct Refund {
     #[serde(with = "currency")]
     pub currency: Currency,
     /// `duplicate`, `fraudulent` or `requested_by_customer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub status: RefundStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
     /// While pending without an answer: when it is sent again (with the same key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_action_at: Option<i64>,
     pub attempts: u32,
     /// Sent again on the whole schedule without an answer: a person must look.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub needs_review: bool,
 }
 
@@ -252,7 +278,9 @@ pub struct Dispute {
     pub due_by: i64,
     pub submission_count: u32,
     pub gateway_id: String,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
 }
 
