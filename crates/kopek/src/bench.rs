@@ -61,6 +61,9 @@ pub enum BenchCommand {
         /// Subscriptions or invoices per worker transaction.
         #[arg(long, default_value_t = 1_000)]
         batch: u32,
+        /// Worker tick loops side by side, as `kopek worker --worker-tasks`.
+        #[arg(long, default_value_t = kopek_worker::TASKS_DEFAULT)]
+        tasks: u32,
     },
 }
 
@@ -164,19 +167,30 @@ pub async fn run(
     let BenchCommand::BillingRun {
         subscriptions,
         batch,
+        tasks,
     } = command;
     let n = *subscriptions;
     let (store, store_name, scratch) = open(database_url).await?;
-    let result = billing_run(store, &store_name, n, *batch, draft_window_s).await;
+    let worker = Worker {
+        batch: *batch,
+        tasks: (*tasks).clamp(1, 16),
+    };
+    let result = billing_run(store, &store_name, n, worker, draft_window_s).await;
     scratch.remove().await?;
     result
+}
+
+/// How the bench runs the worker.
+struct Worker {
+    batch: u32,
+    tasks: u32,
 }
 
 async fn billing_run(
     store: Arc<dyn Store>,
     store_name: &str,
     n: u32,
-    batch: u32,
+    worker: Worker,
     draft_window_s: i64,
 ) -> Result<(), String> {
     let start = join(
@@ -279,8 +293,9 @@ async fn billing_run(
     );
 
     let mut config = WorkerConfig::new("bench".into());
-    config.batch_max = batch;
-    let ticks_max = 4 * (n / batch + 2);
+    config.batch_max = worker.batch;
+    config.tasks = worker.tasks;
+    let ticks_max = 4 * (n / worker.batch + 2);
     let renewal = join(
         Date {
             year: 2026,
@@ -330,7 +345,9 @@ async fn billing_run(
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "billing-run on {store_name}, {cores} cores, batch {batch}, draft window {} s",
+        "billing-run on {store_name}, {cores} cores, batch {}, {} worker tasks, draft window {} s",
+        worker.batch,
+        worker.tasks,
         app.draft_window_s()
     );
     println!("  subscriptions renewed   {n}");

@@ -114,6 +114,9 @@ struct WorkerArgs {
     /// work by at most this long, after which another worker takes it.
     #[arg(long, env = "KOPEK_WORKER_LEASE_S", default_value_t = 60)]
     worker_lease_s: i64,
+    /// Tick loops side by side in this worker (PostgreSQL uses both cores with two).
+    #[arg(long, env = "KOPEK_WORKER_TASKS", default_value_t = kopek_worker::TASKS_DEFAULT)]
+    worker_tasks: u32,
 }
 
 impl WorkerArgs {
@@ -121,6 +124,7 @@ impl WorkerArgs {
         let mut config = WorkerConfig::new(RandomIds.id("worker"));
         config.batch_max = self.worker_batch_max.clamp(1, 10_000);
         config.lease_s = self.worker_lease_s.clamp(1, 3_600);
+        config.tasks = self.worker_tasks.clamp(1, 16);
         config
     }
 }

@@ -31,6 +31,9 @@ pub struct WorkerConfig {
     pub lease_s: i64,
     /// Batches one test clock may run in one tick before yielding to other work.
     pub clock_batches_max: u32,
+    /// Tick loops run side by side. On PostgreSQL each takes other rows (SKIP LOCKED),
+    /// so the database works on both cores; on SQLite they take turns at its one writer.
+    pub tasks: u32,
 }
 
 impl WorkerConfig {
@@ -40,6 +43,7 @@ impl WorkerConfig {
             batch_max: 500,
             lease_s: 60,
             clock_batches_max: 200,
+            tasks: 1,
         }
     }
 }
@@ -261,9 +265,7 @@ impl App {
         }
         if self.draft_window_s == 0 && !invoices.is_empty() {
             // No draft window: finalize in the same transaction, writing each invoice once.
-            let (entries, finalized) = self.finalize_batch(tx, scope, &mut invoices, now).await?;
-            tx.insert_ledger_entries(scope, &entries).await?;
-            changes.extend(finalized);
+            changes.extend(self.finalize_batch(tx, scope, &mut invoices, now).await?);
         }
         tx.insert_invoices(scope, &invoices).await?;
         tx.update_subscriptions(scope, &updated).await?;
@@ -273,29 +275,27 @@ impl App {
         Ok(updated.len())
     }
 
-    /// Numbers and finalizes `invoices` in their order, credits customers whose invoices
-    /// came out negative, and returns the ledger entries and events to write.
+    /// Finalizes `invoices`, posts their ledger entries, credits customers whose invoices
+    /// came out negative, then numbers them in their order; returns the events to write.
+    /// The numbers come last: from then until commit this transaction holds the scope's
+    /// number row, and another worker finalizing in the same account waits for it.
     async fn finalize_batch(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,
         invoices: &mut [Invoice],
         now: i64,
-    ) -> Result<(Vec<LedgerEntry>, Vec<Change>), AppError> {
-        let first = tx
-            .take_invoice_numbers(scope, invoices.len() as u32)
-            .await?;
+    ) -> Result<Vec<Change>, AppError> {
         let mut entries = Vec::with_capacity(invoices.len());
-        let mut changes = Vec::with_capacity(invoices.len());
         let mut credits: BTreeMap<String, i64> = BTreeMap::new();
-        for (offset, invoice) in invoices.iter_mut().enumerate() {
-            let finalized = self.finalize(scope, invoice, first + offset as i64, now)?;
+        for invoice in invoices.iter_mut() {
+            let finalized = self.finalize_unnumbered(scope, invoice, now)?;
             entries.extend(finalized.entry);
-            changes.extend(finalized.changes);
             if finalized.credit != 0 {
                 *credits.entry(invoice.customer.clone()).or_default() += finalized.credit;
             }
         }
+        tx.insert_ledger_entries(scope, &entries).await?;
         if !credits.is_empty() {
             let ids: Vec<String> = credits.keys().cloned().collect();
             for mut customer in tx.customers_by_ids(scope, &ids).await? {
@@ -303,7 +303,14 @@ impl App {
                 tx.update_customer(scope, &customer).await?;
             }
         }
-        Ok((entries, changes))
+        let first = tx
+            .take_invoice_numbers(scope, invoices.len() as u32)
+            .await?;
+        let mut changes = Vec::with_capacity(invoices.len());
+        for (offset, invoice) in invoices.iter_mut().enumerate() {
+            changes.extend(self.number(scope, invoice, first + offset as i64));
+        }
+        Ok(changes)
     }
 
     /// Finalizes due drafts (locked by `tx`), numbering them in the order they fell due.
@@ -318,9 +325,8 @@ impl App {
         if invoices.is_empty() {
             return Ok(0);
         }
-        let (entries, changes) = self.finalize_batch(tx, scope, &mut invoices, now).await?;
+        let changes = self.finalize_batch(tx, scope, &mut invoices, now).await?;
         tx.update_invoices(scope, &invoices).await?;
-        tx.insert_ledger_entries(scope, &entries).await?;
         let events = self.stamp_events(scope, now, None, changes);
         tx.insert_events(scope, &events).await?;
         Ok(invoices.len())
@@ -406,9 +412,32 @@ impl App {
         Ok(progress)
     }
 
-    /// Runs ticks until nothing is due and no clock is advancing (bounded by `ticks_max`);
-    /// returns what was done. For tests, the benchmark and `kopek worker --drain`.
+    /// Runs ticks until nothing is due and no clock is advancing (bounded by `ticks_max`
+    /// per task), in `config.tasks` loops side by side; returns what was done. For tests,
+    /// the benchmark and `kopek worker --drain`.
     pub async fn drain(&self, config: &WorkerConfig, ticks_max: u32) -> Result<Progress, AppError> {
+        if config.tasks <= 1 {
+            return self.drain_alone(config, ticks_max).await;
+        }
+        let mut loops = tokio::task::JoinSet::new();
+        for _ in 0..config.tasks {
+            let (app, config) = (self.clone(), config.clone());
+            loops.spawn(async move { app.drain_alone(&config, ticks_max).await });
+        }
+        let mut total = Progress::default();
+        while let Some(done) = loops.join_next().await {
+            let done =
+                done.map_err(|e| AppError::Internal(format!("a worker task failed: {e}")))?;
+            total.add(done?);
+        }
+        Ok(total)
+    }
+
+    async fn drain_alone(
+        &self,
+        config: &WorkerConfig,
+        ticks_max: u32,
+    ) -> Result<Progress, AppError> {
         let mut total = Progress::default();
         for _ in 0..ticks_max {
             let done = self.tick(config).await?;

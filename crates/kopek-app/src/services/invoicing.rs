@@ -267,6 +267,19 @@ impl App {
         sequence: i64,
         now: i64,
     ) -> Result<Finalized, AppError> {
+        let mut finalized = self.finalize_unnumbered(scope, invoice, now)?;
+        finalized.changes = self.number(scope, invoice, sequence);
+        Ok(finalized)
+    }
+
+    /// [`App::finalize`] but for the number, which the caller gives with
+    /// [`App::number`] before the invoice is written.
+    pub(crate) fn finalize_unnumbered(
+        &self,
+        scope: &Scope,
+        invoice: &mut Invoice,
+        now: i64,
+    ) -> Result<Finalized, AppError> {
         set_totals(invoice)?;
         let to = if invoice.amount_due == 0 {
             InvoiceStatus::Paid
@@ -277,7 +290,6 @@ impl App {
             .status
             .transition(to)
             .map_err(|e| AppError::invalid("invoice", format!("{e}.")))?;
-        invoice.number = Some(invoice_number(scope, sequence));
         invoice.finalized_at = Some(now);
         invoice.automatically_finalizes_at = None;
         invoice.next_action_at = None;
@@ -302,8 +314,23 @@ impl App {
             ledger::invoice_credited(&invoice.customer, Money::new(-invoice.total, currency))
         };
         let entry = self.ledger_entry(scope, now, invoice, "invoice.finalized", postings)?;
+        Ok(Finalized {
+            entry,
+            credit: invoice.total.min(0),
+            changes: Vec::new(),
+        })
+    }
+
+    /// Gives a just-finalized invoice its number; returns the events of its finalization.
+    pub(crate) fn number(
+        &self,
+        scope: &Scope,
+        invoice: &mut Invoice,
+        sequence: i64,
+    ) -> Vec<Change> {
+        invoice.number = Some(invoice_number(scope, sequence));
         let snapshot = Snapshot::Invoice(Box::new(invoice.clone()));
-        let paid = (to == InvoiceStatus::Paid).then(|| Change {
+        let paid = (invoice.status == InvoiceStatus::Paid).then(|| Change {
             event_type: "invoice.paid",
             object_id: invoice.id.clone(),
             object: snapshot.clone(),
@@ -316,11 +343,7 @@ impl App {
             previous: None,
         }];
         changes.extend(paid);
-        Ok(Finalized {
-            entry,
-            credit: invoice.total.min(0),
-            changes,
-        })
+        changes
     }
 }
 
