@@ -65,7 +65,10 @@ impl SqliteStore {
             // that, and rereading pages through the kernel showed up in the billing-run
             // profile.
             .pragma("cache_size", format!("-{CACHE_KIB}"))
-            .page_size(PAGE_SIZE);
+            .page_size(PAGE_SIZE)
+            // Statement journals (a multi-row statement's undo, in case it fails half
+            // way) stay in memory rather than in temporary files.
+            .pragma("temp_store", "memory");
         let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
