@@ -304,6 +304,8 @@ impl BillingTx for StoreTx {
             .push(")");
         self.execute(q).await?;
         for table in [
+            "customer_balance_transactions",
+            "credit_notes",
             "ledger_entries",
             "disputes",
             "refunds",

@@ -127,17 +127,20 @@ fn get<'r, T: sqlx::Decode<'r, Db> + sqlx::Type<Db>>(
     row.try_get(index).map_err(internal)
 }
 
-const CUSTOMER_COLUMNS: &str = "id, livemode, created, email, deleted, doc";
+const CUSTOMER_COLUMNS: &str = "id, livemode, created, email, deleted, balance, currency, doc";
 
 fn customer(row: &DbRow) -> StoreResult<Customer> {
-    codec::customer_from_doc(
-        get(row, 0)?,
-        get(row, 1)?,
-        get(row, 2)?,
-        get(row, 3)?,
-        get(row, 4)?,
-        get(row, 5)?,
-    )
+    let columns = codec::CustomerColumns {
+        id: get(row, 0)?,
+        livemode: get(row, 1)?,
+        created: get(row, 2)?,
+        email: get(row, 3)?,
+        deleted: get(row, 4)?,
+        balance: get(row, 5)?,
+        currency: get(row, 6)?,
+    };
+    let doc: String = get(row, 7)?;
+    codec::customer_from_doc(columns, &doc)
 }
 
 const PRODUCT_COLUMNS: &str = "id, livemode, created, active, doc";
@@ -273,7 +276,7 @@ impl Tx for StoreTx {
     async fn insert_customer(&mut self, scope: &Scope, c: &Customer) -> StoreResult<()> {
         let mut q = Builder::new(
             "INSERT INTO customers (account_id, livemode, id, created, email, deleted, test_clock, \
-             doc) ",
+             balance, currency, doc) ",
         );
         q.push_values([c], |mut b, c| {
             b.push_bind(scope.account_id.clone())
@@ -283,15 +286,21 @@ impl Tx for StoreTx {
                 .push_bind(c.email.clone())
                 .push_bind(c.deleted)
                 .push_bind(c.test_clock.clone())
+                .push_bind(c.balance)
+                .push_bind(c.currency.map(|currency| currency.lowercase()))
                 .push_bind(codec::customer_doc(c));
         });
         self.execute(q).await.map(drop)
     }
 
     async fn update_customer(&mut self, scope: &Scope, c: &Customer) -> StoreResult<()> {
+        // The balance moves only through `move_customer_balances`; a currency, once set,
+        // stays.
         let mut q = Builder::new("UPDATE customers SET email = ");
         q.push_bind(c.email.clone())
-            .push(", deleted = ")
+            .push(", currency = COALESCE(currency, ")
+            .push_bind(c.currency.map(|currency| currency.lowercase()))
+            .push("), deleted = ")
             .push_bind(c.deleted)
             .push(", doc = ")
             .push_bind(codec::customer_doc(c))

@@ -8,8 +8,10 @@
 // Stripe's invoice object is deep enough to need more than `json!`'s default.
 #![recursion_limit = "256"]
 
+mod balance_transactions;
 mod billing_settings;
 mod catalog;
+mod credit_notes;
 mod customers;
 mod disputes;
 mod error;
@@ -50,6 +52,14 @@ pub fn router(app: App) -> Router {
             get(customers::retrieve)
                 .post(customers::update)
                 .delete(customers::delete),
+        )
+        .route(
+            "/v1/customers/{id}/balance_transactions",
+            get(balance_transactions::list).post(balance_transactions::create),
+        )
+        .route(
+            "/v1/customers/{id}/balance_transactions/{transaction}",
+            get(balance_transactions::retrieve).post(balance_transactions::update),
         )
         .route(
             "/v1/products",
@@ -141,6 +151,21 @@ pub fn router(app: App) -> Router {
             "/v1/refunds/{id}",
             get(refunds::retrieve).post(refunds::update),
         )
+        .route(
+            "/v1/credit_notes",
+            get(credit_notes::list).post(credit_notes::create),
+        )
+        .route("/v1/credit_notes/preview", get(credit_notes::preview))
+        .route(
+            "/v1/credit_notes/preview/lines",
+            get(credit_notes::preview_lines),
+        )
+        .route(
+            "/v1/credit_notes/{id}",
+            get(credit_notes::retrieve).post(credit_notes::update),
+        )
+        .route("/v1/credit_notes/{id}/lines", get(credit_notes::lines))
+        .route("/v1/credit_notes/{id}/void", post(credit_notes::void))
         .route("/v1/disputes", get(disputes::list))
         .route(
             "/v1/disputes/{id}",

@@ -119,6 +119,18 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("/v1/charges/{id}", "get", "RetrieveCharge", "Retrieve a charge."),
     ("/v1/billing_settings", "get", "RetrieveBillingSettings", "The dunning policy (kopek's extension; Stripe keeps it in the Dashboard)."),
     ("/v1/billing_settings", "post", "UpdateBillingSettings", "Set the retry delays in days and the final subscription and invoice status."),
+    ("/v1/credit_notes", "get", "ListCreditNotes", "List credit notes; filter by customer, invoice or created."),
+    ("/v1/credit_notes", "post", "CreateCreditNote", "Credit a finalized invoice by lines or amount: off what it owes, then refunded, to the customer's balance or out of band."),
+    ("/v1/credit_notes/preview", "get", "PreviewCreditNote", "The credit note these parameters would issue; writes nothing."),
+    ("/v1/credit_notes/preview/lines", "get", "PreviewCreditNoteLines", "The lines of a credit note preview."),
+    ("/v1/credit_notes/{id}", "get", "RetrieveCreditNote", "Retrieve a credit note."),
+    ("/v1/credit_notes/{id}", "post", "UpdateCreditNote", "Update a credit note's memo or metadata."),
+    ("/v1/credit_notes/{id}/lines", "get", "ListCreditNoteLines", "List a credit note's lines."),
+    ("/v1/credit_notes/{id}/void", "post", "VoidCreditNote", "Void a credit note of an open invoice."),
+    ("/v1/customers/{id}/balance_transactions", "get", "ListCustomerBalanceTransactions", "List a customer's balance movements, newest first."),
+    ("/v1/customers/{id}/balance_transactions", "post", "CreateCustomerBalanceTransaction", "Adjust a customer's balance: negative credits them, positive adds to their next invoice."),
+    ("/v1/customers/{id}/balance_transactions/{transaction}", "get", "RetrieveCustomerBalanceTransaction", "Retrieve a balance transaction."),
+    ("/v1/customers/{id}/balance_transactions/{transaction}", "post", "UpdateCustomerBalanceTransaction", "Update a balance transaction's description or metadata."),
     ("/v1/refunds", "get", "ListRefunds", "List refunds; filter by charge or payment_intent."),
     ("/v1/refunds", "post", "CreateRefund", "Refund a charge (or a payment intent's charge), in full or in part, never more than is left."),
     ("/v1/refunds/{id}", "get", "RetrieveRefund", "Retrieve a refund."),
@@ -161,8 +173,13 @@ pub fn openapi_document() -> Value {
                 "default": {"description": "An error.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}}},
             },
         });
-        if path.contains("{id}") {
-            operation["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        let in_path: Vec<Value> = path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !in_path.is_empty() {
+            operation["parameters"] = Value::Array(in_path);
         }
         if *method == "post" {
             operation["parameters"]

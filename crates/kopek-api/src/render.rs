@@ -300,7 +300,7 @@ impl Renderer for WireRenderer {
             "discounts": [],
             "due_date": inv.due_date,
             "effective_at": inv.finalized_at,
-            "ending_balance": inv.finalized_at.map(|_| 0),
+            "ending_balance": inv.ending_balance,
             "footer": inv.footer,
             "hosted_invoice_url": null,
             "invoice_pdf": null,
@@ -334,10 +334,10 @@ impl Renderer for WireRenderer {
             })),
             "period_end": inv.period_end,
             "period_start": inv.period_start,
-            "post_payment_credit_notes_amount": 0,
-            "pre_payment_credit_notes_amount": 0,
+            "post_payment_credit_notes_amount": inv.post_payment_credit_notes_amount,
+            "pre_payment_credit_notes_amount": inv.pre_payment_credit_notes_amount,
             "receipt_number": null,
-            "starting_balance": 0,
+            "starting_balance": inv.starting_balance,
             "statement_descriptor": null,
             "status": inv.status.as_str(),
             "status_transitions": {
@@ -576,6 +576,81 @@ impl Renderer for WireRenderer {
         })
     }
 
+    fn credit_note(&self, n: &CreditNote) -> Value {
+        let lines: Vec<Value> = n
+            .lines
+            .iter()
+            .map(|l| credit_note_line(l, n.livemode))
+            .collect();
+        json!({
+            "id": n.id,
+            "object": "credit_note",
+            "amount": n.amount,
+            "amount_shipping": 0,
+            "created": n.created,
+            "currency": n.currency.lowercase(),
+            "customer": n.customer,
+            "customer_balance_transaction": n.customer_balance_transaction,
+            "discount_amount": 0,
+            "discount_amounts": [],
+            "effective_at": n.created,
+            "invoice": n.invoice,
+            "lines": {
+                "object": "list",
+                "data": lines,
+                "has_more": false,
+                "url": format!("/v1/credit_notes/{}/lines", n.id),
+            },
+            "livemode": n.livemode,
+            "memo": n.memo,
+            "metadata": metadata(&n.metadata),
+            "number": n.number,
+            "out_of_band_amount": (n.out_of_band_amount != 0).then_some(n.out_of_band_amount),
+            "pdf": null,
+            "post_payment_amount": n.post_payment_amount,
+            "pre_payment_amount": n.pre_payment_amount,
+            "pretax_credit_amounts": [],
+            "reason": n.reason,
+            "refunds": n.refund.iter().map(|r| json!({
+                "amount_refunded": n.refund_amount,
+                "refund": r,
+                "type": "refund",
+            })).collect::<Vec<_>>(),
+            "shipping_cost": null,
+            "status": if n.voided { "void" } else { "issued" },
+            "subtotal": n.amount,
+            "subtotal_excluding_tax": n.amount,
+            "test_clock": n.test_clock,
+            "total": n.amount,
+            "total_excluding_tax": n.amount,
+            "total_taxes": [],
+            "type": n.kind(),
+            "voided_at": n.voided_at,
+            // kopek's additions: where the amount beyond what was owed went.
+            "credit_amount": n.credit_amount,
+            "refund_amount": n.refund_amount,
+        })
+    }
+
+    fn balance_transaction(&self, t: &BalanceTransaction) -> Value {
+        json!({
+            "id": t.id,
+            "object": "customer_balance_transaction",
+            "amount": t.amount,
+            "checkout_session": null,
+            "created": t.created,
+            "credit_note": t.credit_note,
+            "currency": t.currency.lowercase(),
+            "customer": t.customer,
+            "description": t.description,
+            "ending_balance": t.ending_balance,
+            "invoice": t.invoice,
+            "livemode": t.livemode,
+            "metadata": metadata(&t.metadata),
+            "type": t.kind.as_str(),
+        })
+    }
+
     fn dispute(&self, d: &Dispute) -> Value {
         let mut evidence: serde_json::Map<String, Value> = kopek_app::EVIDENCE_FIELDS
             .iter()
@@ -656,6 +731,27 @@ pub fn list<T>(url: &str, page: &Page<T>, render: impl Fn(&T) -> Value) -> Value
         "data": page.data.iter().map(render).collect::<Vec<_>>(),
         "has_more": page.has_more,
         "url": url,
+    })
+}
+
+pub fn credit_note_line(l: &CreditNoteLine, livemode: bool) -> Value {
+    json!({
+        "id": l.id,
+        "object": "credit_note_line_item",
+        "amount": l.amount,
+        "description": l.description,
+        "discount_amount": 0,
+        "discount_amounts": [],
+        "invoice_line_item": l.invoice_line_item,
+        "livemode": livemode,
+        "metadata": {},
+        "pretax_credit_amounts": [],
+        "quantity": l.quantity,
+        "tax_rates": [],
+        "taxes": [],
+        "type": if l.invoice_line_item.is_some() { "invoice_line_item" } else { "custom_line_item" },
+        "unit_amount": l.unit_amount,
+        "unit_amount_decimal": l.unit_amount.map(|a| a.to_string()),
     })
 }
 

@@ -86,8 +86,6 @@ pub fn customer_doc(c: &Customer) -> String {
         "shipping": c.shipping.as_ref().map(|s| json!({
             "address": address_doc(&s.address), "name": s.name, "phone": s.phone,
         })),
-        "balance": c.balance,
-        "currency": c.currency.map(Currency::lowercase),
         "invoice_prefix": c.invoice_prefix,
         "next_invoice_sequence": c.next_invoice_sequence,
         "invoice_settings": {
@@ -104,15 +102,30 @@ pub fn customer_doc(c: &Customer) -> String {
     .to_string()
 }
 
+/// The columns a customer is kept in besides its document. The balance and its
+/// currency are columns, not document fields, so that moving a balance is an increment
+/// and writing the rest of a customer can never put back a balance it read earlier.
+pub struct CustomerColumns {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub email: Option<String>,
+    pub deleted: bool,
+    pub balance: i64,
+    pub currency: Option<String>,
+}
+
 /// Rebuilds a customer from its columns and its document.
-pub fn customer_from_doc(
-    id: String,
-    livemode: bool,
-    created: i64,
-    email: Option<String>,
-    deleted: bool,
-    doc: &str,
-) -> Decoded<Customer> {
+pub fn customer_from_doc(columns: CustomerColumns, doc: &str) -> Decoded<Customer> {
+    let CustomerColumns {
+        id,
+        livemode,
+        created,
+        email,
+        deleted,
+        balance,
+        currency,
+    } = columns;
     let doc: Value = serde_json::from_str(doc).map_err(|_| corrupt("customer"))?;
     let settings = doc.get("invoice_settings").cloned().unwrap_or(Value::Null);
     let custom_fields = match settings.get("custom_fields") {
@@ -148,8 +161,8 @@ pub fn customer_from_doc(
             _ => None,
         },
         shipping,
-        balance: doc.get("balance").and_then(Value::as_i64).unwrap_or(0),
-        currency: text(&doc, "currency")?
+        balance,
+        currency: currency
             .map(|c| Currency::parse(&c).map_err(|_| corrupt("currency")))
             .transpose()?,
         invoice_prefix: text(&doc, "invoice_prefix")?.unwrap_or_default(),

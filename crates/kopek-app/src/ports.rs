@@ -27,7 +27,7 @@ pub trait Store: Send + Sync {
 /// Every method on account-owned objects takes a [`Scope`]: there is no way to read or
 /// write across accounts or modes.
 #[async_trait]
-pub trait Tx: BillingTx + PaymentsTx {
+pub trait Tx: BillingTx + PaymentsTx + CreditsTx {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()>;
@@ -103,12 +103,6 @@ pub trait Tx: BillingTx + PaymentsTx {
     async fn release_idempotency_key(&mut self, scope: &Scope, key: &str) -> StoreResult<()>;
 }
 
-/// The billing half of a transaction: subscriptions, invoices, invoice items, test clocks,
-/// the ledger, and the claims the billing clock makes on due work.
-///
-/// The claim methods and the `kopek doctor` scans are the only unscoped reads besides the
-/// API key lookup: the worker and the doctor serve every account, and each row they
-/// return carries its scope.
 /// Payment methods, and the sandbox gateway's record of its charges (written in the
 /// sandbox's own transactions, as a real gateway's books would be apart from kopek's).
 #[async_trait]
@@ -284,6 +278,12 @@ pub trait PaymentsTx: Send {
     ) -> StoreResult<Vec<(i64, crate::ports::GatewayDispute)>>;
 }
 
+/// The billing half of a transaction: subscriptions, invoices, invoice items, test clocks,
+/// the ledger, and the claims the billing clock makes on due work.
+///
+/// The claim methods and the `kopek doctor` scans are the only unscoped reads besides the
+/// API key lookup: the worker and the doctor serve every account, and each row they
+/// return carries its scope.
 #[async_trait]
 pub trait BillingTx: Send {
     async fn prices_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Price>>;
@@ -455,6 +455,78 @@ pub trait BillingTx: Send {
     ) -> StoreResult<(Vec<Subscription>, i64)>;
 }
 
+/// Credit notes and customer balances.
+#[async_trait]
+pub trait CreditsTx: Send {
+    /// The balances of those of these customers that have one, locked for the rest of
+    /// the transaction where the store has row locks.
+    async fn customer_balances_for_update(
+        &mut self,
+        scope: &Scope,
+        customers: &[String],
+    ) -> StoreResult<Vec<CustomerBalance>>;
+    /// Adds each amount to its customer's balance, giving the balance the currency if it
+    /// had none; returns the balances after.
+    async fn move_customer_balances(
+        &mut self,
+        scope: &Scope,
+        moves: &[(String, kopek_core::Currency, i64)],
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// For `kopek doctor`: customers with a balance after row `after`, at most `limit`,
+    /// with the last row's position.
+    async fn customer_balances_after(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<CustomerBalance>, i64)>;
+    async fn insert_balance_transactions(
+        &mut self,
+        scope: &Scope,
+        transactions: &[BalanceTransaction],
+    ) -> StoreResult<()>;
+    async fn update_balance_transaction(
+        &mut self,
+        scope: &Scope,
+        transaction: &BalanceTransaction,
+    ) -> StoreResult<()>;
+    async fn balance_transaction(
+        &mut self,
+        scope: &Scope,
+        customer: &str,
+        id: &str,
+    ) -> StoreResult<Option<BalanceTransaction>>;
+    async fn balance_transactions(
+        &mut self,
+        scope: &Scope,
+        customer: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<BalanceTransaction>>>;
+
+    async fn insert_credit_note(&mut self, scope: &Scope, note: &CreditNote) -> StoreResult<()>;
+    async fn update_credit_note(&mut self, scope: &Scope, note: &CreditNote) -> StoreResult<()>;
+    /// With `lock`, the row stays locked until the transaction ends.
+    async fn credit_note(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+        lock: bool,
+    ) -> StoreResult<Option<CreditNote>>;
+    /// An invoice's credit notes, oldest first, at most `limit`.
+    async fn credit_notes_of_invoice(
+        &mut self,
+        scope: &Scope,
+        invoice: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<CreditNote>>;
+    async fn credit_notes(
+        &mut self,
+        scope: &Scope,
+        filter: &CreditNoteFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<CreditNote>>>;
+}
+
 /// The time, injected: no use case reads the wall clock.
 pub trait Clock: Send + Sync {
     fn now(&self) -> i64;
@@ -490,6 +562,8 @@ pub trait Renderer: Send + Sync {
     fn billing_settings(&self, settings: &BillingSettings) -> serde_json::Value;
     fn refund(&self, refund: &Refund) -> serde_json::Value;
     fn dispute(&self, dispute: &Dispute) -> serde_json::Value;
+    fn credit_note(&self, note: &CreditNote) -> serde_json::Value;
+    fn balance_transaction(&self, transaction: &BalanceTransaction) -> serde_json::Value;
     /// A declined card as the API answers it: HTTP status and Stripe's error envelope.
     fn card_error(&self, decline: &Decline, param: Option<&str>) -> (u16, serde_json::Value);
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;

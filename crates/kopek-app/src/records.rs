@@ -4,9 +4,11 @@
 //! to its tables, with [`crate::codec`] for the parts kept as a document).
 
 mod billing;
+mod credits;
 mod payments;
 
 pub use billing::*;
+pub use credits::*;
 use kopek_core::price::PriceModel;
 use kopek_core::Currency;
 pub use payments::*;

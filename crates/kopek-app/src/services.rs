@@ -1,7 +1,9 @@
+mod balances;
 mod billing;
 mod billing_settings;
 mod catalog;
 mod collection;
+mod credit_notes;
 mod customers;
 mod disputes;
 mod doctor;
@@ -17,10 +19,12 @@ mod refunds;
 mod subscriptions;
 mod test_clocks;
 
+pub use balances::{NewBalanceTransaction, ADJUSTMENT_MAX};
 pub use billing::{Progress, WorkerConfig};
 pub use billing_settings::BillingSettingsUpdate;
 pub use catalog::{NewPrice, NewProduct, PriceUpdate, ProductRef, ProductUpdate};
 pub use collection::{GATEWAY_TIMEOUT_MS_DEFAULT, RECONCILE_DELAYS_S};
+pub use credit_notes::{NewCreditNote, NewCreditNoteLine, CREDIT_NOTES_PER_INVOICE_MAX};
 pub use customers::CustomerParams;
 pub use disputes::{DisputeUpdate, EVIDENCE_FIELDS};
 pub use doctor::Violation;

@@ -110,7 +110,8 @@ impl BillingReason {
     }
 }
 
-/// The amount fields of an invoice, all derived from its line amounts and what was paid.
+/// The amount fields of an invoice, all derived from its line amounts, the customer
+/// balance it applied, the credit notes that reduced it before payment, and what was paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
     pub subtotal: Money,
@@ -120,8 +121,27 @@ pub struct Totals {
     pub amount_remaining: Money,
 }
 
+/// What besides its lines makes up what an invoice asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Adjustments {
+    /// The customer's balance when it was finalized (0 before), in Stripe's sign:
+    /// negative is credit, positive is owed.
+    pub starting_balance: i64,
+    /// Credit notes issued against it while it was still owed.
+    pub pre_payment_credit_notes: i64,
+    pub amount_paid: i64,
+}
+
 /// The most lines one invoice may carry (Stripe's limit on invoice items per invoice).
 pub const LINES_MAX: usize = 250;
+
+/// What finalizing an invoice of `total` does with a customer balance, as Stripe: debt
+/// is added to what is due, credit pays for it up to the total, and a negative total
+/// adds to the credit. Returns (amount due, the balance after).
+pub fn apply_balance(total: i64, balance: i64) -> Result<(i64, i64), MoneyError> {
+    let owed = total.checked_add(balance).ok_or(MoneyError::Overflow)?;
+    Ok((owed.max(0), owed.min(0)))
+}
 
 impl Totals {
     /// Sums the (already rounded) line amounts. Without discounts or tax (they come
@@ -130,12 +150,17 @@ impl Totals {
     pub fn from_lines(
         currency: Currency,
         lines: impl IntoIterator<Item = i64>,
-        amount_paid: i64,
+        adjustments: Adjustments,
     ) -> Result<Totals, MoneyError> {
         let subtotal = Money::sum(currency, lines.into_iter().map(|a| Money::new(a, currency)))?;
         let total = subtotal;
-        let amount_due = Money::new(total.minor().max(0), currency);
-        let amount_paid = Money::new(amount_paid, currency);
+        let (due, _) = apply_balance(total.minor(), adjustments.starting_balance)?;
+        let due = due
+            .checked_sub(adjustments.pre_payment_credit_notes)
+            .ok_or(MoneyError::Overflow)?
+            .max(0);
+        let amount_due = Money::new(due, currency);
+        let amount_paid = Money::new(adjustments.amount_paid, currency);
         let amount_remaining = Money::new(
             amount_due
                 .minor()
@@ -179,13 +204,37 @@ mod tests {
     #[test]
     fn totals_reconcile_to_the_lines() {
         let usd = Currency::parse("usd").unwrap();
-        let t = Totals::from_lines(usd, [1000, 2500, -500], 1000).unwrap();
+        let paid = |amount_paid| Adjustments {
+            amount_paid,
+            ..Adjustments::default()
+        };
+        let t = Totals::from_lines(usd, [1000, 2500, -500], paid(1000)).unwrap();
         assert_eq!(t.subtotal.minor(), 3000);
         assert_eq!(t.total.minor(), 3000);
         assert_eq!(t.amount_due.minor(), 3000);
         assert_eq!(t.amount_remaining.minor(), 2000);
-        let credit = Totals::from_lines(usd, [-700], 0).unwrap();
+        let credit = Totals::from_lines(usd, [-700], paid(0)).unwrap();
         assert_eq!((credit.total.minor(), credit.amount_due.minor()), (-700, 0));
-        assert!(Totals::from_lines(usd, [i64::MAX, 1], 0).is_err());
+        assert!(Totals::from_lines(usd, [i64::MAX, 1], paid(0)).is_err());
+        // 5.00 of credit and a 3.00 credit note leave 12.00 of 20.00 due.
+        let adjusted = Adjustments {
+            starting_balance: -500,
+            pre_payment_credit_notes: 300,
+            amount_paid: 0,
+        };
+        let t = Totals::from_lines(usd, [2000], adjusted).unwrap();
+        assert_eq!((t.total.minor(), t.amount_due.minor()), (2000, 1200));
+    }
+
+    /// Stripe's rules for a customer balance at finalization (docs.stripe.com, "Customer
+    /// credit balance": credit is applied to the next invoice, debt is added to it).
+    #[test]
+    fn a_balance_pays_or_adds_to_what_is_due() {
+        assert_eq!(apply_balance(2000, -500), Ok((1500, 0)));
+        assert_eq!(apply_balance(2000, -3000), Ok((0, -1000)));
+        assert_eq!(apply_balance(2000, 300), Ok((2300, 0)));
+        assert_eq!(apply_balance(-500, 0), Ok((0, -500)));
+        assert_eq!(apply_balance(-100, 300), Ok((200, 0)));
+        assert!(apply_balance(i64::MAX, 1).is_err());
     }
 }

@@ -26,6 +26,8 @@ pub enum AccountKind {
     Disputed,
     /// Disputes lost: the money went back to the cardholder.
     DisputeLosses,
+    /// Customer balances changed by hand: credit granted (a debit here) or debt added.
+    BalanceAdjustments,
 }
 
 pub const ACCOUNT_KINDS: &[AccountKind] = &[
@@ -38,6 +40,7 @@ pub const ACCOUNT_KINDS: &[AccountKind] = &[
     AccountKind::BadDebt,
     AccountKind::Disputed,
     AccountKind::DisputeLosses,
+    AccountKind::BalanceAdjustments,
 ];
 
 impl AccountKind {
@@ -52,6 +55,7 @@ impl AccountKind {
             AccountKind::BadDebt => "bad_debt",
             AccountKind::Disputed => "disputed",
             AccountKind::DisputeLosses => "dispute_losses",
+            AccountKind::BalanceAdjustments => "balance_adjustments",
         }
     }
 
@@ -135,12 +139,46 @@ fn transfer(
     ])
 }
 
-/// Finalizing an invoice: the customer owes its total, which is earned revenue.
-pub fn invoice_finalized(customer: &str, total: Money) -> Result<Vec<Posting>, LedgerError> {
-    transfer(
-        (AccountKind::Receivable, Some(customer)),
-        (AccountKind::Revenue, None),
-        total,
+/// An entry from signed amounts per account, all in `currency`.
+fn lines(
+    currency: crate::Currency,
+    lines: &[(AccountKind, Option<&str>, i64)],
+) -> Result<Vec<Posting>, LedgerError> {
+    balanced(
+        lines
+            .iter()
+            .map(|&(kind, customer, amount)| Posting {
+                kind,
+                customer: customer.map(str::to_owned),
+                amount: Money::new(amount, currency),
+            })
+            .collect(),
+    )
+}
+
+/// Finalizing an invoice: its total is earned revenue and owed by the customer, and
+/// `balance_applied` moves from the customer's balance onto what they owe (negative when
+/// their credit pays part of it, or when a negative total adds to their credit).
+pub fn invoice_finalized(
+    customer: &str,
+    total: Money,
+    balance_applied: i64,
+) -> Result<Vec<Posting>, LedgerError> {
+    let owed = total
+        .minor()
+        .checked_add(balance_applied)
+        .ok_or(LedgerError::Money(MoneyError::Overflow))?;
+    lines(
+        total.currency(),
+        &[
+            (AccountKind::Receivable, Some(customer), owed),
+            (AccountKind::Revenue, None, -total.minor()),
+            (
+                AccountKind::CustomerCredit,
+                Some(customer),
+                -balance_applied,
+            ),
+        ],
     )
 }
 
@@ -210,18 +248,36 @@ pub fn dispute_lost(amount: Money) -> Result<Vec<Posting>, LedgerError> {
     )
 }
 
-/// Voiding reverses the revenue of what was still owed (or written off).
+/// Voiding reverses the revenue of what was still owed (or written off), and gives the
+/// customer back the balance their invoice had used (`balance_returned`, as it was
+/// applied: negative for credit).
 pub fn invoice_voided(
     customer: &str,
     remaining: Money,
+    balance_returned: i64,
     was_uncollectible: bool,
 ) -> Result<Vec<Posting>, LedgerError> {
-    let reversed = if was_uncollectible {
+    let (settled, holder) = if was_uncollectible {
         (AccountKind::BadDebt, None)
     } else {
         (AccountKind::Receivable, Some(customer))
     };
-    transfer((AccountKind::Revenue, None), reversed, remaining)
+    let revenue = remaining
+        .minor()
+        .checked_sub(balance_returned)
+        .ok_or(LedgerError::Money(MoneyError::Overflow))?;
+    lines(
+        remaining.currency(),
+        &[
+            (AccountKind::Revenue, None, revenue),
+            (
+                AccountKind::CustomerCredit,
+                Some(customer),
+                balance_returned,
+            ),
+            (settled, holder, -remaining.minor()),
+        ],
+    )
 }
 
 /// Marking uncollectible writes what is still owed off to bad debt.
@@ -236,13 +292,61 @@ pub fn invoice_uncollectible(
     )
 }
 
-/// An invoice whose total is negative (credits exceed charges) gives the excess back to
-/// the customer as credit, reducing revenue.
-pub fn invoice_credited(customer: &str, credit: Money) -> Result<Vec<Posting>, LedgerError> {
+/// How a credit note's amount leaves the invoice's revenue: off what is still owed
+/// (`pre_payment`), into the customer's credit balance, or paid back outside kopek. The
+/// part refunded is posted by its refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditNoteSplit {
+    pub pre_payment: i64,
+    pub credit: i64,
+    pub out_of_band: i64,
+}
+
+/// Issuing a credit note: revenue is reduced by what it credits (but for refunds).
+pub fn credit_note_issued(
+    customer: &str,
+    currency: crate::Currency,
+    split: CreditNoteSplit,
+) -> Result<Vec<Posting>, LedgerError> {
+    let revenue = Money::sum(
+        currency,
+        [split.pre_payment, split.credit, split.out_of_band]
+            .into_iter()
+            .map(|a| Money::new(a, currency)),
+    )
+    .map_err(LedgerError::Money)?;
+    lines(
+        currency,
+        &[
+            (AccountKind::Revenue, None, revenue.minor()),
+            (AccountKind::Receivable, Some(customer), -split.pre_payment),
+            (AccountKind::CustomerCredit, Some(customer), -split.credit),
+            (AccountKind::OutOfBand, None, -split.out_of_band),
+        ],
+    )
+}
+
+/// Voiding a credit note reverses what issuing it posted.
+pub fn credit_note_voided(
+    customer: &str,
+    currency: crate::Currency,
+    split: CreditNoteSplit,
+) -> Result<Vec<Posting>, LedgerError> {
+    Ok(credit_note_issued(customer, currency, split)?
+        .into_iter()
+        .map(|p| Posting {
+            amount: Money::new(-p.amount.minor(), p.amount.currency()),
+            ..p
+        })
+        .collect())
+}
+
+/// A hand adjustment of a customer's balance (Stripe's sign: negative is credit).
+pub fn balance_adjusted(customer: &str, amount: Money) -> Result<Vec<Posting>, LedgerError> {
     transfer(
-        (AccountKind::Revenue, None),
         (AccountKind::CustomerCredit, Some(customer)),
-        credit,
+        (AccountKind::BalanceAdjustments, None),
+        amount,
     )
 }
 
@@ -257,22 +361,51 @@ mod tests {
 
     #[test]
     fn every_invoice_posting_balances_and_names_the_customer() {
-        let lines = invoice_finalized("cus_1", usd(2000)).unwrap();
+        let lines = invoice_finalized("cus_1", usd(2000), 0).unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].kind, AccountKind::Receivable);
         assert_eq!(lines[0].customer.as_deref(), Some("cus_1"));
         assert_eq!(lines[0].amount, usd(2000));
         assert_eq!(lines[1].amount, usd(-2000));
+        let split = CreditNoteSplit {
+            pre_payment: 300,
+            credit: 200,
+            out_of_band: 100,
+        };
         for lines in [
             invoice_paid_out_of_band("cus_1", usd(2000), false).unwrap(),
             invoice_paid_out_of_band("cus_1", usd(2000), true).unwrap(),
-            invoice_voided("cus_1", usd(2000), false).unwrap(),
+            invoice_voided("cus_1", usd(2000), -500, false).unwrap(),
             invoice_uncollectible("cus_1", usd(2000)).unwrap(),
-            invoice_credited("cus_1", usd(500)).unwrap(),
+            invoice_finalized("cus_1", usd(-500), 500).unwrap(),
+            credit_note_issued("cus_1", usd(0).currency(), split).unwrap(),
+            credit_note_voided("cus_1", usd(0).currency(), split).unwrap(),
+            balance_adjusted("cus_1", usd(-700)).unwrap(),
         ] {
             let sum: i64 = lines.iter().map(|p| p.amount.minor()).sum();
             assert_eq!(sum, 0);
         }
+    }
+
+    /// The customer's credit pays part of an invoice: what they owe is the rest, and the
+    /// credit account gives up what it paid; voiding gives the credit back.
+    #[test]
+    fn a_balance_applied_moves_between_credit_and_receivable() {
+        let amount = |lines: &[Posting], kind| {
+            lines
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.amount.minor())
+                .sum::<i64>()
+        };
+        let finalized = invoice_finalized("cus_1", usd(2000), -500).unwrap();
+        assert_eq!(amount(&finalized, AccountKind::Receivable), 1500);
+        assert_eq!(amount(&finalized, AccountKind::Revenue), -2000);
+        assert_eq!(amount(&finalized, AccountKind::CustomerCredit), 500);
+        let voided = invoice_voided("cus_1", usd(1500), -500, false).unwrap();
+        assert_eq!(amount(&voided, AccountKind::Receivable), -1500);
+        assert_eq!(amount(&voided, AccountKind::Revenue), 2000);
+        assert_eq!(amount(&voided, AccountKind::CustomerCredit), -500);
     }
 
     #[test]
@@ -284,6 +417,6 @@ mod tests {
         }])
         .unwrap_err();
         assert_eq!(err.to_string(), "entry lines sum to 5 usd, not zero");
-        assert!(invoice_finalized("cus_1", usd(0)).unwrap().is_empty());
+        assert!(invoice_finalized("cus_1", usd(0), 0).unwrap().is_empty());
     }
 }

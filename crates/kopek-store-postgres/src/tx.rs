@@ -19,3 +19,4 @@ const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 include!("../../store-sql/tx.rs");
 include!("../../store-sql/billing.rs");
 include!("../../store-sql/payments.rs");
+include!("../../store-sql/credits.rs");

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_disputes.sql"),
     include_str!("../migrations/0008_renewals_in_one_transaction.sql"),
     include_str!("../migrations/0009_leaner_billing_rows.sql"),
+    include_str!("../migrations/0010_credit_notes.sql"),
 ];
 
 pub async fn run(pool: &SqlitePool) -> StoreResult<()> {

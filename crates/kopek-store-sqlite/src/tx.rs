@@ -21,3 +21,4 @@ const SKIP_LOCKED: &str = "";
 include!("../../store-sql/tx.rs");
 include!("../../store-sql/billing.rs");
 include!("../../store-sql/payments.rs");
+include!("../../store-sql/credits.rs");

@@ -5,6 +5,7 @@ mod bad_input;
 mod billing;
 mod billing_bad_input;
 mod collection;
+mod credit_notes;
 mod disputes;
 mod dunning;
 mod payment_methods;

@@ -21,6 +21,10 @@ pub(crate) fn is_false(value: &bool) -> bool {
     !*value
 }
 
+pub(crate) fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
 pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
@@ -229,6 +233,17 @@ pub struct Invoice {
     pub amount_due: i64,
     pub amount_paid: i64,
     pub amount_remaining: i64,
+    /// The customer's balance (Stripe's sign) when it was finalized, and after: what
+    /// finalizing applied is the difference.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub starting_balance: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending_balance: Option<i64>,
+    /// Credit notes issued while it was still owed, and after it was paid.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pre_payment_credit_notes_amount: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub post_payment_credit_notes_amount: i64,
     pub auto_advance: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automatically_finalizes_at: Option<i64>,
@@ -358,7 +373,8 @@ pub struct LedgerEntry {
     pub id: String,
     pub livemode: bool,
     pub created: i64,
-    /// The object whose change this entry records (an invoice, for now).
+    /// The object whose change this entry records (an invoice, a refund, a credit
+    /// note, a dispute, a balance transaction).
     pub object_id: String,
     /// What happened, e.g. `invoice.finalized`.
     pub description: String,

@@ -10,7 +10,7 @@
 //! defence. Payment attempts call the gateway between two transactions and so are
 //! claimed with a lease first (see `collection`).
 
-use super::invoicing::{subscription_lines, sweep_items, NewInvoice};
+use super::invoicing::{subscription_lines, sweep_items, Balances, NewInvoice};
 use crate::app::{App, Change};
 use crate::error::AppError;
 use crate::ports::Tx;
@@ -275,9 +275,9 @@ impl App {
         Ok(updated.len())
     }
 
-    /// Finalizes `invoices`, posts their ledger entries, credits customers whose invoices
-    /// came out negative, then numbers them in their order; returns the events to write.
-    /// The numbers come last: from then until commit this transaction holds the scope's
+    /// Finalizes `invoices`, applying their customers' balances, posts their ledger
+    /// entries, then numbers them in their order; returns the events to write. The
+    /// numbers come last: from then until commit this transaction holds the scope's
     /// number row, and another worker finalizing in the same account waits for it.
     async fn finalize_batch(
         &self,
@@ -286,23 +286,19 @@ impl App {
         invoices: &mut [Invoice],
         now: i64,
     ) -> Result<Vec<Change>, AppError> {
+        let mut customers: Vec<String> = invoices.iter().map(|i| i.customer.clone()).collect();
+        customers.sort();
+        customers.dedup();
+        let mut balances = Balances::lock(tx, scope, &customers).await?;
         let mut entries = Vec::with_capacity(invoices.len());
-        let mut credits: BTreeMap<String, i64> = BTreeMap::new();
         for invoice in invoices.iter_mut() {
-            let finalized = self.finalize_unnumbered(scope, invoice, now)?;
+            let finalized = self
+                .finalize_unnumbered(scope, invoice, &mut balances, now)
+                .map_err(|e| AppError::Internal(format!("finalizing {}: {e}", invoice.id)))?;
             entries.extend(finalized.entry);
-            if finalized.credit != 0 {
-                *credits.entry(invoice.customer.clone()).or_default() += finalized.credit;
-            }
         }
         tx.insert_ledger_entries(scope, &entries).await?;
-        if !credits.is_empty() {
-            let ids: Vec<String> = credits.keys().cloned().collect();
-            for mut customer in tx.customers_by_ids(scope, &ids).await? {
-                customer.balance += credits[&customer.id];
-                tx.update_customer(scope, &customer).await?;
-            }
-        }
+        balances.write(tx, scope).await?;
         let first = tx
             .take_invoice_numbers(scope, invoices.len() as u32)
             .await?;

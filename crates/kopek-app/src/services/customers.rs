@@ -1,4 +1,5 @@
 use super::metadata::MetadataUpdate;
+use super::NewBalanceTransaction;
 use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
 use crate::records::*;
@@ -13,6 +14,8 @@ pub struct CustomerParams {
     pub phone: Option<Option<String>>,
     pub address: Option<Option<Address>>,
     pub shipping: Option<Option<Shipping>>,
+    /// The balance to set: the difference becomes an `adjustment` balance transaction,
+    /// in the balance's currency.
     pub balance: Option<i64>,
     pub invoice_prefix: Option<String>,
     pub next_invoice_sequence: Option<i64>,
@@ -44,7 +47,6 @@ impl CustomerParams {
         set(&mut customer.phone, self.phone);
         set(&mut customer.address, self.address);
         set(&mut customer.shipping, self.shipping);
-        set(&mut customer.balance, self.balance);
         set(&mut customer.invoice_prefix, self.invoice_prefix);
         set(
             &mut customer.next_invoice_sequence,
@@ -115,6 +117,9 @@ impl App {
                     )
                 })?;
             customer.invoice_settings.default_payment_method = Some(given.id.clone());
+        }
+        if params.balance.is_some_and(|b| b != 0) {
+            return Err(no_balance_currency());
         }
         params.apply(&mut customer)?;
         let mut tx = self.store.write().await?;
@@ -193,8 +198,35 @@ impl App {
             }
             customer.invoice_settings.default_payment_method = default.clone();
         }
+        let balance = params.balance;
         params.apply(&mut customer)?;
         tx.update_customer(&caller.scope, &customer).await?;
+        if let Some(amount) = balance
+            .map(|b| b - customer.balance)
+            .filter(|amount| *amount != 0)
+        {
+            let currency = customer.currency.ok_or_else(no_balance_currency)?;
+            let now = self.time_for(&mut tx, &caller.scope, &customer).await?;
+            let adjustment = NewBalanceTransaction {
+                amount,
+                currency,
+                description: None,
+                metadata: MetadataUpdate::default(),
+            };
+            self.adjust_balance(
+                &mut tx,
+                &caller.scope,
+                &mut customer,
+                adjustment,
+                currency,
+                now,
+            )
+            .await
+            .map_err(|e| match e {
+                AppError::Invalid { message, .. } => AppError::invalid("balance", message),
+                other => other,
+            })?;
+        }
         let rendered = self.render.customer(&customer);
         let changes = Change::rendered_update("customer.updated", &customer.id, before, &rendered);
         self.commit(tx, caller, changes.into_iter().collect(), &rendered)
@@ -245,6 +277,14 @@ fn not_found(id: &str) -> AppError {
         id: id.to_owned(),
         param: Some("id"),
     }
+}
+
+fn no_balance_currency() -> AppError {
+    AppError::invalid(
+        "balance",
+        "The customer has no currency yet, so their balance cannot be set; add a balance \
+         transaction with its currency (POST /v1/customers/:id/balance_transactions).",
+    )
 }
 
 fn live_customer(customer: Option<Customer>, id: &str) -> Result<Customer, AppError> {

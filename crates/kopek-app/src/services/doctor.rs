@@ -5,7 +5,7 @@ use crate::error::AppError;
 use crate::ports::ChargeOutcome;
 use crate::records::*;
 use crate::services::RECONCILE_DELAYS_S;
-use kopek_core::invoice::{BillingReason, InvoiceStatus, Totals};
+use kopek_core::invoice::{Adjustments, BillingReason, InvoiceStatus, Totals};
 use kopek_core::ledger::AccountKind;
 use std::collections::{BTreeMap, HashMap};
 
@@ -212,6 +212,7 @@ impl App {
         let mut ledger_receivable: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut ledger_bad_debt: BTreeMap<String, i64> = BTreeMap::new();
         let mut ledger_cash: BTreeMap<String, i64> = BTreeMap::new();
+        let mut ledger_credit: BTreeMap<(String, String), i64> = BTreeMap::new();
         for b in balances {
             let currency = b.currency.lowercase();
             match b.kind {
@@ -223,6 +224,9 @@ impl App {
                 }
                 AccountKind::BadDebt => {
                     ledger_bad_debt.insert(currency, b.balance);
+                }
+                AccountKind::CustomerCredit => {
+                    ledger_credit.insert((b.customer.unwrap_or_default(), currency), b.balance);
                 }
                 _ => {}
             }
@@ -247,6 +251,42 @@ impl App {
                 });
             }
         }
+        // Customers' balances, against the credit ledger (Stripe's sign on both sides:
+        // credit is negative).
+        let mut after = 0;
+        loop {
+            let (found, last) = tx.customer_balances_after(scope, after, SCAN_BATCH).await?;
+            if last == after {
+                break;
+            }
+            after = last;
+            for b in found {
+                let currency = b.currency.map_or_else(String::new, |c| c.lowercase());
+                let ledger = ledger_credit
+                    .remove(&(b.customer.clone(), currency.clone()))
+                    .unwrap_or(0);
+                if ledger != b.balance {
+                    out.push(Violation {
+                        invariant: "a customer's balance equals their credit ledger",
+                        objects: vec![b.customer.clone()],
+                        detail: format!(
+                            "the balance is {} {currency}, the ledger says {ledger}",
+                            b.balance
+                        ),
+                    });
+                }
+            }
+        }
+        for ((customer, currency), ledger) in ledger_credit {
+            if ledger != 0 {
+                out.push(Violation {
+                    invariant: "a customer's balance equals their credit ledger",
+                    objects: vec![customer],
+                    detail: format!("the balance is 0, the ledger says {ledger} {currency}"),
+                });
+            }
+        }
+
         let mut currencies: Vec<&String> =
             written_off.keys().chain(ledger_bad_debt.keys()).collect();
         currencies.sort();
@@ -366,7 +406,11 @@ fn check_totals(invoice: &Invoice, out: &mut Vec<Violation>) {
     let expected = Totals::from_lines(
         invoice.currency,
         invoice.lines.iter().map(|l| l.amount),
-        invoice.amount_paid,
+        Adjustments {
+            starting_balance: invoice.starting_balance,
+            pre_payment_credit_notes: invoice.pre_payment_credit_notes_amount,
+            amount_paid: invoice.amount_paid,
+        },
     );
     let fine = expected.is_ok_and(|t| {
         t.subtotal.minor() == invoice.subtotal

@@ -1,7 +1,9 @@
 //! Invoices and invoice items through the API: manual invoices, one-off items, and the
 //! invoice lifecycle (finalize, pay out of band, void, mark uncollectible).
 
-use super::invoicing::{item_line, money_error, set_totals, sweep_items, NewInvoice};
+use super::invoicing::{
+    item_line, money_error, set_totals, sweep_items, write_balance_transactions, NewInvoice,
+};
 use super::metadata::MetadataUpdate;
 use super::subscriptions::check_quantity;
 use crate::app::{cursor_not_found, App, Caller, Change};
@@ -107,7 +109,7 @@ impl App {
             .ok_or_else(|| not_found(id))
     }
 
-    async fn invoice_time(
+    pub(crate) async fn invoice_time(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,
@@ -313,22 +315,12 @@ impl App {
         if invoice.status != InvoiceStatus::Draft {
             return Err(illegal(&invoice, "finalize"));
         }
-        let (mut customer, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
-        let sequence = tx.take_invoice_numbers(scope, 1).await?;
-        let finalized = self.finalize(scope, &mut invoice, sequence, now)?;
+        let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        let changes = self.finalize_one(&mut tx, scope, &mut invoice, now).await?;
         tx.update_invoices(scope, std::slice::from_ref(&invoice))
             .await?;
-        if let Some(entry) = &finalized.entry {
-            tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
-                .await?;
-        }
-        if finalized.credit != 0 {
-            customer.balance += finalized.credit;
-            tx.update_customer(scope, &customer).await?;
-        }
         let rendered = self.render.invoice(&invoice);
-        self.commit_at(tx, caller, now, finalized.changes, &rendered)
-            .await?;
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
         Ok(invoice)
     }
 
@@ -393,11 +385,44 @@ impl App {
             .status
             .transition(InvoiceStatus::Void)
             .map_err(|_| illegal(&invoice, "void"))?;
+        if invoice.pre_payment_credit_notes_amount != 0
+            || invoice.post_payment_credit_notes_amount != 0
+        {
+            return Err(AppError::invalid(
+                "id",
+                format!(
+                    "Invoice {id} has credit notes; void them (or credit the rest of the \
+                     invoice) instead of voiding the invoice."
+                ),
+            ));
+        }
         let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
         let remaining = Money::new(invoice.amount_remaining, invoice.currency);
-        let postings = ledger::invoice_voided(&invoice.customer, remaining, was_uncollectible);
+        // The customer balance the invoice used (or was credited) goes back.
+        let applied =
+            invoice.starting_balance - invoice.ending_balance.unwrap_or(invoice.starting_balance);
+        let postings =
+            ledger::invoice_voided(&invoice.customer, remaining, applied, was_uncollectible);
         invoice.voided_at = Some(now);
         let entry = self.ledger_entry(scope, now, &invoice, "invoice.voided", postings)?;
+        if applied != 0 {
+            let returned = BalanceTransaction {
+                id: self.ids.id("cbtxn"),
+                livemode: scope.livemode,
+                created: now,
+                customer: invoice.customer.clone(),
+                amount: applied,
+                currency: invoice.currency,
+                ending_balance: 0,
+                kind: BalanceTransactionType::UnappliedFromInvoice,
+                invoice: Some(invoice.id.clone()),
+                credit_note: None,
+                description: None,
+                test_clock: invoice.test_clock.clone(),
+                metadata: Metadata::new(),
+            };
+            write_balance_transactions(&mut tx, scope, vec![returned]).await?;
+        }
         self.close_invoice(tx, caller, now, invoice, entry, "invoice.voided")
             .await
     }

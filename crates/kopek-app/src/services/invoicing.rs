@@ -2,9 +2,10 @@
 
 use crate::app::{App, Change};
 use crate::error::AppError;
+use crate::ports::Tx;
 use crate::records::*;
 use kopek_core::billing;
-use kopek_core::invoice::{BillingReason, InvoiceStatus, Totals, LINES_MAX};
+use kopek_core::invoice::{self, Adjustments, BillingReason, InvoiceStatus, Totals, LINES_MAX};
 use kopek_core::ledger::{self, Posting};
 use kopek_core::period::Period;
 use kopek_core::subscription::CollectionMethod;
@@ -122,7 +123,11 @@ pub(crate) fn set_totals(invoice: &mut Invoice) -> Result<(), AppError> {
     let totals = Totals::from_lines(
         invoice.currency,
         invoice.lines.iter().map(|l| l.amount),
-        invoice.amount_paid,
+        Adjustments {
+            starting_balance: invoice.starting_balance,
+            pre_payment_credit_notes: invoice.pre_payment_credit_notes_amount,
+            amount_paid: invoice.amount_paid,
+        },
     )
     .map_err(money_error)?;
     invoice.subtotal = totals.subtotal.minor();
@@ -165,6 +170,10 @@ impl App {
             amount_due: 0,
             amount_paid: 0,
             amount_remaining: 0,
+            starting_balance: 0,
+            ending_balance: None,
+            pre_payment_credit_notes_amount: 0,
+            post_payment_credit_notes_amount: 0,
             auto_advance: new.reason != BillingReason::Manual,
             automatically_finalizes_at: None,
             due_date: None,
@@ -257,29 +266,43 @@ impl App {
         }))
     }
 
-    /// Finalizes a draft: numbers it, makes it open (or paid when nothing is due), and
-    /// posts what it bills. Returns the ledger entry, the credit (≤ 0) to add to the
-    /// customer's balance when credits exceed charges, and the events to record.
-    pub(crate) fn finalize(
+    /// Finalizes one draft in `tx`: applies its customer's balance, makes it open (or
+    /// paid when nothing is due), numbers it and posts what it bills. Returns the events
+    /// to record; the caller writes the invoice.
+    pub(crate) async fn finalize_one(
         &self,
+        tx: &mut Box<dyn Tx>,
         scope: &Scope,
         invoice: &mut Invoice,
-        sequence: i64,
         now: i64,
-    ) -> Result<Finalized, AppError> {
-        let mut finalized = self.finalize_unnumbered(scope, invoice, now)?;
-        finalized.changes = self.number(scope, invoice, sequence);
-        Ok(finalized)
+    ) -> Result<Vec<Change>, AppError> {
+        let customer = std::slice::from_ref(&invoice.customer);
+        let mut balances = Balances::lock(tx, scope, customer).await?;
+        let finalized = self.finalize_unnumbered(scope, invoice, &mut balances, now)?;
+        if let Some(entry) = &finalized.entry {
+            tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
+                .await?;
+        }
+        balances.write(tx, scope).await?;
+        let sequence = tx.take_invoice_numbers(scope, 1).await?;
+        Ok(self.number(scope, invoice, sequence))
     }
 
-    /// [`App::finalize`] but for the number, which the caller gives with
-    /// [`App::number`] before the invoice is written.
+    /// Finalizes a draft but for its number, which the caller gives with
+    /// [`App::number`] before the invoice is written: applies the customer's balance
+    /// (recorded in `balances`), makes it open or paid, and returns its ledger entry.
     pub(crate) fn finalize_unnumbered(
         &self,
         scope: &Scope,
         invoice: &mut Invoice,
+        balances: &mut Balances,
         now: i64,
     ) -> Result<Finalized, AppError> {
+        set_totals(invoice)?;
+        let starting = balances.of(&invoice.customer, invoice.currency)?;
+        let (_, ending) = invoice::apply_balance(invoice.total, starting).map_err(money_error)?;
+        invoice.starting_balance = starting;
+        invoice.ending_balance = Some(ending);
         set_totals(invoice)?;
         let to = if invoice.amount_due == 0 {
             InvoiceStatus::Paid
@@ -307,18 +330,16 @@ impl App {
                 CollectionMethod::SendInvoice => invoice.due_date,
             };
         }
-        let currency = invoice.currency;
-        let postings = if invoice.total >= 0 {
-            ledger::invoice_finalized(&invoice.customer, Money::new(invoice.total, currency))
-        } else {
-            ledger::invoice_credited(&invoice.customer, Money::new(-invoice.total, currency))
-        };
+        if ending != starting {
+            balances.change(self, invoice, ending - starting, now);
+        }
+        let postings = ledger::invoice_finalized(
+            &invoice.customer,
+            Money::new(invoice.total, invoice.currency),
+            starting - ending,
+        );
         let entry = self.ledger_entry(scope, now, invoice, "invoice.finalized", postings)?;
-        Ok(Finalized {
-            entry,
-            credit: invoice.total.min(0),
-            changes: Vec::new(),
-        })
+        Ok(Finalized { entry })
     }
 
     /// Gives a just-finalized invoice its number; returns the events of its finalization.
@@ -349,6 +370,118 @@ impl App {
 
 pub(crate) struct Finalized {
     pub entry: Option<LedgerEntry>,
-    pub credit: i64,
-    pub changes: Vec<Change>,
+}
+
+/// The balances of the customers whose invoices a transaction finalizes, as finalizing
+/// uses them: read (and locked) once, changed invoice by invoice, written at the end
+/// with a balance transaction for each change.
+pub(crate) struct Balances {
+    customers: HashMap<String, CustomerBalance>,
+    transactions: Vec<BalanceTransaction>,
+}
+
+impl Balances {
+    /// The balances of these customers, locked for the rest of the transaction.
+    /// Customers with no balance are not read: finalizing only changes theirs when an
+    /// invoice comes out negative, and the change is an increment.
+    pub(crate) async fn lock(
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        customers: &[String],
+    ) -> Result<Balances, AppError> {
+        let customers = tx
+            .customer_balances_for_update(scope, customers)
+            .await?
+            .into_iter()
+            .map(|b| (b.customer.clone(), b))
+            .collect();
+        Ok(Balances {
+            customers,
+            transactions: Vec::new(),
+        })
+    }
+
+    /// A customer's balance that an invoice in `currency` can use.
+    fn of(&self, customer: &str, currency: Currency) -> Result<i64, AppError> {
+        let Some(found) = self.customers.get(customer) else {
+            return Ok(0);
+        };
+        match found.currency {
+            Some(c) if c != currency && found.balance != 0 => Err(AppError::invalid(
+                "invoice",
+                format!(
+                    "The customer's balance is in {}, and an invoice in {} can neither use                      nor add to it; bill them in {}.",
+                    c.lowercase(),
+                    currency.lowercase(),
+                    c.lowercase()
+                ),
+            )),
+            _ => Ok(found.balance),
+        }
+    }
+
+    fn change(&mut self, app: &App, invoice: &Invoice, amount: i64, now: i64) {
+        let held = self
+            .customers
+            .entry(invoice.customer.clone())
+            .or_insert_with(|| CustomerBalance {
+                customer: invoice.customer.clone(),
+                currency: Some(invoice.currency),
+                balance: 0,
+            });
+        held.balance += amount;
+        self.transactions.push(BalanceTransaction {
+            id: app.ids.id("cbtxn"),
+            livemode: invoice.livemode,
+            created: now,
+            customer: invoice.customer.clone(),
+            amount,
+            currency: invoice.currency,
+            ending_balance: held.balance,
+            kind: BalanceTransactionType::AppliedToInvoice,
+            invoice: Some(invoice.id.clone()),
+            credit_note: None,
+            description: None,
+            test_clock: invoice.test_clock.clone(),
+            metadata: Metadata::new(),
+        });
+    }
+
+    /// Writes the balance transactions and the customers' new balances.
+    pub(crate) async fn write(self, tx: &mut Box<dyn Tx>, scope: &Scope) -> Result<(), AppError> {
+        write_balance_transactions(tx, scope, self.transactions).await?;
+        Ok(())
+    }
+}
+
+/// Moves customers' balances by these transactions' amounts (giving a balance its
+/// currency the first time) and records the transactions, each with the balance it
+/// left. The moves are increments, so a balance nobody locked still adds up.
+pub(crate) async fn write_balance_transactions(
+    tx: &mut Box<dyn Tx>,
+    scope: &Scope,
+    mut transactions: Vec<BalanceTransaction>,
+) -> Result<Vec<BalanceTransaction>, AppError> {
+    if transactions.is_empty() {
+        return Ok(transactions);
+    }
+    let mut moves: Vec<(String, Currency, i64)> = Vec::new();
+    for t in &transactions {
+        match moves.iter_mut().find(|(c, _, _)| *c == t.customer) {
+            Some(m) => m.2 += t.amount,
+            None => moves.push((t.customer.clone(), t.currency, t.amount)),
+        }
+    }
+    for (customer, mut balance) in tx.move_customer_balances(scope, &moves).await? {
+        for t in transactions
+            .iter_mut()
+            .rev()
+            .filter(|t| t.customer == customer)
+        {
+            t.ending_balance = balance;
+            balance -= t.amount;
+        }
+    }
+    tx.insert_balance_transactions(scope, &transactions).await?;
+    Ok(transactions)
 }

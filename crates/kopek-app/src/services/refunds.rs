@@ -123,6 +123,45 @@ impl App {
         let now = self.time_for(&mut tx, scope, &customer).await?;
         let mut metadata = Metadata::new();
         new.metadata.apply(&mut metadata)?;
+        let (refund, created) = self
+            .reserve_refund(
+                &mut tx,
+                scope,
+                &mut charge,
+                amount,
+                new.reason,
+                metadata,
+                now,
+            )
+            .await?;
+        // The idempotent response is the pending refund until the answer replaces it: a
+        // retry after a crash in between sees this refund, never makes a second one.
+        let pending = self.render.refund(&refund);
+        self.commit_at(tx, caller, now, vec![created], &pending)
+            .await?;
+
+        let (settled, changes, tx) = self
+            .send_reserved_refund(scope, &refund, &charge, now)
+            .await?;
+        let rendered = self.render.refund(&settled);
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
+        Ok(settled)
+    }
+
+    /// The first step of a refund, in the caller's transaction, which holds `charge`
+    /// locked: `amount` (checked against what is left) is reserved on the charge and a
+    /// pending refund written. Returns it and its event.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn reserve_refund(
+        &self,
+        tx: &mut Box<dyn crate::ports::Tx>,
+        scope: &Scope,
+        charge: &mut Charge,
+        amount: i64,
+        reason: Option<String>,
+        metadata: Metadata,
+        now: i64,
+    ) -> Result<(Refund, Change), AppError> {
         let refund = Refund {
             id: self.ids.id("re"),
             livemode: scope.livemode,
@@ -132,7 +171,7 @@ impl App {
             customer: charge.customer.clone(),
             amount,
             currency: charge.currency,
-            reason: new.reason,
+            reason,
             status: RefundStatus::Pending,
             failure_reason: None,
             gateway_id: None,
@@ -144,22 +183,30 @@ impl App {
             needs_review: false,
         };
         charge.amount_refunded += amount;
-        tx.update_charges(scope, std::slice::from_ref(&charge))
+        tx.update_charges(scope, std::slice::from_ref(charge))
             .await?;
         tx.insert_refund(scope, &refund).await?;
-        // The idempotent response is the pending refund until the answer replaces it: a
-        // retry after a crash in between sees this refund, never makes a second one.
-        let pending = self.render.refund(&refund);
         let created = Change {
             event_type: "refund.created",
             object_id: refund.id.clone(),
-            object: Snapshot::Rendered(pending.clone()),
+            object: Snapshot::Rendered(self.render.refund(&refund)),
             previous: None,
         };
-        self.commit_at(tx, caller, now, vec![created], &pending)
-            .await?;
+        Ok((refund, created))
+    }
 
-        let answer = self.send_refund(scope, &refund, &charge).await;
+    /// The rest of a refund reserved and committed: asks the gateway, outside any
+    /// transaction, then records the answer. Returns the refund as it now stands, the
+    /// events, and the transaction that recorded them, for the caller to commit with its
+    /// response.
+    pub(crate) async fn send_reserved_refund(
+        &self,
+        scope: &Scope,
+        refund: &Refund,
+        charge: &Charge,
+        now: i64,
+    ) -> Result<(Refund, Vec<Change>, Box<dyn crate::ports::Tx>), AppError> {
+        let answer = self.send_refund(scope, refund, charge).await;
         let mut tx = self.store.write().await?;
         let changes = self
             .settle_refunds(&mut tx, scope, now, vec![(refund.id.clone(), answer)])
@@ -168,9 +215,7 @@ impl App {
             .refund(scope, &refund.id)
             .await?
             .ok_or_else(|| not_found(&refund.id))?;
-        let rendered = self.render.refund(&settled);
-        self.commit_at(tx, caller, now, changes, &rendered).await?;
-        Ok(settled)
+        Ok((settled, changes, tx))
     }
 
     async fn send_refund(

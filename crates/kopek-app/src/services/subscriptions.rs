@@ -497,22 +497,16 @@ impl App {
             .pending_invoice_items(scope, std::slice::from_ref(&customer.id), LINES_MAX as u32)
             .await?;
         let swept = sweep_items(self, &mut invoice, &mut pending);
-        let sequence = tx.take_invoice_numbers(scope, 1).await?;
-        let finalized = self.finalize(scope, &mut invoice, sequence, now)?;
+        let finalized = self.finalize_one(&mut tx, scope, &mut invoice, now).await?;
         sub.latest_invoice = Some(invoice.id.clone());
 
         tx.insert_subscription(scope, &sub).await?;
         tx.insert_invoices(scope, std::slice::from_ref(&invoice))
             .await?;
         tx.update_invoice_items(scope, &swept).await?;
-        if let Some(entry) = &finalized.entry {
-            tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
-                .await?;
-        }
-        let mut customer = customer;
-        if customer.currency.is_none() || finalized.credit != 0 {
+        if customer.currency.is_none() {
+            let mut customer = customer;
             customer.currency = Some(currency);
-            customer.balance += finalized.credit;
             tx.update_customer(scope, &customer).await?;
         }
         let rendered = self.render.subscription(&sub, &self.render_prices(&prices));
@@ -530,7 +524,7 @@ impl App {
                 previous: None,
             },
         ];
-        changes.extend(finalized.changes);
+        changes.extend(finalized);
         self.commit_at(tx, caller, now, changes, &rendered).await?;
         Ok(rendered)
     }
@@ -869,20 +863,10 @@ impl App {
                 // A final invoice is keyed by the cancellation instant, not a period start.
                 invoice.billing_reason = BillingReason::Subscription;
                 let swept = sweep_items(self, &mut invoice, &mut pending);
-                let sequence = tx.take_invoice_numbers(scope, 1).await?;
-                let finalized = self.finalize(scope, &mut invoice, sequence, now)?;
+                let finalized = self.finalize_one(&mut tx, scope, &mut invoice, now).await?;
                 tx.insert_invoices(scope, std::slice::from_ref(&invoice))
                     .await?;
                 tx.update_invoice_items(scope, &swept).await?;
-                if let Some(entry) = &finalized.entry {
-                    tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
-                        .await?;
-                }
-                if finalized.credit != 0 {
-                    let mut customer = customer.clone();
-                    customer.balance += finalized.credit;
-                    tx.update_customer(scope, &customer).await?;
-                }
                 sub.latest_invoice = Some(invoice.id.clone());
                 changes.push(Change {
                     event_type: "invoice.created",
@@ -890,7 +874,7 @@ impl App {
                     object: Snapshot::invoice(&invoice),
                     previous: None,
                 });
-                changes.extend(finalized.changes);
+                changes.extend(finalized);
             }
         }
         tx.update_subscriptions(scope, std::slice::from_ref(&sub))
