@@ -166,6 +166,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/v1/credit_notes/{id}/lines", get(credit_notes::lines))
         .route("/v1/credit_notes/{id}/void", post(credit_notes::void))
+        .route("/v1/refunds/{id}/cancel", post(refunds::cancel))
         .route("/v1/disputes", get(disputes::list))
         .route(
             "/v1/disputes/{id}",

@@ -135,6 +135,7 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("/v1/refunds", "post", "CreateRefund", "Refund a charge (or a payment intent's charge), in full or in part, never more than is left."),
     ("/v1/refunds/{id}", "get", "RetrieveRefund", "Retrieve a refund."),
     ("/v1/refunds/{id}", "post", "UpdateRefund", "Update a refund's metadata."),
+    ("/v1/refunds/{id}/cancel", "post", "CancelRefund", "Cancel a pending refund the gateway has not made yet."),
     ("/v1/disputes", "get", "ListDisputes", "List disputes; filter by charge or payment_intent."),
     ("/v1/disputes/{id}", "get", "RetrieveDispute", "Retrieve a dispute."),
     ("/v1/disputes/{id}", "post", "UpdateDispute", "Add evidence (until due_by) and submit it, or update metadata."),

@@ -69,6 +69,27 @@ pub async fn update(
     .await
 }
 
+pub async fn cancel(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    request::post(
+        app,
+        headers,
+        uri,
+        body,
+        |app, caller, mut params| async move {
+            params.expand()?;
+            params.finish()?;
+            Ok(WireRenderer.refund(&app.cancel_refund(&caller, &id).await?))
+        },
+    )
+    .await
+}
+
 pub async fn list(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
     request::get(app, headers, uri, |app, scope, mut params| async move {
         let page = page(&mut params)?;

@@ -47,6 +47,20 @@ fn decline(code: &str, decline_code: Option<&str>) -> Decline {
     }
 }
 
+/// A refund's answer from the books: made, or refused because it was canceled first.
+fn refund_outcome(refund: &SandboxRefund) -> RefundOutcome {
+    if refund.canceled {
+        RefundOutcome::Failed {
+            gateway_id: refund.id.clone(),
+            reason: "the refund was canceled".into(),
+        }
+    } else {
+        RefundOutcome::Succeeded {
+            gateway_id: refund.id.clone(),
+        }
+    }
+}
+
 fn outcome(charge: &SandboxCharge) -> ChargeOutcome {
     let gateway_id = charge.id.clone();
     match (charge.status.as_str(), &charge.decline) {
@@ -221,7 +235,9 @@ impl Sandbox {
         request: &ChargeRequest,
     ) -> Result<ChargeOutcome, GatewayError> {
         match card.behavior {
-            Behavior::Succeeds => self.commit(request, "succeeded", None).await,
+            Behavior::Succeeds | Behavior::RefundsPending => {
+                self.commit(request, "succeeded", None).await
+            }
             Behavior::Disputed => {
                 let outcome = self.commit(request, "succeeded", None).await?;
                 if let ChargeOutcome::Succeeded { gateway_id } = &outcome {
@@ -356,9 +372,7 @@ impl Gateway for Sandbox {
             .iter()
             .find(|r| r.idempotency_key == request.idempotency_key)
         {
-            return Ok(RefundOutcome::Succeeded {
-                gateway_id: first.id.clone(),
-            });
+            return Ok(refund_outcome(first));
         }
         let charge = self
             .charges(&request.account_id)
@@ -372,6 +386,12 @@ impl Gateway for Sandbox {
                 request.charge
             )));
         };
+        if test_cards::find(&charge.reference).map(|c| c.behavior) == Some(Behavior::RefundsPending)
+        {
+            return Err(GatewayError::Unknown(
+                "the gateway holds the refund as pending".into(),
+            ));
+        }
         let before: i64 = refunded
             .iter()
             .filter(|r| r.charge == charge.id)
@@ -390,6 +410,7 @@ impl Gateway for Sandbox {
             created: self.clock.now(),
             charge: charge.id,
             amount: request.amount,
+            canceled: false,
         };
         let mut tx = self.store.write().await.map_err(store_failure)?;
         match tx.insert_sandbox_refund(&refund).await {
@@ -404,15 +425,60 @@ impl Gateway for Sandbox {
                     .into_iter()
                     .find(|r| r.idempotency_key == request.idempotency_key)
                     .ok_or_else(|| GatewayError::Unknown("a conflicting refund vanished".into()))?;
-                return Ok(RefundOutcome::Succeeded {
-                    gateway_id: first.id,
-                });
+                return Ok(refund_outcome(&first));
             }
             Err(e) => return Err(store_failure(e)),
         }
         Ok(RefundOutcome::Succeeded {
             gateway_id: refund.id,
         })
+    }
+
+    /// Cancels a refund not made yet by keeping its key as canceled, in the same unique
+    /// slot the refund would take: whichever comes first wins, the other sees it.
+    async fn cancel_refund(
+        &self,
+        account_id: &str,
+        idempotency_key: &str,
+    ) -> Result<RefundCancel, GatewayError> {
+        let existing = |refunds: Vec<SandboxRefund>| {
+            refunds
+                .into_iter()
+                .find(|r| r.idempotency_key == idempotency_key)
+        };
+        let answer = |first: SandboxRefund| {
+            if first.canceled {
+                RefundCancel::Canceled
+            } else {
+                RefundCancel::Made(refund_outcome(&first))
+            }
+        };
+        if let Some(first) = existing(self.refunds(account_id).await.map_err(store_failure)?) {
+            return Ok(answer(first));
+        }
+        let marker = SandboxRefund {
+            id: self.ids.id("re_sbx"),
+            account_id: account_id.to_owned(),
+            idempotency_key: idempotency_key.to_owned(),
+            created: self.clock.now(),
+            charge: String::new(),
+            amount: 0,
+            canceled: true,
+        };
+        let mut tx = self.store.write().await.map_err(store_failure)?;
+        match tx.insert_sandbox_refund(&marker).await {
+            Ok(()) => {
+                tx.commit().await.map_err(store_failure)?;
+                Ok(RefundCancel::Canceled)
+            }
+            Err(StoreError::Conflict(_)) => {
+                drop(tx);
+                let first = existing(self.refunds(account_id).await.map_err(store_failure)?)
+                    .ok_or_else(|| GatewayError::Unknown("a conflicting refund vanished".into()))?;
+                Ok(answer(first))
+            }
+            Err(e) => Err(store_failure(e)),
+        }
     }
 
     async fn dispute_updates(

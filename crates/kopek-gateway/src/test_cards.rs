@@ -25,6 +25,9 @@ pub enum Behavior {
     /// Declined for insufficient funds this many times in an account, then paid: a soft
     /// decline that dunning recovers (kopek's token).
     DeclinesThenSucceeds(u32),
+    /// Charges succeed; their refunds are taken but stay pending, unanswered, until
+    /// canceled (kopek's token, for testing refund cancellation).
+    RefundsPending,
     /// kopek's fault injection: the gateway misbehaves on every charge.
     Fault(Fault),
     /// The first charge in an account is declined for insufficient funds; every later
@@ -172,6 +175,12 @@ pub const TEST_CARDS: &[TestCard] = &[
         "visa",
         "0907",
         Behavior::DeclinesThenSucceeds(3),
+    ),
+    card(
+        "pm_card_kopek_refundPending",
+        "visa",
+        "0908",
+        Behavior::RefundsPending,
     ),
     card(
         "pm_card_kopek_timeoutAfterCommit",

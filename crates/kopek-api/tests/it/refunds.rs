@@ -220,3 +220,89 @@ store_test!(
         assert_eq!(cash(&h).await, 2_500);
     }
 );
+
+store_test!(
+    a_pending_refund_is_canceled_and_frees_its_amount,
+    |kind| async move {
+        let h = harness(kind).await;
+        // The sandbox takes this card's refunds and holds them, unanswered.
+        let cus = id_of(&h
+            .ok(
+                "/v1/customers",
+                "payment_method=pm_card_kopek_refundPending&invoice_settings[default_payment_method]=pm_card_kopek_refundPending",
+            )
+            .await);
+        let invoice = id_of(
+            &h.ok("/v1/invoices", &format!("customer={cus}&auto_advance=true"))
+                .await,
+        );
+        h.ok(
+            "/v1/invoiceitems",
+            &format!("customer={cus}&invoice={invoice}&amount=2500&currency=usd"),
+        )
+        .await;
+        h.ok(&format!("/v1/invoices/{invoice}/finalize"), "").await;
+        h.drain().await;
+        let charges = h.get(&format!("/v1/charges?customer={cus}")).await.json();
+        let ch = charges["data"][0]["id"].as_str().unwrap().to_owned();
+        let pending = h
+            .ok("/v1/refunds", &format!("charge={ch}&amount=1000"))
+            .await;
+        assert_eq!(pending["status"], "pending");
+        let re = id_of(&pending);
+        assert_eq!(
+            h.get(&format!("/v1/charges/{ch}")).await.json()["amount_refunded"],
+            1_000,
+            "a pending refund holds its amount"
+        );
+
+        let canceled = h.ok(&format!("/v1/refunds/{re}/cancel"), "").await;
+        assert_eq!(canceled["status"], "canceled");
+        assert_eq!(
+            h.get(&format!("/v1/charges/{ch}")).await.json()["amount_refunded"],
+            0,
+            "the canceled refund's amount is free again"
+        );
+        let again = h.post(&format!("/v1/refunds/{re}/cancel"), "").await;
+        assert_eq!(error_param(&again), "id");
+        // The worker never sends a canceled refund again, and the gateway would refuse
+        // its key if it did.
+        h.clock.set(JAN_1_2026 + 7 * 86_400);
+        h.drain().await;
+        let still = h.get(&format!("/v1/refunds/{re}")).await.json();
+        assert_eq!(still["status"], "canceled");
+        let account = h.app.first_account().await.unwrap().unwrap().id;
+        let books: i64 = h
+            .sandbox
+            .refunds(&account)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.amount)
+            .sum();
+        assert_eq!(books, 0, "the gateway refunded nothing");
+        assert_eq!(cash(&h).await, 2_500);
+
+        // All of the charge can be refunded again; a refund already made cannot be
+        // canceled.
+        let visa = paid_charge(&h).await;
+        let made = h
+            .ok(
+                "/v1/refunds",
+                &format!("charge={}", visa["id"].as_str().unwrap()),
+            )
+            .await;
+        assert_eq!(made["status"], "succeeded");
+        let late = h
+            .post(&format!("/v1/refunds/{}/cancel", id_of(&made)), "")
+            .await;
+        assert_eq!(error_param(&late), "id");
+        let missing = h.post("/v1/refunds/re_missing/cancel", "").await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        h.assert_doctor_clean().await;
+    }
+);
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}

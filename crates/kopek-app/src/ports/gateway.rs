@@ -109,6 +109,15 @@ pub enum RefundOutcome {
     Failed { gateway_id: String, reason: String },
 }
 
+/// What asking the gateway to cancel a refund did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundCancel {
+    /// It will never be made: a request with its key is refused from now on.
+    Canceled,
+    /// Too late: the gateway already made it (or refused it), as this says.
+    Made(RefundOutcome),
+}
+
 /// A dispute as the gateway reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GatewayDispute {
@@ -142,6 +151,13 @@ pub trait Gateway: Send + Sync {
         idempotency_key: &str,
     ) -> Result<Option<ChargeOutcome>, GatewayError>;
     async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError>;
+    /// Cancels the refund requested with `idempotency_key` unless it was already made;
+    /// a gateway that cannot cancel one answers with what it knows of it.
+    async fn cancel_refund(
+        &self,
+        account_id: &str,
+        idempotency_key: &str,
+    ) -> Result<RefundCancel, GatewayError>;
     /// Disputes opened or moved on since position `after` of the gateway's feed, each
     /// with its position (a real gateway's events; kopek polls them).
     async fn dispute_updates(

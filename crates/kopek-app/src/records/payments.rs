@@ -238,6 +238,9 @@ pub struct Refund {
     /// Sent again on the whole schedule without an answer: a person must look.
     #[serde(default, skip_serializing_if = "is_false")]
     pub needs_review: bool,
+    /// The credit note that made it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -256,6 +259,9 @@ pub struct SandboxRefund {
     /// The sandbox charge refunded.
     pub charge: String,
     pub amount: i64,
+    /// Canceled before it was made: the key is kept so that it is never made later.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub canceled: bool,
 }
 
 /// A cardholder's dispute of a charge: its funds are withdrawn while it is open.

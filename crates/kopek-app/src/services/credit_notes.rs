@@ -9,6 +9,7 @@
 
 use super::invoicing::{money_error, set_totals, write_balance_transactions};
 use super::metadata::MetadataUpdate;
+use super::refunds::Reserve;
 use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
 use crate::ports::Tx;
@@ -152,16 +153,14 @@ impl App {
         }
         let mut reserved = None;
         if let Some(mut charge) = charge {
+            let reserve = Reserve {
+                amount: note.refund_amount,
+                reason: Some(refund_reason(note.reason.as_deref()).to_owned()),
+                metadata: Metadata::new(),
+                credit_note: Some(note.id.clone()),
+            };
             let (refund, created) = self
-                .reserve_refund(
-                    &mut tx,
-                    scope,
-                    &mut charge,
-                    note.refund_amount,
-                    Some(refund_reason(note.reason.as_deref()).to_owned()),
-                    Metadata::new(),
-                    now,
-                )
+                .reserve_refund(&mut tx, scope, &mut charge, reserve, now)
                 .await?;
             note.refund = Some(refund.id.clone());
             changes.push(created);
@@ -374,15 +373,22 @@ impl App {
                 .iter()
                 .find(|(_, a)| *a > 0)
                 .map_or("credit_amount", |(p, _)| *p);
-            return Err(AppError::invalid(
-                param,
+            let message = if post_payment_amount == 0 {
                 format!(
-                    "Of this credit note's {amount}, {pre_payment_amount} comes off what invoice {} \
-                     still owes; the other {post_payment_amount} must be split between \
+                    "Invoice {} still owes all of this credit note's {amount}, so all of it \
+                     comes off what is owed; leave out refund_amount, credit_amount and \
+                     out_of_band_amount.",
+                    invoice.id
+                )
+            } else {
+                format!(
+                    "Of this credit note's {amount}, {pre_payment_amount} comes off what invoice \
+                     {} still owes; the other {post_payment_amount} must be split between \
                      refund_amount, credit_amount and out_of_band_amount, which come to {given}.",
                     invoice.id
-                ),
-            ));
+                )
+            };
+            return Err(AppError::invalid(param, message));
         }
 
         let charge = if refund_amount > 0 {

@@ -11,7 +11,7 @@ use super::collection::RECONCILE_DELAYS_S;
 use super::metadata::MetadataUpdate;
 use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
-use crate::ports::{GatewayError, RefundOutcome, RefundRequest};
+use crate::ports::{GatewayError, RefundCancel, RefundOutcome, RefundRequest};
 use crate::records::*;
 use kopek_core::ledger;
 use kopek_core::Money;
@@ -28,6 +28,26 @@ pub struct NewRefund {
     pub amount: Option<i64>,
     pub reason: Option<String>,
     pub metadata: MetadataUpdate,
+}
+
+/// A refund to reserve on a charge.
+pub(crate) struct Reserve {
+    pub amount: i64,
+    pub reason: Option<String>,
+    pub metadata: Metadata,
+    /// The credit note making it, if one is.
+    pub credit_note: Option<String>,
+}
+
+fn not_pending(refund: &Refund) -> AppError {
+    AppError::invalid(
+        "id",
+        format!(
+            "Only a pending refund can be canceled; refund {} is {}.",
+            refund.id,
+            refund.status.as_str()
+        ),
+    )
 }
 
 fn not_found(id: &str) -> AppError {
@@ -123,16 +143,14 @@ impl App {
         let now = self.time_for(&mut tx, scope, &customer).await?;
         let mut metadata = Metadata::new();
         new.metadata.apply(&mut metadata)?;
+        let reserve = Reserve {
+            amount,
+            reason: new.reason,
+            metadata,
+            credit_note: None,
+        };
         let (refund, created) = self
-            .reserve_refund(
-                &mut tx,
-                scope,
-                &mut charge,
-                amount,
-                new.reason,
-                metadata,
-                now,
-            )
+            .reserve_refund(&mut tx, scope, &mut charge, reserve, now)
             .await?;
         // The idempotent response is the pending refund until the answer replaces it: a
         // retry after a crash in between sees this refund, never makes a second one.
@@ -151,17 +169,20 @@ impl App {
     /// The first step of a refund, in the caller's transaction, which holds `charge`
     /// locked: `amount` (checked against what is left) is reserved on the charge and a
     /// pending refund written. Returns it and its event.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn reserve_refund(
         &self,
         tx: &mut Box<dyn crate::ports::Tx>,
         scope: &Scope,
         charge: &mut Charge,
-        amount: i64,
-        reason: Option<String>,
-        metadata: Metadata,
+        reserve: Reserve,
         now: i64,
     ) -> Result<(Refund, Change), AppError> {
+        let Reserve {
+            amount,
+            reason,
+            metadata,
+            credit_note,
+        } = reserve;
         let refund = Refund {
             id: self.ids.id("re"),
             livemode: scope.livemode,
@@ -181,6 +202,7 @@ impl App {
             next_action_at: Some(now + self.in_flight_s()),
             attempts: 0,
             needs_review: false,
+            credit_note,
         };
         charge.amount_refunded += amount;
         tx.update_charges(scope, std::slice::from_ref(charge))
@@ -374,6 +396,99 @@ impl App {
         tx.insert_events(scope, &events).await?;
         tx.commit().await?;
         Ok(due.len())
+    }
+
+    /// Cancels a pending refund (one the gateway has not answered) if the gateway has
+    /// not made it yet: the amount it held on the charge is free again. One the gateway
+    /// already made is recorded as it is, and the cancellation refused.
+    pub async fn cancel_refund(&self, caller: &Caller, id: &str) -> Result<Refund, AppError> {
+        let scope = &caller.scope;
+        let refund = self.refund(scope, id).await?;
+        if refund.status != RefundStatus::Pending {
+            return Err(not_pending(&refund));
+        }
+        if let Some(note) = &refund.credit_note {
+            return Err(AppError::invalid(
+                "id",
+                format!(
+                    "Refund {id} pays out credit note {note}; a credit note's refund is not \
+                     canceled on its own."
+                ),
+            ));
+        }
+        let gateway = self.gateway(scope)?;
+        let answer = match tokio::time::timeout(
+            self.gateway_timeout,
+            gateway.cancel_refund(&scope.account_id, &refund.id),
+        )
+        .await
+        {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(AppError::GatewayUnavailable(e.to_string())),
+            Err(_) => {
+                return Err(AppError::GatewayUnavailable(
+                    "no answer within the gateway timeout".into(),
+                ))
+            }
+        };
+        let mut tx = self.store.write().await?;
+        let customer = tx
+            .customer(scope, &refund.customer)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("the customer of {id} is missing")))?;
+        let now = self.time_for(&mut tx, scope, &customer).await?;
+        match answer {
+            RefundCancel::Canceled => {
+                let mut current = tx
+                    .refunds_by_ids(scope, std::slice::from_ref(&refund.id), true)
+                    .await?
+                    .pop()
+                    .ok_or_else(|| not_found(id))?;
+                if current.status != RefundStatus::Pending {
+                    // The worker settled it meanwhile, from the same books.
+                    return Err(not_pending(&current));
+                }
+                let mut charge = tx
+                    .charges_by_ids(scope, std::slice::from_ref(&current.charge), true)
+                    .await?
+                    .pop()
+                    .ok_or_else(|| AppError::Internal(format!("the charge of {id} is missing")))?;
+                charge.amount_refunded -= current.amount;
+                current.status = RefundStatus::Canceled;
+                current.next_action_at = None;
+                tx.update_refunds(scope, std::slice::from_ref(&current))
+                    .await?;
+                tx.update_charges(scope, std::slice::from_ref(&charge))
+                    .await?;
+                let rendered = self.render.refund(&current);
+                let change = Change {
+                    event_type: "refund.updated",
+                    object_id: current.id.clone(),
+                    object: Snapshot::Rendered(rendered.clone()),
+                    previous: None,
+                };
+                self.commit_at(tx, caller, now, vec![change], &rendered)
+                    .await?;
+                Ok(current)
+            }
+            RefundCancel::Made(outcome) => {
+                let changes = self
+                    .settle_refunds(&mut tx, scope, now, vec![(refund.id.clone(), Ok(outcome))])
+                    .await?;
+                let events = self.stamp_events(scope, now, None, changes);
+                tx.insert_events(scope, &events).await?;
+                let settled = tx.refund(scope, id).await?.ok_or_else(|| not_found(id))?;
+                tx.commit().await?;
+                Err(AppError::invalid(
+                    "id",
+                    format!(
+                        "The gateway had already answered refund {id}: it is {} and can no \
+                         longer be canceled.",
+                        settled.status.as_str()
+                    ),
+                ))
+            }
+        }
     }
 
     pub async fn refund(&self, scope: &Scope, id: &str) -> Result<Refund, AppError> {
