@@ -325,14 +325,16 @@ impl BillingTx for StoreTx {
         expect_one(self.execute(q).await?, "delete test clock")
     }
 
-    async fn claim_advancing_clocks(
+    async fn claim_busy_clocks(
         &mut self,
         owner: &str,
         now: i64,
         lease_until: i64,
         limit: u32,
     ) -> StoreResult<Vec<(Scope, TestClock)>> {
-        let mut q = Builder::new("SELECT id FROM test_clocks WHERE status = 'advancing'");
+        let mut q = Builder::new(
+            "SELECT id FROM test_clocks WHERE (status = 'advancing' OR wake_at IS NOT NULL)",
+        );
         q.push(" AND (lease_expires IS NULL OR lease_expires < ")
             .push_bind(now)
             .push(") ORDER BY seq LIMIT ")
@@ -371,10 +373,34 @@ impl BillingTx for StoreTx {
             .collect()
     }
 
-    async fn advancing_clock_count(&mut self) -> StoreResult<u64> {
-        let q = Builder::new("SELECT COUNT(*) FROM test_clocks WHERE status = 'advancing'");
+    async fn busy_clock_count(&mut self) -> StoreResult<u64> {
+        let q = Builder::new(
+            "SELECT COUNT(*) FROM test_clocks WHERE status = 'advancing' OR wake_at IS NOT NULL",
+        );
         let row = self.fetch_optional(q).await?;
         Ok(row.map(|r| get::<i64>(&r, 0)).transpose()?.unwrap_or(0) as u64)
+    }
+
+    async fn wake_test_clock(&mut self, scope: &Scope, id: &str, at: i64) -> StoreResult<()> {
+        let mut q = Builder::new("UPDATE test_clocks SET wake_at = COALESCE(wake_at, ");
+        q.push_bind(at).push(") WHERE account_id = ");
+        push_scope(&mut q, scope);
+        q.push(" AND id = ").push_bind(id.to_owned());
+        self.execute(q).await.map(drop)
+    }
+
+    async fn settle_test_clock_wake(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+        upto: i64,
+    ) -> StoreResult<()> {
+        let mut q = scoped("UPDATE test_clocks SET wake_at = NULL WHERE account_id = ", scope);
+        q.push(" AND id = ")
+            .push_bind(id.to_owned())
+            .push(" AND wake_at <= ")
+            .push_bind(upto);
+        self.execute(q).await.map(drop)
     }
 
     async fn insert_subscription(&mut self, scope: &Scope, s: &Subscription) -> StoreResult<()> {

@@ -304,17 +304,27 @@ pub trait BillingTx: Send {
     /// Deletes the clock and every object on it: its customers and their subscriptions,
     /// invoices, invoice items and ledger entries.
     async fn delete_test_clock(&mut self, scope: &Scope, id: &str) -> StoreResult<()>;
-    /// Claims up to `limit` advancing clocks (of any account) not leased by another worker.
-    async fn claim_advancing_clocks(
+    /// Claims up to `limit` clocks (of any account) with work to run, not leased by
+    /// another worker: those advancing, and those woken (see `wake_test_clock`).
+    async fn claim_busy_clocks(
         &mut self,
         owner: &str,
         now: i64,
         lease_until: i64,
         limit: u32,
     ) -> StoreResult<Vec<(Scope, TestClock)>>;
-
-    /// How many clocks (of any account) are advancing.
-    async fn advancing_clock_count(&mut self) -> StoreResult<u64>;
+    /// How many clocks (of any account) have work to run.
+    async fn busy_clock_count(&mut self) -> StoreResult<u64>;
+    /// Tells the worker that work on the clock is due at its current time (`at` is real
+    /// time): it runs it without the clock moving.
+    async fn wake_test_clock(&mut self, scope: &Scope, id: &str, at: i64) -> StoreResult<()>;
+    /// Forgets a clock's wake-ups from before `upto` (real time), once its due work ran.
+    async fn settle_test_clock_wake(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+        upto: i64,
+    ) -> StoreResult<()>;
 
     async fn insert_subscription(&mut self, scope: &Scope, sub: &Subscription) -> StoreResult<()>;
     async fn update_subscriptions(

@@ -498,3 +498,37 @@ store_test!(a_declined_payment_replays_its_402, |kind| async move {
     assert_eq!(again.body, first.body, "replayed byte for byte");
     assert_eq!(charges_of(&h, &cus).await.len(), 1, "no second attempt");
 });
+
+store_test!(
+    a_first_invoice_on_a_test_clock_is_charged_without_advancing,
+    |kind| async move {
+        let h = harness(kind).await;
+        let w = world(&h).await;
+        let (cus, _) = subscriber(&h, &w, Some("pm_card_visa")).await;
+        // The worker runs the attempt the subscription left due at the clock's time; the
+        // clock does not move and stays ready.
+        h.drain().await;
+        let invoices = invoices_of(&h, &cus).await;
+        assert_eq!(invoices.len(), 1);
+        assert_eq!(invoices[0]["status"], "paid", "{}", invoices[0]);
+        assert_eq!(invoices[0]["status_transitions"]["paid_at"], start());
+        let clock = h
+            .get(&format!("/v1/test_helpers/test_clocks/{}", w.clock))
+            .await
+            .json();
+        assert_eq!(clock["status"], "ready");
+        assert_eq!(clock["frozen_time"], start());
+        let ready_events = h
+            .get("/v1/events?type=test_helpers.test_clock.ready")
+            .await
+            .json();
+        assert_eq!(
+            ready_events["data"].as_array().unwrap().len(),
+            0,
+            "a clock that never moved never became ready again"
+        );
+        let progress = h.drain().await;
+        assert!(progress.is_idle(), "the wake-up is spent: {progress:?}");
+        h.assert_doctor_clean().await;
+    }
+);

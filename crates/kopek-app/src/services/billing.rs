@@ -328,14 +328,15 @@ impl App {
         Ok(invoices.len())
     }
 
-    /// Moves claimed advancing test clocks forward: everything due on each clock runs in
-    /// time order, each at its own due time, until the clock reaches its target (then it
-    /// is `ready`) or it has used its share of batches for this tick.
+    /// Runs claimed test clocks: everything due on each clock runs in time order, each
+    /// at its own due time, until the clock reaches its target (then it is `ready`) or
+    /// it has used its share of batches for this tick. A clock woken while ready (an
+    /// API request left work due at its current time) runs that work without moving.
     pub async fn advance_clocks(&self, config: &WorkerConfig) -> Result<Progress, AppError> {
         let lease_now = self.clock.now();
         let mut tx = self.store.write().await?;
         let clocks = tx
-            .claim_advancing_clocks(&config.owner, lease_now, lease_now + config.lease_s, 8)
+            .claim_busy_clocks(&config.owner, lease_now, lease_now + config.lease_s, 8)
             .await?;
         tx.commit().await?;
         let mut progress = Progress::default();
@@ -369,11 +370,14 @@ impl App {
             let Some(mut current) = tx.test_clock(&scope, &clock.id).await? else {
                 continue; // deleted meanwhile
             };
+            let was_advancing = current.status == TestClockStatus::Advancing;
             if ready && current.frozen_time == clock.frozen_time {
                 current.status = TestClockStatus::Ready;
+                tx.settle_test_clock_wake(&scope, &current.id, lease_now)
+                    .await?;
             }
             tx.update_test_clock(&scope, &current).await?;
-            if current.status == TestClockStatus::Ready {
+            if was_advancing && current.status == TestClockStatus::Ready {
                 let rendered = self.render.test_clock(&current);
                 let events = self.stamp_events(
                     &scope,
@@ -447,6 +451,6 @@ impl App {
 
     async fn any_clock_advancing(&self) -> Result<bool, AppError> {
         let mut tx = self.store.read().await?;
-        Ok(tx.advancing_clock_count().await? > 0)
+        Ok(tx.busy_clock_count().await? > 0)
     }
 }

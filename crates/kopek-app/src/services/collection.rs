@@ -428,6 +428,15 @@ impl App {
             invoice.collection_stopped = false;
         }
         tx.update_invoices(scope, &invoices).await?;
+        let mut clocks: Vec<&String> = invoices
+            .iter()
+            .filter_map(|i| i.test_clock.as_ref())
+            .collect();
+        clocks.sort();
+        clocks.dedup();
+        for clock in clocks {
+            tx.wake_test_clock(scope, clock, self.clock.now()).await?;
+        }
         Ok(())
     }
 

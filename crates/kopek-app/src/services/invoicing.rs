@@ -284,6 +284,12 @@ impl App {
                 .await?;
         }
         balances.write(tx, scope).await?;
+        if let Some(clock) = &invoice.test_clock {
+            if invoice.next_action_at.is_some_and(|t| t <= now) {
+                // Its first payment attempt is due now, in the clock's time.
+                tx.wake_test_clock(scope, clock, self.clock.now()).await?;
+            }
+        }
         let sequence = tx.take_invoice_numbers(scope, 1).await?;
         Ok(self.number(scope, invoice, sequence))
     }
