@@ -1,9 +1,14 @@
-//! A dispute's lifecycle (Stripe's statuses; inquiries, `warning_*`, are not modelled).
+//! A dispute's lifecycle, with Stripe's statuses: an inquiry (`warning_*`), where the
+//! issuer only asks and no funds move, and a chargeback, where they are withdrawn until
+//! it is decided. An inquiry either closes or becomes a chargeback.
 
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DisputeStatus {
+    WarningNeedsResponse,
+    WarningUnderReview,
+    WarningClosed,
     NeedsResponse,
     UnderReview,
     Won,
@@ -11,6 +16,9 @@ pub enum DisputeStatus {
 }
 
 pub const DISPUTE_STATUSES: &[DisputeStatus] = &[
+    DisputeStatus::WarningNeedsResponse,
+    DisputeStatus::WarningUnderReview,
+    DisputeStatus::WarningClosed,
     DisputeStatus::NeedsResponse,
     DisputeStatus::UnderReview,
     DisputeStatus::Won,
@@ -44,6 +52,9 @@ impl DisputeStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            DisputeStatus::WarningNeedsResponse => "warning_needs_response",
+            DisputeStatus::WarningUnderReview => "warning_under_review",
+            DisputeStatus::WarningClosed => "warning_closed",
             DisputeStatus::NeedsResponse => "needs_response",
             DisputeStatus::UnderReview => "under_review",
             DisputeStatus::Won => "won",
@@ -52,17 +63,44 @@ impl DisputeStatus {
     }
 
     pub fn is_closed(self) -> bool {
-        matches!(self, DisputeStatus::Won | DisputeStatus::Lost)
+        matches!(
+            self,
+            DisputeStatus::Won | DisputeStatus::Lost | DisputeStatus::WarningClosed
+        )
     }
 
-    /// Evidence submitted puts a dispute under review; accepting it (closing) loses it;
-    /// the network decides one under review. Won and lost are final.
+    /// An inquiry: the issuer asks about the charge; no funds have moved.
+    pub fn is_inquiry(self) -> bool {
+        matches!(
+            self,
+            DisputeStatus::WarningNeedsResponse
+                | DisputeStatus::WarningUnderReview
+                | DisputeStatus::WarningClosed
+        )
+    }
+
+    /// Whether the disputed funds are out of the merchant's hands in this status: from
+    /// the chargeback's opening until it is won, and for good once it is lost.
+    pub fn holds_funds(self) -> bool {
+        matches!(
+            self,
+            DisputeStatus::NeedsResponse | DisputeStatus::UnderReview | DisputeStatus::Lost
+        )
+    }
+
+    /// Evidence submitted puts a dispute under review; accepting a chargeback (closing)
+    /// loses it; the network decides one under review. An inquiry closes, or the issuer
+    /// turns it into a chargeback. Won, lost and a closed inquiry are final.
     pub fn transition(self, to: DisputeStatus) -> Result<DisputeStatus, IllegalDisputeTransition> {
         use DisputeStatus::*;
         let allowed = match self {
+            WarningNeedsResponse => {
+                matches!(to, WarningUnderReview | WarningClosed | NeedsResponse)
+            }
+            WarningUnderReview => matches!(to, WarningClosed | NeedsResponse),
             NeedsResponse => matches!(to, UnderReview | Lost | Won),
             UnderReview => matches!(to, Won | Lost),
-            Won | Lost => false,
+            WarningClosed | Won | Lost => false,
         };
         if allowed {
             Ok(to)
@@ -77,17 +115,26 @@ mod tests {
     use super::*;
     use DisputeStatus::*;
 
+    /// Stripe's dispute statuses (docs.stripe.com/disputes/how-disputes-work): an
+    /// inquiry is answered, then closed or escalated; a chargeback is answered (or
+    /// accepted, which loses it), then won or lost.
     #[test]
     fn every_transition_is_as_documented() {
         for &from in DISPUTE_STATUSES {
             for &to in DISPUTE_STATUSES {
                 let expected = matches!(
                     (from, to),
-                    (NeedsResponse, UnderReview | Lost | Won) | (UnderReview, Won | Lost)
+                    (
+                        WarningNeedsResponse,
+                        WarningUnderReview | WarningClosed | NeedsResponse
+                    ) | (WarningUnderReview, WarningClosed | NeedsResponse)
+                        | (NeedsResponse, UnderReview | Lost | Won)
+                        | (UnderReview, Won | Lost)
                 );
                 assert_eq!(from.transition(to).is_ok(), expected, "{from:?} → {to:?}");
             }
             assert_eq!(DisputeStatus::parse(from.as_str()), Some(from));
+            assert!(!(from.is_inquiry() && from.holds_funds()), "{from:?}");
         }
     }
 }

@@ -170,7 +170,7 @@ impl Sandbox {
         status: &str,
     ) -> Result<GatewayDispute, GatewayError> {
         let mut dispute = self.dispute(account_id, gateway_id).await?;
-        if matches!(dispute.status.as_str(), "won" | "lost") {
+        if matches!(dispute.status.as_str(), "won" | "lost" | "warning_closed") {
             return Err(GatewayError::Rejected(format!(
                 "dispute {gateway_id} is already {}",
                 dispute.status
@@ -238,18 +238,23 @@ impl Sandbox {
             Behavior::Succeeds | Behavior::RefundsPending => {
                 self.commit(request, "succeeded", None).await
             }
-            Behavior::Disputed => {
+            Behavior::Disputed | Behavior::DisputedInquiry => {
                 let outcome = self.commit(request, "succeeded", None).await?;
                 if let ChargeOutcome::Succeeded { gateway_id } = &outcome {
-                    // The cardholder disputes it at once, as fraud; evidence is taken
-                    // for a week.
+                    // The cardholder disputes it at once, as fraud (or their issuer asks
+                    // about it); evidence is taken for a week.
+                    let status = if card.behavior == Behavior::DisputedInquiry {
+                        "warning_needs_response"
+                    } else {
+                        "needs_response"
+                    };
                     let dispute = GatewayDispute {
                         gateway_id: format!("dp_sbx_{gateway_id}"),
                         charge: request.idempotency_key.clone(),
                         amount: request.amount,
                         currency: request.currency.lowercase(),
                         reason: "fraudulent".into(),
-                        status: "needs_response".into(),
+                        status: status.into(),
                         due_by: self.clock.now() + EVIDENCE_WINDOW_S,
                     };
                     self.append_dispute(&request.account_id, &dispute).await?;
@@ -506,30 +511,61 @@ impl Gateway for Sandbox {
         if !submit {
             return self.dispute(account_id, gateway_id).await;
         }
-        let status = match evidence.get("uncategorized_text").map(String::as_str) {
-            Some("winning_evidence") => "won",
-            Some("losing_evidence") => "lost",
-            _ => "under_review",
+        let inquiry = self
+            .dispute(account_id, gateway_id)
+            .await?
+            .status
+            .starts_with("warning_");
+        // Stripe's test mode decides on these words; an inquiry lost becomes a chargeback.
+        let status = match (
+            evidence.get("uncategorized_text").map(String::as_str),
+            inquiry,
+        ) {
+            (Some("winning_evidence"), false) => "won",
+            (Some("losing_evidence"), false) => "lost",
+            (_, false) => "under_review",
+            (Some("winning_evidence"), true) => "warning_closed",
+            (Some("losing_evidence"), true) => "needs_response",
+            (_, true) => "warning_under_review",
         };
         self.move_dispute(account_id, gateway_id, status).await
     }
 
+    /// Accepting a chargeback loses it; accepting an inquiry closes it.
     async fn close_dispute(
         &self,
         account_id: &str,
         gateway_id: &str,
     ) -> Result<GatewayDispute, GatewayError> {
-        self.move_dispute(account_id, gateway_id, "lost").await
+        let inquiry = self
+            .dispute(account_id, gateway_id)
+            .await?
+            .status
+            .starts_with("warning_");
+        let status = if inquiry { "warning_closed" } else { "lost" };
+        self.move_dispute(account_id, gateway_id, status).await
     }
 
+    /// The network decides: a chargeback is won or lost; an inquiry is closed, or
+    /// becomes a chargeback.
     async fn decide_test_dispute(
         &self,
         account_id: &str,
         gateway_id: &str,
         won: bool,
     ) -> Result<GatewayDispute, GatewayError> {
-        self.move_dispute(account_id, gateway_id, if won { "won" } else { "lost" })
-            .await
+        let inquiry = self
+            .dispute(account_id, gateway_id)
+            .await?
+            .status
+            .starts_with("warning_");
+        let status = match (inquiry, won) {
+            (false, true) => "won",
+            (false, false) => "lost",
+            (true, true) => "warning_closed",
+            (true, false) => "needs_response",
+        };
+        self.move_dispute(account_id, gateway_id, status).await
     }
 
     async fn find_charge(

@@ -22,6 +22,9 @@ pub enum Behavior {
     RequiresAuthentication,
     /// Charges succeed, and each is then disputed as fraudulent.
     Disputed,
+    /// Charges succeed, and the issuer then makes an inquiry about each (a dispute in
+    /// `warning_needs_response`: nothing is withdrawn unless it becomes a chargeback).
+    DisputedInquiry,
     /// Declined for insufficient funds this many times in an account, then paid: a soft
     /// decline that dunning recovers (kopek's token).
     DeclinesThenSucceeds(u32),
@@ -159,6 +162,12 @@ pub const TEST_CARDS: &[TestCard] = &[
         Behavior::RequiresAuthentication,
     ),
     card("pm_card_createDispute", "visa", "0259", Behavior::Disputed),
+    card(
+        "pm_card_createDisputeInquiry",
+        "visa",
+        "1976",
+        Behavior::DisputedInquiry,
+    ),
     // Radar blocks a charge of the highest risk level: a `card_declined` whose decline
     // code is `fraudulent`; the card itself attaches.
     card(

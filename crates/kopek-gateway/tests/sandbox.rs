@@ -178,3 +178,91 @@ store_test!(
         assert_eq!(gw.verify("pm_card_chargeCustomerFail").await, Ok(Ok(())));
     }
 );
+
+fn refund_of(charge: &str, key: &str) -> RefundRequest {
+    RefundRequest {
+        idempotency_key: key.to_owned(),
+        account_id: "acct_test".into(),
+        charge: charge.to_owned(),
+        amount: 500,
+        currency: Currency::parse("usd").unwrap(),
+    }
+}
+
+store_test!(
+    a_held_refund_is_canceled_once_and_never_made_after,
+    |kind| async move {
+        let gw = sandbox(kind).await;
+        let paid = gw
+            .charge(&request("k1", "pm_card_kopek_refundPending", true))
+            .await
+            .unwrap();
+        let ChargeOutcome::Succeeded { gateway_id } = paid else {
+            panic!("the charge succeeds: {paid:?}");
+        };
+        let held = gw.refund(&refund_of(&gateway_id, "re_1")).await;
+        assert!(matches!(held, Err(GatewayError::Unknown(_))), "{held:?}");
+        assert_eq!(
+            gw.cancel_refund("acct_test", "re_1").await.unwrap(),
+            RefundCancel::Canceled
+        );
+        assert_eq!(
+            gw.cancel_refund("acct_test", "re_1").await.unwrap(),
+            RefundCancel::Canceled,
+            "canceling again answers the same"
+        );
+        let late = gw.refund(&refund_of(&gateway_id, "re_1")).await.unwrap();
+        assert!(
+            matches!(late, RefundOutcome::Failed { .. }),
+            "a late request with a canceled key is refused: {late:?}"
+        );
+        let refunded: i64 = gw
+            .refunds("acct_test")
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.amount)
+            .sum();
+        assert_eq!(refunded, 0);
+
+        // A refund already made cannot be canceled: the answer says what it was.
+        let visa = gw
+            .charge(&request("k2", "pm_card_visa", true))
+            .await
+            .unwrap();
+        let ChargeOutcome::Succeeded { gateway_id } = visa else {
+            panic!("the charge succeeds: {visa:?}");
+        };
+        let made = gw.refund(&refund_of(&gateway_id, "re_2")).await.unwrap();
+        assert!(matches!(made, RefundOutcome::Succeeded { .. }));
+        assert_eq!(
+            gw.cancel_refund("acct_test", "re_2").await.unwrap(),
+            RefundCancel::Made(made)
+        );
+    }
+);
+
+store_test!(an_inquiry_card_opens_an_inquiry, |kind| async move {
+    let gw = sandbox(kind).await;
+    gw.charge(&request("k1", "pm_card_createDisputeInquiry", true))
+        .await
+        .unwrap();
+    let feed = gw.dispute_updates("acct_test", 0, 10).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    let (_, inquiry) = &feed[0];
+    assert_eq!(inquiry.status, "warning_needs_response");
+    assert_eq!(inquiry.charge, "k1");
+    let escalated = gw
+        .decide_test_dispute("acct_test", &inquiry.gateway_id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        escalated.status, "needs_response",
+        "an inquiry lost is a chargeback"
+    );
+    let lost = gw
+        .decide_test_dispute("acct_test", &inquiry.gateway_id, false)
+        .await
+        .unwrap();
+    assert_eq!(lost.status, "lost");
+});

@@ -10,6 +10,11 @@ const DAY: i64 = 86_400;
 /// A customer paying 25.00 with pm_card_createDispute (on `clock`, if given): the charge
 /// succeeds and the worker learns of its dispute. Returns the charge.
 async fn disputed_charge(h: &Harness, clock: Option<&str>) -> Value {
+    charge_with(h, "pm_card_createDispute", clock).await
+}
+
+/// As [`disputed_charge`], paying with `token`.
+async fn charge_with(h: &Harness, token: &str, clock: Option<&str>) -> Value {
     let on_clock = clock
         .map(|c| format!("&test_clock={c}"))
         .unwrap_or_default();
@@ -17,8 +22,7 @@ async fn disputed_charge(h: &Harness, clock: Option<&str>) -> Value {
         .ok(
             "/v1/customers",
             &format!(
-                "payment_method=pm_card_createDispute\
-                 &invoice_settings[default_payment_method]=pm_card_createDispute{on_clock}"
+                "payment_method={token}&invoice_settings[default_payment_method]={token}{on_clock}"
             ),
         )
         .await;
@@ -190,6 +194,80 @@ store_test!(
             .post(&format!("/v1/disputes/{late_id}"), "evidence[colour]=red")
             .await;
         assert_eq!(reply.json()["error"]["param"], "evidence[colour]");
+        h.assert_doctor_clean().await;
+    }
+);
+
+store_test!(
+    an_inquiry_withdraws_nothing_unless_it_becomes_a_chargeback,
+    |kind| async move {
+        let h = harness(kind).await;
+        let charge = charge_with(&h, "pm_card_createDisputeInquiry", None).await;
+        assert_eq!(charge["payment_method_details"]["card"]["last4"], "1976");
+        let inquiry = dispute_of(&h, &charge).await;
+        let id = inquiry["id"].as_str().unwrap().to_owned();
+        assert_eq!(inquiry["status"], "warning_needs_response");
+        assert_eq!(
+            balance(&h, "cash").await,
+            2_500,
+            "an inquiry withdraws nothing"
+        );
+        assert_eq!(balance(&h, "disputed").await, 0);
+        let answered = h
+            .ok(
+                &format!("/v1/disputes/{id}"),
+                "evidence[customer_communication]=Receipt+sent&submit=true",
+            )
+            .await;
+        assert_eq!(answered["status"], "warning_under_review");
+        let late = h
+            .post(&format!("/v1/disputes/{id}"), "evidence[refund_policy]=x")
+            .await;
+        assert_eq!(
+            late.status,
+            StatusCode::BAD_REQUEST,
+            "under review: no more evidence"
+        );
+        let closed = h
+            .ok(&format!("/v1/test_helpers/disputes/{id}/win"), "")
+            .await;
+        assert_eq!(closed["status"], "warning_closed");
+        assert_eq!(balance(&h, "cash").await, 2_500);
+        h.assert_doctor_clean().await;
+
+        // A second inquiry the issuer turns into a chargeback: the funds go then, and
+        // the chargeback is decided as any other.
+        let charge = charge_with(&h, "pm_card_createDisputeInquiry", None).await;
+        let second = dispute_of(&h, &charge).await;
+        let second = second["id"].as_str().unwrap().to_owned();
+        let escalated = h
+            .ok(&format!("/v1/test_helpers/disputes/{second}/lose"), "")
+            .await;
+        assert_eq!(escalated["status"], "needs_response");
+        assert_eq!(
+            balance(&h, "cash").await,
+            2_500,
+            "one charge's funds withdrawn"
+        );
+        assert_eq!(balance(&h, "disputed").await, 2_500);
+        let lost = h
+            .ok(&format!("/v1/test_helpers/disputes/{second}/lose"), "")
+            .await;
+        assert_eq!(lost["status"], "lost");
+        assert_eq!(balance(&h, "dispute_losses").await, 2_500);
+        assert_eq!(balance(&h, "disputed").await, 0);
+
+        // Accepting an inquiry closes it.
+        let charge = charge_with(&h, "pm_card_createDisputeInquiry", None).await;
+        let third = dispute_of(&h, &charge).await;
+        let accepted = h
+            .ok(
+                &format!("/v1/disputes/{}/close", third["id"].as_str().unwrap()),
+                "",
+            )
+            .await;
+        assert_eq!(accepted["status"], "warning_closed");
+        assert_eq!(balance(&h, "cash").await, 5_000);
         h.assert_doctor_clean().await;
     }
 );

@@ -92,26 +92,26 @@ impl App {
         if status == dispute.status || dispute.status.is_closed() {
             return Ok(false);
         }
-        dispute.status = dispute
-            .status
+        let from = dispute.status;
+        dispute.status = from
             .transition(status)
             .map_err(|e| AppError::Internal(e.to_string()))?;
         let amount = Money::new(dispute.amount, dispute.currency);
         let postings = match status {
-            DisputeStatus::Won => Some(ledger::dispute_won(amount)),
-            DisputeStatus::Lost => Some(ledger::dispute_lost(amount)),
+            // An inquiry turned into a chargeback: now the funds are withdrawn.
+            DisputeStatus::NeedsResponse if from.is_inquiry() => {
+                Some(("dispute.opened", ledger::dispute_opened(amount)))
+            }
+            DisputeStatus::Won => Some(("dispute.won", ledger::dispute_won(amount))),
+            DisputeStatus::Lost => Some(("dispute.lost", ledger::dispute_lost(amount))),
             _ => None,
         };
-        if let Some(postings) = postings {
+        if let Some((description, postings)) = postings {
             entries.extend(self.ledger_entry_for(
                 scope,
                 now,
                 (dispute.id.as_str(), dispute.test_clock.as_deref()),
-                if status == DisputeStatus::Won {
-                    "dispute.won"
-                } else {
-                    "dispute.lost"
-                },
+                description,
                 postings,
             )?);
         }
@@ -197,7 +197,11 @@ impl App {
                         amount: reported.amount,
                         currency,
                         reason: reported.reason.clone(),
-                        status: DisputeStatus::NeedsResponse,
+                        status: if reported.status.starts_with("warning_") {
+                            DisputeStatus::WarningNeedsResponse
+                        } else {
+                            DisputeStatus::NeedsResponse
+                        },
                         evidence: BTreeMap::new(),
                         due_by: reported.due_by,
                         submission_count: 0,
@@ -205,14 +209,17 @@ impl App {
                         metadata: Metadata::new(),
                         test_clock: charge.test_clock.clone(),
                     };
-                    let withdrawn = ledger::dispute_opened(Money::new(dispute.amount, currency));
-                    entries.extend(self.ledger_entry_for(
-                        scope,
-                        now,
-                        (dispute.id.as_str(), dispute.test_clock.as_deref()),
-                        "dispute.opened",
-                        withdrawn,
-                    )?);
+                    if !dispute.status.is_inquiry() {
+                        let withdrawn =
+                            ledger::dispute_opened(Money::new(dispute.amount, currency));
+                        entries.extend(self.ledger_entry_for(
+                            scope,
+                            now,
+                            (dispute.id.as_str(), dispute.test_clock.as_deref()),
+                            "dispute.opened",
+                            withdrawn,
+                        )?);
+                    }
                     changes.push(Change {
                         event_type: "charge.dispute.created",
                         object_id: dispute.id.clone(),
@@ -274,7 +281,10 @@ impl App {
         evidence.extend(update.evidence.clone());
         let sends = update.submit || !update.evidence.is_empty();
         let reported = if sends {
-            if current.status != DisputeStatus::NeedsResponse {
+            if !matches!(
+                current.status,
+                DisputeStatus::NeedsResponse | DisputeStatus::WarningNeedsResponse
+            ) {
                 return Err(AppError::invalid(
                     "evidence",
                     format!(
@@ -321,7 +331,8 @@ impl App {
         .await
     }
 
-    /// `POST /v1/disputes/:id/close`: accepts the dispute, which loses it.
+    /// `POST /v1/disputes/:id/close`: accepts the dispute, which loses a chargeback and
+    /// closes an inquiry.
     pub async fn close_dispute(&self, caller: &Caller, id: &str) -> Result<Dispute, AppError> {
         let current = self.dispute(&caller.scope, id).await?;
         if current.status.is_closed() {

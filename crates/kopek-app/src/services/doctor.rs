@@ -122,7 +122,7 @@ impl App {
                 break;
             };
             for dispute in &found.data {
-                if dispute.status != kopek_core::dispute::DisputeStatus::Won {
+                if dispute.status.holds_funds() {
                     *collected.entry(dispute.currency.lowercase()).or_default() -= dispute.amount;
                 }
             }
