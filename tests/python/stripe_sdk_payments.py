@@ -1,7 +1,8 @@
 """Collects a subscription's invoice with Stripe's official Python SDK: attach Stripe's
 test card pm_card_visa, make it the default, subscribe on a test clock, advance it, and
-watch the invoice get paid, refund part of it then the rest; a declining test card is
-refused with a card error; a card number is refused. Run by crates/kopek-api/tests/it/stripe_sdk.rs against a live kopek
+watch the invoice get paid, refund part of it then the rest, credit the customer's
+balance with a credit note and by hand, and see the credit used by a one-off invoice;
+a declining test card is refused with a card error; a card number is refused. Run by crates/kopek-api/tests/it/stripe_sdk.rs against a live kopek
 whose worker runs."""
 
 import os
@@ -86,4 +87,27 @@ except stripe.InvalidRequestError as e:
 rest = stripe.Refund.create(charge=charge.id)
 check(rest.amount == 2000, "the rest is refunded")
 check(stripe.Charge.retrieve(charge.id).refunded, "fully refunded")
+
+# The money is back with the customer; a credit note now credits their balance.
+preview = stripe.CreditNote.preview(invoice=invoice.id, amount=500, credit_amount=500)
+check(preview.amount == 500 and preview.post_payment_amount == 500, "credit note preview")
+note = stripe.CreditNote.create(
+    invoice=invoice.id, amount=500, credit_amount=500, reason="product_unsatisfactory"
+)
+check(note.status == "issued" and note.type == "post_payment", f"credit note: {note.type}")
+check(note.customer_balance_transaction is not None, "the note credited the balance")
+check(len(stripe.CreditNote.list(invoice=invoice.id).data) == 1, "credit notes listed")
+txn = stripe.Customer.create_balance_transaction(
+    customer.id, amount=-300, currency="usd", description="Goodwill"
+)
+check(txn.type == "adjustment" and txn.ending_balance == -800, f"adjustment: {txn.ending_balance}")
+check(stripe.Customer.retrieve(customer.id).balance == -800, "customer balance")
+moves = stripe.Customer.list_balance_transactions(customer.id)
+check([m.type for m in moves.data] == ["adjustment", "credit_note"], "balance transactions")
+
+# A one-off invoice is paid first from the credit, then by the card.
+one_off = stripe.Invoice.create(customer=customer.id, auto_advance=True)
+stripe.InvoiceItem.create(customer=customer.id, invoice=one_off.id, amount=1000, currency="usd")
+one_off = stripe.Invoice.finalize_invoice(one_off.id)
+check(one_off.starting_balance == -800 and one_off.amount_due == 200, "the credit applied")
 print("ok")

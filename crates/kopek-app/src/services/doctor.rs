@@ -418,6 +418,15 @@ fn check_totals(invoice: &Invoice, out: &mut Vec<Violation>) {
             && t.amount_due.minor() == invoice.amount_due
             && t.amount_remaining.minor() == invoice.amount_remaining
     });
+    let credited =
+        invoice.pre_payment_credit_notes_amount + invoice.post_payment_credit_notes_amount;
+    if credited > invoice.total.max(0) {
+        out.push(Violation {
+            invariant: "credit notes never credit more than an invoice's total",
+            objects: vec![invoice.id.clone()],
+            detail: format!("credited {credited} of a total of {}", invoice.total),
+        });
+    }
     if !fine || invoice.amount_paid > invoice.amount_due {
         out.push(Violation {
             invariant: "invoice totals equal their lines",
