@@ -64,14 +64,19 @@ impl CreditsTx for StoreTx {
                     .push_bind(currency.lowercase())
                     .push_bind(*amount);
             });
-            q.push(") AS v WHERE customers.id = v.column1 AND customers.account_id = ");
+            // A balance keeps one currency: a move in another finds no row.
+            q.push(
+                ") AS v WHERE customers.id = v.column1 \
+                 AND (customers.currency IS NULL OR customers.currency = v.column2) \
+                 AND customers.account_id = ",
+            );
             push_scope(&mut q, scope);
             q.push(" RETURNING customers.id, customers.balance");
             let rows = self.fetch_all(q).await?;
             if rows.len() != chunk.len() {
-                return Err(StoreError::Internal(format!(
-                    "move customer balances: {} customers found, expected {}",
-                    rows.len(),
+                return Err(StoreError::Conflict(format!(
+                    "{} of {} customers' balances are in another currency",
+                    chunk.len() - rows.len(),
                     chunk.len()
                 )));
             }

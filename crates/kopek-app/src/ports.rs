@@ -476,7 +476,8 @@ pub trait CreditsTx: Send {
         customers: &[String],
     ) -> StoreResult<Vec<CustomerBalance>>;
     /// Adds each amount to its customer's balance, giving the balance the currency if it
-    /// had none; returns the balances after.
+    /// had none; returns the balances after. A move in a currency other than the
+    /// balance's is a `Conflict`, and nothing moves.
     async fn move_customer_balances(
         &mut self,
         scope: &Scope,

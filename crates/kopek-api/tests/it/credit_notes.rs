@@ -575,3 +575,31 @@ store_test!(bad_credit_notes_change_nothing, |kind| async move {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     h.assert_doctor_clean().await;
 });
+
+store_test!(a_balance_keeps_its_currency, |kind| async move {
+    let h = harness(kind).await;
+    let customer = id(&h.ok("/v1/customers", "").await);
+    h.ok(
+        &format!("/v1/customers/{customer}/balance_transactions"),
+        "amount=-500&currency=usd",
+    )
+    .await;
+    // A negative invoice in euros would add euros to a dollar balance: refused.
+    let draft = id(&h.ok("/v1/invoices", &format!("customer={customer}")).await);
+    h.ok(
+        "/v1/invoiceitems",
+        &format!("customer={customer}&invoice={draft}&amount=-700&currency=eur"),
+    )
+    .await;
+    let refused = h.post(&format!("/v1/invoices/{draft}/finalize"), "").await;
+    assert!(
+        refused.status.is_client_error() && !refused.json()["error"]["param"].is_null(),
+        "{}",
+        refused.json()
+    );
+    let still = h.get(&format!("/v1/invoices/{draft}")).await.json();
+    assert_eq!(still["status"], "draft", "nothing was finalized");
+    let balance = h.get(&format!("/v1/customers/{customer}")).await.json();
+    assert_eq!(balance["balance"], -500);
+    h.assert_doctor_clean().await;
+});

@@ -70,21 +70,10 @@ impl Progress {
 }
 
 /// Rows of several scopes, in their order, grouped by scope.
-fn group_by_scope<T>(rows: Vec<(Scope, T)>) -> BTreeMap<Scope, Vec<T>> {
+fn group_by_scope<T>(rows: impl IntoIterator<Item = (Scope, T)>) -> BTreeMap<Scope, Vec<T>> {
     let mut groups: BTreeMap<Scope, Vec<T>> = BTreeMap::new();
     for (scope, row) in rows {
         groups.entry(scope).or_default().push(row);
-    }
-    groups
-}
-
-fn by_scope(due: Vec<Due>) -> BTreeMap<(String, bool), Vec<String>> {
-    let mut groups: BTreeMap<(String, bool), Vec<String>> = BTreeMap::new();
-    for d in due {
-        groups
-            .entry((d.scope.account_id, d.scope.livemode))
-            .or_default()
-            .push(d.id);
     }
     groups
 }
@@ -133,31 +122,19 @@ impl App {
             .claim_due_open_invoices(lane, &self.claim(config, now))
             .await?;
         tx.commit().await?;
-        for ((account_id, livemode), ids) in by_scope(due) {
-            let scope = Scope {
-                account_id,
-                livemode,
-            };
+        for (scope, ids) in group_by_scope(due.into_iter().map(|d| (d.scope, d.id))) {
             progress.payments += self.collect_due(&scope, &ids, now).await?;
         }
         let mut tx = self.store.write().await?;
         let due = tx.claim_due_charges(lane, &self.claim(config, now)).await?;
         tx.commit().await?;
-        for ((account_id, livemode), ids) in by_scope(due) {
-            let scope = Scope {
-                account_id,
-                livemode,
-            };
+        for (scope, ids) in group_by_scope(due.into_iter().map(|d| (d.scope, d.id))) {
             progress.payments += self.reconcile_due(&scope, &ids, now).await?;
         }
         let mut tx = self.store.write().await?;
         let due = tx.claim_due_refunds(lane, &self.claim(config, now)).await?;
         tx.commit().await?;
-        for ((account_id, livemode), ids) in by_scope(due) {
-            let scope = Scope {
-                account_id,
-                livemode,
-            };
+        for (scope, ids) in group_by_scope(due.into_iter().map(|d| (d.scope, d.id))) {
             progress.payments += self.retry_refunds(&scope, &ids, now).await?;
         }
         Ok(progress)

@@ -1,7 +1,7 @@
 //! Building and finalizing invoices: shared by the API use cases and the billing clock.
 
 use crate::app::{App, Change};
-use crate::error::AppError;
+use crate::error::{AppError, StoreError};
 use crate::ports::Tx;
 use crate::records::*;
 use kopek_core::billing;
@@ -478,7 +478,18 @@ pub(crate) async fn write_balance_transactions(
             None => moves.push((t.customer.clone(), t.currency, t.amount)),
         }
     }
-    for (customer, mut balance) in tx.move_customer_balances(scope, &moves).await? {
+    let moved = tx
+        .move_customer_balances(scope, &moves)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => AppError::invalid(
+                "currency",
+                "The customer's balance is in another currency: it can neither take this \
+                 credit nor pay this invoice. Bill and credit them in their balance's currency.",
+            ),
+            other => other.into(),
+        })?;
+    for (customer, mut balance) in moved {
         for t in transactions
             .iter_mut()
             .rev()
