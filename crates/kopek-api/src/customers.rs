@@ -73,6 +73,7 @@ fn customer_params(params: &mut Params) -> ApiResult<CustomerParams> {
         invoice_prefix: params.string("invoice_prefix")?,
         next_invoice_sequence: params.int_in("next_invoice_sequence", 1, 1_000_000_000)?,
         preferred_locales: params.string_list("preferred_locales", LOCALES_MAX)?,
+        discount: single_discount(params)?,
         metadata: params.metadata()?,
         ..CustomerParams::default()
     };
@@ -226,4 +227,19 @@ pub async fn payment_methods(
         ))
     })
     .await
+}
+
+/// A customer has one discount: `coupon` or `promotion_code` (or one `discounts[]`).
+fn single_discount(params: &mut Params) -> ApiResult<Option<kopek_app::DiscountRequest>> {
+    let Some(mut requests) = crate::discounts::discount_requests(params)? else {
+        return Ok(None);
+    };
+    if requests.len() != 1 {
+        return Err(ApiError::invalid(
+            "coupon",
+            "parameter_invalid",
+            "A customer has one discount: pass one coupon or promotion_code.",
+        ));
+    }
+    Ok(requests.pop())
 }

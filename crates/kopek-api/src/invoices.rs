@@ -80,6 +80,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
                         "include, exclude",
                     )?
                     .unwrap_or(false),
+                discounts: crate::discounts::discount_requests(&mut params)?,
                 metadata: params.metadata()?,
             };
             params.expand()?;
@@ -187,6 +188,7 @@ pub async fn update(
                 description: params.nullable_string("description")?,
                 auto_advance: params.bool("auto_advance")?,
                 days_until_due: days_until_due(&mut params)?,
+                discounts: crate::discounts::discount_requests(&mut params)?,
                 metadata: params.metadata()?,
             };
             params.expand()?;
@@ -405,6 +407,8 @@ pub async fn create_item(
                 description: params.nullable_string("description")?.flatten(),
                 invoice: params.string("invoice")?,
                 period: period(&mut params)?,
+                discountable: params.bool("discountable")?,
+                discounts: crate::discounts::discount_requests(&mut params)?.unwrap_or_default(),
                 metadata: params.metadata()?,
             };
             params.expand()?;

@@ -13,6 +13,7 @@ mod billing_settings;
 mod catalog;
 mod credit_notes;
 mod customers;
+mod discounts;
 mod disputes;
 mod error;
 mod events;
@@ -32,7 +33,7 @@ pub use openapi::openapi_document;
 pub use render::WireRenderer;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use kopek_app::App;
 
@@ -62,6 +63,28 @@ pub fn router(app: App) -> Router {
             get(balance_transactions::retrieve).post(balance_transactions::update),
         )
         .route(
+            "/v1/customers/{id}/discount",
+            delete(discounts::delete_customer_discount),
+        )
+        .route(
+            "/v1/coupons",
+            get(discounts::list_coupons).post(discounts::create_coupon),
+        )
+        .route(
+            "/v1/coupons/{id}",
+            get(discounts::retrieve_coupon)
+                .post(discounts::update_coupon)
+                .delete(discounts::delete_coupon),
+        )
+        .route(
+            "/v1/promotion_codes",
+            get(discounts::list_promotion_codes).post(discounts::create_promotion_code),
+        )
+        .route(
+            "/v1/promotion_codes/{id}",
+            get(discounts::retrieve_promotion_code).post(discounts::update_promotion_code),
+        )
+        .route(
             "/v1/products",
             get(catalog::list_products).post(catalog::create_product),
         )
@@ -88,6 +111,10 @@ pub fn router(app: App) -> Router {
             get(subscriptions::retrieve)
                 .post(subscriptions::update)
                 .delete(subscriptions::cancel),
+        )
+        .route(
+            "/v1/subscriptions/{id}/discount",
+            delete(discounts::delete_subscription_discount),
         )
         .route("/v1/invoices", get(invoices::list).post(invoices::create))
         .route(

@@ -34,7 +34,7 @@ impl Renderer for WireRenderer {
             "default_source": null,
             "delinquent": false,
             "description": c.description,
-            "discount": null,
+            "discount": c.discount.as_ref().map(discount),
             "email": c.email,
             "invoice_prefix": c.invoice_prefix,
             "invoice_settings": {
@@ -195,7 +195,7 @@ impl Renderer for WireRenderer {
             "default_payment_method": sub.default_payment_method,
             "default_tax_rates": [],
             "description": sub.description,
-            "discounts": [],
+            "discounts": sub.discounts.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
             "ended_at": sub.ended_at,
             "items": {
                 "object": "list",
@@ -251,9 +251,9 @@ impl Renderer for WireRenderer {
                     "amount": l.amount,
                     "currency": currency,
                     "description": l.description,
-                    "discount_amounts": [],
-                    "discountable": true,
-                    "discounts": [],
+                    "discount_amounts": l.discount_amounts.iter().map(discount_amount).collect::<Vec<_>>(),
+                    "discountable": l.discountable,
+                    "discounts": l.discounts.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
                     "invoice": inv.id,
                     "livemode": inv.livemode,
                     "metadata": metadata(&l.metadata),
@@ -297,7 +297,7 @@ impl Renderer for WireRenderer {
             "customer_name": inv.customer_name,
             "default_payment_method": null,
             "description": inv.description,
-            "discounts": [],
+            "discounts": inv.discounts.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
             "due_date": inv.due_date,
             "effective_at": inv.finalized_at,
             "ending_balance": inv.ending_balance,
@@ -351,7 +351,7 @@ impl Renderer for WireRenderer {
             "subtotal_excluding_tax": inv.subtotal,
             "test_clock": inv.test_clock,
             "total": inv.total,
-            "total_discount_amounts": [],
+            "total_discount_amounts": inv.total_discount_amounts.iter().map(discount_amount).collect::<Vec<_>>(),
             "total_excluding_tax": inv.total,
             "total_pretax_credit_amounts": [],
             "total_taxes": [],
@@ -371,7 +371,7 @@ impl Renderer for WireRenderer {
             "date": item.created,
             "description": item.description,
             "discountable": item.discountable,
-            "discounts": [],
+            "discounts": item.discounts.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
             "invoice": item.invoice,
             "livemode": item.livemode,
             "metadata": metadata(&item.metadata),
@@ -691,6 +691,39 @@ impl Renderer for WireRenderer {
         (error.status.as_u16(), error.body())
     }
 
+    fn discount(&self, d: &Discount) -> Value {
+        discount(d)
+    }
+
+    fn coupon(&self, c: &Coupon, now: i64) -> Value {
+        coupon(c, now)
+    }
+
+    fn promotion_code(&self, p: &PromotionCode, coupon: &Coupon, now: i64) -> Value {
+        json!({
+            "id": p.id,
+            "object": "promotion_code",
+            "active": p.active,
+            "code": p.code,
+            // Stripe's earlier API versions named the coupon here; current ones nest it
+            // under `promotion`.
+            "coupon": self::coupon(coupon, now),
+            "created": p.created,
+            "customer": p.customer,
+            "expires_at": p.expires_at,
+            "livemode": p.livemode,
+            "max_redemptions": p.max_redemptions,
+            "metadata": metadata(&p.metadata),
+            "promotion": {"coupon": self::coupon(coupon, now), "type": "coupon"},
+            "restrictions": {
+                "first_time_transaction": p.restrictions.first_time_transaction,
+                "minimum_amount": p.restrictions.minimum_amount,
+                "minimum_amount_currency": p.restrictions.minimum_amount_currency.map(|c| c.lowercase()),
+            },
+            "times_redeemed": p.times_redeemed,
+        })
+    }
+
     fn deleted(&self, object: &str, id: &str) -> Value {
         json!({"id": id, "object": object, "deleted": true})
     }
@@ -715,6 +748,62 @@ impl Renderer for WireRenderer {
 }
 
 /// A decline as Stripe's `last_payment_error`.
+/// A percentage kept in hundredths, shown as Stripe's number (25.5).
+fn percent(hundredths: u32) -> Value {
+    if hundredths.is_multiple_of(100) {
+        json!(hundredths / 100)
+    } else {
+        json!(f64::from(hundredths) / 100.0)
+    }
+}
+
+fn coupon(c: &Coupon, now: i64) -> Value {
+    json!({
+        "id": c.id,
+        "object": "coupon",
+        "amount_off": c.amount_off,
+        "applies_to": if c.applies_to.is_empty() { Value::Null } else { json!({"products": c.applies_to}) },
+        "created": c.created,
+        "currency": c.currency.map(|c| c.lowercase()),
+        "duration": c.duration,
+        "duration_in_months": c.duration_in_months,
+        "livemode": c.livemode,
+        "max_redemptions": c.max_redemptions,
+        "metadata": metadata(&c.metadata),
+        "name": c.name,
+        "percent_off": c.percent_off.map(percent),
+        "redeem_by": c.redeem_by,
+        "times_redeemed": c.times_redeemed,
+        "valid": c.valid(now),
+    })
+}
+
+fn discount(d: &Discount) -> Value {
+    // The coupon as it was applied; `valid` is whether it could still be redeemed then.
+    let coupon = coupon(&d.coupon, d.start);
+    json!({
+        "id": d.id,
+        "object": "discount",
+        "checkout_session": null,
+        // Stripe's earlier API versions named the coupon here; current ones nest it
+        // under `source`.
+        "coupon": coupon,
+        "customer": d.customer,
+        "end": d.end,
+        "invoice": d.invoice,
+        "invoice_item": d.invoice_item,
+        "promotion_code": d.promotion_code,
+        "source": {"coupon": coupon, "type": "coupon"},
+        "start": d.start,
+        "subscription": d.subscription,
+        "subscription_item": null,
+    })
+}
+
+fn discount_amount(a: &DiscountAmount) -> Value {
+    json!({"amount": a.amount, "discount": a.discount})
+}
+
 fn decline(d: &kopek_app::ports::Decline, payment_method: Option<&str>) -> Value {
     json!({
         "type": "card_error",

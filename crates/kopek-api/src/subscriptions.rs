@@ -86,6 +86,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
                 default_payment_method: params.string("default_payment_method")?,
                 cancel_at_period_end: params.bool("cancel_at_period_end")?.unwrap_or(false),
                 description: params.nullable_string("description")?.flatten(),
+                discounts: crate::discounts::discount_requests(&mut params)?.unwrap_or_default(),
                 metadata: params.metadata()?,
             };
             params.expand()?;
@@ -150,6 +151,7 @@ pub async fn update(
                     },
                     "create_prorations, none",
                 )?,
+                discounts: crate::discounts::discount_requests(&mut params)?,
                 metadata: params.metadata()?,
             };
             params.expand()?;

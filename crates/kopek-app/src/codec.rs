@@ -9,6 +9,7 @@ use crate::records::*;
 use kopek_core::period::{Interval, IntervalUnit};
 use kopek_core::price::*;
 use kopek_core::Currency;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 type Decoded<T> = Result<T, StoreError>;
@@ -98,6 +99,7 @@ pub fn customer_doc(c: &Customer) -> String {
         "tax_exempt": c.tax_exempt.as_str(),
         "test_clock": c.test_clock,
         "metadata": metadata_doc(&c.metadata),
+        "discount": c.discount,
     })
     .to_string()
 }
@@ -181,6 +183,12 @@ pub fn customer_from_doc(columns: CustomerColumns, doc: &str) -> Decoded<Custome
             .ok_or_else(|| corrupt("tax_exempt"))?,
         metadata: metadata(&doc)?,
         test_clock: text(&doc, "test_clock")?,
+        discount: match doc.get("discount") {
+            Some(d @ Value::Object(_)) => {
+                Some(Discount::deserialize(d).map_err(|_| corrupt("discount"))?)
+            }
+            _ => None,
+        },
         deleted,
     })
 }

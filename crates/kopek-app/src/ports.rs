@@ -27,7 +27,7 @@ pub trait Store: Send + Sync {
 /// Every method on account-owned objects takes a [`Scope`]: there is no way to read or
 /// write across accounts or modes.
 #[async_trait]
-pub trait Tx: BillingTx + PaymentsTx + CreditsTx {
+pub trait Tx: BillingTx + PaymentsTx + CreditsTx + DiscountsTx {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()>;
@@ -538,6 +538,54 @@ pub trait CreditsTx: Send {
     ) -> StoreResult<Option<Page<CreditNote>>>;
 }
 
+/// Coupons and promotion codes.
+#[async_trait]
+pub trait DiscountsTx: Send {
+    /// A coupon whose id is taken is a `Conflict`.
+    async fn insert_coupon(&mut self, scope: &Scope, coupon: &Coupon) -> StoreResult<()>;
+    async fn update_coupon(&mut self, scope: &Scope, coupon: &Coupon) -> StoreResult<()>;
+    /// A coupon, deleted or not. `lock`: held until commit, so redemptions counted
+    /// against a limit never pass it.
+    async fn coupon(&mut self, scope: &Scope, id: &str, lock: bool) -> StoreResult<Option<Coupon>>;
+    /// Coupons not deleted.
+    async fn coupons(
+        &mut self,
+        scope: &Scope,
+        created: &TimeRange,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Coupon>>>;
+    /// A code already used in the scope (whatever its case) is a `Conflict`.
+    async fn insert_promotion_code(
+        &mut self,
+        scope: &Scope,
+        code: &PromotionCode,
+    ) -> StoreResult<()>;
+    async fn update_promotion_code(
+        &mut self,
+        scope: &Scope,
+        code: &PromotionCode,
+    ) -> StoreResult<()>;
+    async fn promotion_code(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+        lock: bool,
+    ) -> StoreResult<Option<PromotionCode>>;
+    /// The promotion code customers type, whatever its case.
+    async fn promotion_code_by_code(
+        &mut self,
+        scope: &Scope,
+        code: &str,
+        lock: bool,
+    ) -> StoreResult<Option<PromotionCode>>;
+    async fn promotion_codes(
+        &mut self,
+        scope: &Scope,
+        filter: &PromotionCodeFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<PromotionCode>>>;
+}
+
 /// The time, injected: no use case reads the wall clock.
 pub trait Clock: Send + Sync {
     fn now(&self) -> i64;
@@ -575,6 +623,10 @@ pub trait Renderer: Send + Sync {
     fn dispute(&self, dispute: &Dispute) -> serde_json::Value;
     fn credit_note(&self, note: &CreditNote) -> serde_json::Value;
     fn balance_transaction(&self, transaction: &BalanceTransaction) -> serde_json::Value;
+    fn discount(&self, discount: &Discount) -> serde_json::Value;
+    /// A coupon as of `now` (its `valid` depends on the time).
+    fn coupon(&self, coupon: &Coupon, now: i64) -> serde_json::Value;
+    fn promotion_code(&self, code: &PromotionCode, coupon: &Coupon, now: i64) -> serde_json::Value;
     /// A declined card as the API answers it: HTTP status and Stripe's error envelope.
     fn card_error(&self, decline: &Decline, param: Option<&str>) -> (u16, serde_json::Value);
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;

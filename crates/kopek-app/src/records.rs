@@ -5,10 +5,12 @@
 
 mod billing;
 mod credits;
+mod discounts;
 mod payments;
 
 pub use billing::*;
 pub use credits::*;
+pub use discounts::*;
 use kopek_core::price::PriceModel;
 use kopek_core::Currency;
 pub use payments::*;
@@ -113,6 +115,8 @@ pub struct Customer {
     pub tax_exempt: TaxExempt,
     pub metadata: Metadata,
     pub test_clock: Option<String>,
+    /// The discount on their invoices when a subscription has none of its own.
+    pub discount: Option<Discount>,
     pub deleted: bool,
 }
 

@@ -5,6 +5,7 @@ mod catalog;
 mod collection;
 mod credit_notes;
 mod customers;
+mod discounts;
 mod disputes;
 mod doctor;
 mod events;
@@ -26,6 +27,10 @@ pub use catalog::{NewPrice, NewProduct, PriceUpdate, ProductRef, ProductUpdate};
 pub use collection::{GATEWAY_TIMEOUT_MS_DEFAULT, RECONCILE_DELAYS_S};
 pub use credit_notes::{NewCreditNote, NewCreditNoteLine, CREDIT_NOTES_PER_INVOICE_MAX};
 pub use customers::CustomerParams;
+pub use discounts::{
+    CouponOff, CouponUpdate, DiscountRequest, DiscountSource, NewCoupon, NewPromotionCode,
+    PromotionCodeUpdate, DISCOUNTS_MAX,
+};
 pub use disputes::{DisputeUpdate, EVIDENCE_FIELDS};
 pub use doctor::Violation;
 pub use invoices::{

@@ -124,6 +124,8 @@ pub struct Totals {
 /// What besides its lines makes up what an invoice asks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Adjustments {
+    /// What its discounts took off its lines (`discount::share_out`).
+    pub discounts: i64,
     /// The customer's balance when it was finalized (0 before), in Stripe's sign:
     /// negative is credit, positive is owed.
     pub starting_balance: i64,
@@ -144,16 +146,16 @@ pub fn apply_balance(total: i64, balance: i64) -> Result<(i64, i64), MoneyError>
 }
 
 impl Totals {
-    /// Sums the (already rounded) line amounts. Without discounts or tax (they come
-    /// later) the total is the subtotal; a negative total is due as zero, as on Stripe,
-    /// where the excess becomes customer credit.
+    /// Sums the (already rounded) line amounts; the total is that less the discounts
+    /// (tax comes later). A negative total is due as zero, as on Stripe, where the
+    /// excess becomes customer credit.
     pub fn from_lines(
         currency: Currency,
         lines: impl IntoIterator<Item = i64>,
         adjustments: Adjustments,
     ) -> Result<Totals, MoneyError> {
         let subtotal = Money::sum(currency, lines.into_iter().map(|a| Money::new(a, currency)))?;
-        let total = subtotal;
+        let total = subtotal.checked_sub(Money::new(adjustments.discounts, currency))?;
         let (due, _) = apply_balance(total.minor(), adjustments.starting_balance)?;
         let due = due
             .checked_sub(adjustments.pre_payment_credit_notes)
@@ -220,10 +222,20 @@ mod tests {
         let adjusted = Adjustments {
             starting_balance: -500,
             pre_payment_credit_notes: 300,
-            amount_paid: 0,
+            ..Adjustments::default()
         };
         let t = Totals::from_lines(usd, [2000], adjusted).unwrap();
         assert_eq!((t.total.minor(), t.amount_due.minor()), (2000, 1200));
+        // 2.50 of discounts come off the total, before the balance.
+        let discounted = Adjustments {
+            discounts: 250,
+            ..adjusted
+        };
+        let t = Totals::from_lines(usd, [2000], discounted).unwrap();
+        assert_eq!(
+            (t.subtotal.minor(), t.total.minor(), t.amount_due.minor()),
+            (2000, 1750, 950)
+        );
     }
 
     /// Stripe's rules for a customer balance at finalization (docs.stripe.com, "Customer

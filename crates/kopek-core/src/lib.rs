@@ -11,6 +11,7 @@ pub mod billing;
 pub mod calendar;
 pub mod card;
 pub mod currency;
+pub mod discount;
 pub mod dispute;
 pub mod dunning;
 pub mod invoice;

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_leaner_billing_rows.sql"),
     include_str!("../migrations/0010_credit_notes.sql"),
     include_str!("../migrations/0011_test_clock_wake.sql"),
+    include_str!("../migrations/0012_coupons.sql"),
 ];
 
 pub async fn run(pool: &SqlitePool) -> StoreResult<()> {

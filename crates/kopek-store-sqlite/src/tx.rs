@@ -22,3 +22,4 @@ include!("../../store-sql/tx.rs");
 include!("../../store-sql/billing.rs");
 include!("../../store-sql/payments.rs");
 include!("../../store-sql/credits.rs");
+include!("../../store-sql/discounts.rs");

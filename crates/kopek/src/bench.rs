@@ -43,6 +43,7 @@ async fn seed_one(app: &App, caller: &Caller, price: &str) -> Result<(), String>
             days_until_due: Some(90),
             default_payment_method: None,
             cancel_at_period_end: false,
+            discounts: Vec::new(),
             description: None,
             metadata: MetadataUpdate::default(),
         },

@@ -6,6 +6,7 @@ mod billing;
 mod billing_bad_input;
 mod collection;
 mod credit_notes;
+mod discounts;
 mod disputes;
 mod dunning;
 mod payment_methods;

@@ -8,7 +8,7 @@
 //! back as empty: a renewal writes several of these documents, and dropping the empty
 //! fields made an invoice's row a fifth smaller.
 
-use super::Metadata;
+use super::{Discount, DiscountAmount, Metadata};
 use kopek_core::invoice::{BillingReason, InvoiceStatus};
 use kopek_core::ledger::AccountKind;
 use kopek_core::payment::PaymentIntentStatus;
@@ -23,6 +23,14 @@ pub(crate) fn is_false(value: &bool) -> bool {
 
 pub(crate) fn is_zero(value: &i64) -> bool {
     *value == 0
+}
+
+pub(crate) fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -164,6 +172,10 @@ pub struct Subscription {
     pub cancellation_details: CancellationDetails,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_invoice: Option<String>,
+    /// Discounts on its invoices, in the order they apply; when there are none, the
+    /// customer's discount applies instead (as on Stripe).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<Discount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,8 +215,28 @@ pub struct InvoiceLine {
     pub subscription_item: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoice_item: Option<String>,
+    /// The product of its price, for coupons limited to some products.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// Whether the invoice's discounts may reduce it.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub discountable: bool,
+    /// Discounts of this line alone (from its invoice item), applied before the
+    /// invoice's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<Discount>,
+    /// What every discount took off it; the line's `amount` is before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discount_amounts: Vec<DiscountAmount>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
+}
+
+impl InvoiceLine {
+    /// The line's amount after its discounts.
+    pub fn net(&self) -> i64 {
+        self.amount - self.discount_amounts.iter().map(|d| d.amount).sum::<i64>()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +260,12 @@ pub struct Invoice {
     pub period_start: i64,
     pub period_end: i64,
     pub lines: Vec<InvoiceLine>,
+    /// Discounts on the whole invoice, in the order they apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<Discount>,
+    /// What each discount (the invoice's and its lines') took off in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub total_discount_amounts: Vec<DiscountAmount>,
     pub subtotal: i64,
     pub total: i64,
     pub amount_due: i64,
@@ -289,6 +327,18 @@ pub struct Invoice {
     pub next_action_at: Option<i64>,
 }
 
+impl Invoice {
+    /// What besides its lines makes up what it asks for.
+    pub fn adjustments(&self) -> kopek_core::invoice::Adjustments {
+        kopek_core::invoice::Adjustments {
+            discounts: self.total_discount_amounts.iter().map(|d| d.amount).sum(),
+            starting_balance: self.starting_balance,
+            pre_payment_credit_notes: self.pre_payment_credit_notes_amount,
+            amount_paid: self.amount_paid,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceItem {
     pub id: String,
@@ -309,6 +359,9 @@ pub struct InvoiceItem {
     pub period_end: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<String>,
+    /// The product of its price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
     pub quantity: u64,
     /// The exact unit amount when the amount was given per unit (Stripe's
     /// `unit_amount_decimal`), as a decimal string.
@@ -318,6 +371,9 @@ pub struct InvoiceItem {
     pub proration: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub discountable: bool,
+    /// Discounts of this item alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<Discount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]

@@ -10,7 +10,9 @@
 //! defence. Payment attempts call the gateway between two transactions and so are
 //! claimed with a lease first (see `collection`).
 
-use super::invoicing::{subscription_lines, sweep_items, Balances, NewInvoice};
+use super::invoicing::{
+    discounts_at, subscription_lines, sweep_items, use_up_discounts, Balances, NewInvoice,
+};
 use crate::app::{App, Change};
 use crate::error::AppError;
 use crate::ports::Tx;
@@ -160,7 +162,7 @@ impl App {
         let mut customer_ids: Vec<String> = subs.iter().map(|s| s.customer.clone()).collect();
         customer_ids.sort();
         customer_ids.dedup();
-        let customers: HashMap<String, Customer> = tx
+        let mut customers: HashMap<String, Customer> = tx
             .customers_by_ids(scope, &customer_ids)
             .await?
             .into_iter()
@@ -173,6 +175,8 @@ impl App {
         let mut updated = Vec::with_capacity(subs.len());
         let mut invoices = Vec::with_capacity(subs.len());
         let mut swept = Vec::new();
+        // Customers whose discount the renewals used up.
+        let mut discounted = Vec::new();
         let mut changes = Vec::with_capacity(subs.len() * 2);
         for mut sub in subs {
             if sub.cancel_at.is_some_and(|at| at <= now) {
@@ -192,7 +196,7 @@ impl App {
                 continue;
             }
             let customer = customers
-                .get(&sub.customer)
+                .get_mut(&sub.customer)
                 .ok_or_else(|| AppError::Internal(format!("customer of {} is missing", sub.id)))?;
             let before = sub.clone();
             if sub.status == SubscriptionStatus::Trialing {
@@ -218,6 +222,10 @@ impl App {
             });
             invoice.lines = subscription_lines(self, &sub, &prices, period, false)?;
             swept.extend(sweep_items(self, &mut invoice, &mut pending));
+            invoice.discounts = discounts_at(Some(&sub), customer, period.start);
+            if use_up_discounts(&invoice, Some(&mut sub), customer, period.start) {
+                discounted.push(customer.id.clone());
+            }
             super::invoicing::set_totals(&mut invoice)?;
             invoice.automatically_finalizes_at = Some(now + self.draft_window_s);
             invoice.next_action_at = invoice.automatically_finalizes_at;
@@ -247,6 +255,11 @@ impl App {
         tx.insert_invoices(scope, &invoices).await?;
         tx.update_subscriptions(scope, &updated).await?;
         tx.update_invoice_items(scope, &swept).await?;
+        discounted.sort();
+        discounted.dedup();
+        for id in &discounted {
+            tx.update_customer(scope, &customers[id]).await?;
+        }
         let events = self.stamp_events(scope, now, None, changes);
         tx.insert_events(scope, &events).await?;
         Ok(updated.len())

@@ -1,5 +1,6 @@
+use super::discounts::Redemption;
 use super::metadata::MetadataUpdate;
-use super::NewBalanceTransaction;
+use super::{DiscountRequest, NewBalanceTransaction};
 use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
 use crate::records::*;
@@ -31,6 +32,8 @@ pub struct CustomerParams {
     /// `invoice_settings[default_payment_method]`: an attached payment method, or the
     /// one given as `payment_method`.
     pub default_payment_method: Option<Option<String>>,
+    /// `coupon` or `promotion_code`: the customer's discount, replacing any they have.
+    pub discount: Option<DiscountRequest>,
     pub metadata: MetadataUpdate,
 }
 
@@ -67,7 +70,7 @@ impl App {
     pub async fn create_customer(
         &self,
         caller: &Caller,
-        params: CustomerParams,
+        mut params: CustomerParams,
     ) -> Result<Customer, AppError> {
         let id = self.ids.id("cus");
         // Stripe's invoice prefixes are short upper-case codes unique per customer: taken
@@ -93,6 +96,7 @@ impl App {
             tax_exempt: TaxExempt::None,
             metadata: Metadata::new(),
             test_clock: None,
+            discount: None,
             deleted: false,
         };
         let test_clock = params.test_clock.clone();
@@ -121,6 +125,7 @@ impl App {
         if params.balance.is_some_and(|b| b != 0) {
             return Err(no_balance_currency());
         }
+        let discount = params.discount.take();
         params.apply(&mut customer)?;
         let mut tx = self.store.write().await?;
         if let Some(clock_id) = test_clock {
@@ -136,6 +141,12 @@ impl App {
             })?;
             customer.created = clock.frozen_time;
             customer.test_clock = Some(clock.id);
+        }
+        if let Some(request) = discount {
+            let now = customer.created;
+            customer.discount = self
+                .redeem_for_customer(&mut tx, &caller.scope, &customer, request, now)
+                .await?;
         }
         tx.insert_customer(&caller.scope, &customer).await?;
         let rendered = self.render.customer(&customer);
@@ -164,7 +175,7 @@ impl App {
         &self,
         caller: &Caller,
         id: &str,
-        params: CustomerParams,
+        mut params: CustomerParams,
     ) -> Result<Customer, AppError> {
         let mut tx = self.store.write().await?;
         let mut customer = live_customer(tx.customer(&caller.scope, id).await?, id)?;
@@ -199,7 +210,14 @@ impl App {
             customer.invoice_settings.default_payment_method = default.clone();
         }
         let balance = params.balance;
+        let discount = params.discount.take();
         params.apply(&mut customer)?;
+        if let Some(request) = discount {
+            let now = self.time_for(&mut tx, &caller.scope, &customer).await?;
+            customer.discount = self
+                .redeem_for_customer(&mut tx, &caller.scope, &customer, request, now)
+                .await?;
+        }
         tx.update_customer(&caller.scope, &customer).await?;
         if let Some(amount) = balance
             .map(|b| b - customer.balance)
@@ -232,6 +250,58 @@ impl App {
         self.commit(tx, caller, changes.into_iter().collect(), &rendered)
             .await?;
         Ok(customer)
+    }
+
+    async fn redeem_for_customer(
+        &self,
+        tx: &mut Box<dyn crate::ports::Tx>,
+        scope: &Scope,
+        customer: &Customer,
+        request: DiscountRequest,
+        now: i64,
+    ) -> Result<Option<Discount>, AppError> {
+        let on = Redemption {
+            customer,
+            subscription: None,
+            invoice: None,
+            invoice_item: None,
+            currency: customer.currency,
+            first_amount: None,
+            existing: customer.discount.as_slice(),
+        };
+        let mut discounts = self.redeem(tx, scope, &[request], on, now).await?;
+        Ok(discounts.pop())
+    }
+
+    /// Removes a customer's discount (`DELETE /v1/customers/:id/discount`).
+    pub async fn delete_customer_discount(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Value, AppError> {
+        let mut tx = self.store.write().await?;
+        let mut customer = live_customer(tx.customer(&caller.scope, id).await?, id)?;
+        let discount = customer.discount.take().ok_or_else(|| AppError::NotFound {
+            object: "discount",
+            id: format!("{id}/discount"),
+            param: None,
+        })?;
+        let before = self.render.customer(&customer_with(&customer, &discount));
+        tx.update_customer(&caller.scope, &customer).await?;
+        let rendered = self.render.customer(&customer);
+        let response = self.render.deleted("discount", &discount.id);
+        let mut changes: Vec<Change> =
+            Change::rendered_update("customer.updated", &customer.id, before, &rendered)
+                .into_iter()
+                .collect();
+        changes.push(Change {
+            event_type: "customer.discount.deleted",
+            object_id: discount.id.clone(),
+            object: Snapshot::Rendered(self.render.discount(&discount)),
+            previous: None,
+        });
+        self.commit(tx, caller, changes, &response).await?;
+        Ok(response)
     }
 
     /// Deletes a customer. As on Stripe, the id stays known: retrieving it afterwards
@@ -289,4 +359,11 @@ fn no_balance_currency() -> AppError {
 
 fn live_customer(customer: Option<Customer>, id: &str) -> Result<Customer, AppError> {
     customer.filter(|c| !c.deleted).ok_or_else(|| not_found(id))
+}
+
+fn customer_with(customer: &Customer, discount: &Discount) -> Customer {
+    Customer {
+        discount: Some(discount.clone()),
+        ..customer.clone()
+    }
 }

@@ -5,7 +5,7 @@ use crate::error::AppError;
 use crate::ports::ChargeOutcome;
 use crate::records::*;
 use crate::services::RECONCILE_DELAYS_S;
-use kopek_core::invoice::{Adjustments, BillingReason, InvoiceStatus, Totals};
+use kopek_core::invoice::{BillingReason, InvoiceStatus, Totals};
 use kopek_core::ledger::AccountKind;
 use std::collections::{BTreeMap, HashMap};
 
@@ -406,12 +406,28 @@ fn check_totals(invoice: &Invoice, out: &mut Vec<Violation>) {
     let expected = Totals::from_lines(
         invoice.currency,
         invoice.lines.iter().map(|l| l.amount),
-        Adjustments {
-            starting_balance: invoice.starting_balance,
-            pre_payment_credit_notes: invoice.pre_payment_credit_notes_amount,
-            amount_paid: invoice.amount_paid,
-        },
+        invoice.adjustments(),
     );
+    // What the discounts took off in all is what they took off the lines, and no line
+    // went below zero.
+    let on_lines: i64 = invoice
+        .lines
+        .iter()
+        .flat_map(|l| &l.discount_amounts)
+        .map(|d| d.amount)
+        .sum();
+    if on_lines != invoice.adjustments().discounts
+        || invoice.lines.iter().any(|l| l.amount >= 0 && l.net() < 0)
+    {
+        out.push(Violation {
+            invariant: "discounts add up over the lines and leave no line negative",
+            objects: vec![invoice.id.clone()],
+            detail: format!(
+                "lines lost {on_lines}, the invoice counts {}",
+                invoice.adjustments().discounts
+            ),
+        });
+    }
     let fine = expected.is_ok_and(|t| {
         t.subtotal.minor() == invoice.subtotal
             && t.total.minor() == invoice.total

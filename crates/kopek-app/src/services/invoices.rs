@@ -1,8 +1,10 @@
 //! Invoices and invoice items through the API: manual invoices, one-off items, and the
 //! invoice lifecycle (finalize, pay out of band, void, mark uncollectible).
 
+use super::discounts::{DiscountRequest, Redemption};
 use super::invoicing::{
-    item_line, money_error, set_totals, sweep_items, write_balance_transactions, NewInvoice,
+    discounts_at, item_line, money_error, set_totals, sweep_items, use_up_discounts,
+    write_balance_transactions, NewInvoice,
 };
 use super::metadata::MetadataUpdate;
 use super::subscriptions::check_quantity;
@@ -28,6 +30,8 @@ pub struct NewManualInvoice {
     pub auto_advance: Option<bool>,
     /// Stripe's `pending_invoice_items_behavior=include`.
     pub include_pending_items: bool,
+    /// The invoice's discounts; `None`: the customer's, as on Stripe.
+    pub discounts: Option<Vec<DiscountRequest>>,
     pub metadata: MetadataUpdate,
 }
 
@@ -36,6 +40,8 @@ pub struct InvoiceUpdate {
     pub description: Option<Option<String>>,
     pub auto_advance: Option<bool>,
     pub days_until_due: Option<u32>,
+    /// Replaces a draft's discounts.
+    pub discounts: Option<Vec<DiscountRequest>>,
     pub metadata: MetadataUpdate,
 }
 
@@ -58,6 +64,11 @@ pub struct NewInvoiceItem {
     pub description: Option<String>,
     pub invoice: Option<String>,
     pub period: Option<Period>,
+    /// Whether the invoice's discounts apply to it; Stripe's default is yes unless its
+    /// amount is negative.
+    pub discountable: Option<bool>,
+    /// Discounts of this item alone.
+    pub discounts: Vec<DiscountRequest>,
     pub metadata: MetadataUpdate,
 }
 
@@ -130,7 +141,7 @@ impl App {
     ) -> Result<Invoice, AppError> {
         let scope = &caller.scope;
         let mut tx = self.store.write().await?;
-        let customer = self.live_customer(&mut tx, scope, &new.customer).await?;
+        let mut customer = self.live_customer(&mut tx, scope, &new.customer).await?;
         let now = self.time_for(&mut tx, scope, &customer).await?;
         let collection_method = new
             .collection_method
@@ -169,6 +180,27 @@ impl App {
         new.metadata.apply(&mut invoice.metadata)?;
         self.set_auto_advance(&mut invoice, new.auto_advance.unwrap_or(false), now);
         let swept = sweep_items(self, &mut invoice, &mut pending);
+        match &new.discounts {
+            Some(requests) => {
+                let on = Redemption {
+                    customer: &customer,
+                    subscription: None,
+                    invoice: Some(&invoice.id),
+                    invoice_item: None,
+                    currency: (!invoice.lines.is_empty() || customer.currency.is_some())
+                        .then_some(currency),
+                    first_amount: Some(invoice.lines.iter().map(|l| l.amount).sum()),
+                    existing: &[],
+                };
+                invoice.discounts = self.redeem(&mut tx, scope, requests, on, now).await?;
+            }
+            None => {
+                invoice.discounts = discounts_at(None, &customer, now);
+                if use_up_discounts(&invoice, None, &mut customer, now) {
+                    tx.update_customer(scope, &customer).await?;
+                }
+            }
+        }
         set_totals(&mut invoice)?;
         tx.insert_invoices(scope, std::slice::from_ref(&invoice))
             .await?;
@@ -218,12 +250,18 @@ impl App {
         let scope = &caller.scope;
         let mut tx = self.store.write().await?;
         let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
-        let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        let (customer, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
         let draft = invoice.status == InvoiceStatus::Draft;
-        if !draft && (update.description.is_some() || update.days_until_due.is_some()) {
+        if !draft
+            && (update.description.is_some()
+                || update.days_until_due.is_some()
+                || update.discounts.is_some())
+        {
             return Err(AppError::invalid(
                 if update.description.is_some() {
                     "description"
+                } else if update.discounts.is_some() {
+                    "discounts"
                 } else {
                     "days_until_due"
                 },
@@ -249,6 +287,19 @@ impl App {
             } else {
                 invoice.auto_advance = on;
             }
+        }
+        if let Some(requests) = &update.discounts {
+            let on = Redemption {
+                customer: &customer,
+                subscription: None,
+                invoice: Some(&invoice.id),
+                invoice_item: None,
+                currency: Some(invoice.currency),
+                first_amount: Some(invoice.subtotal),
+                existing: &before.discounts,
+            };
+            invoice.discounts = self.redeem(&mut tx, scope, requests, on, now).await?;
+            set_totals(&mut invoice)?;
         }
         update.metadata.apply(&mut invoice.metadata)?;
         tx.update_invoices(scope, std::slice::from_ref(&invoice))
@@ -513,6 +564,7 @@ impl App {
         let customer = self.live_customer(&mut tx, scope, &new.customer).await?;
         let now = self.time_for(&mut tx, scope, &customer).await?;
         let quantity = check_quantity("quantity", new.quantity.unwrap_or(1))?;
+        let mut product = None;
         let (amount, currency, price, unit_amount_decimal) = match new.amount {
             ItemAmount::Total { amount, currency } => {
                 if new.quantity.is_some() {
@@ -541,6 +593,7 @@ impl App {
                     ));
                 }
                 let amount = found.model.amount_for(quantity).map_err(money_error)?;
+                product = Some(found.product.clone());
                 (amount, found.currency(), Some(price), None)
             }
             ItemAmount::Unit { unit, currency } => {
@@ -572,15 +625,27 @@ impl App {
             period_start: new.period.map_or(now, |p| p.start),
             period_end: new.period.map_or(now, |p| p.end),
             price,
+            product,
             quantity,
             unit_amount_decimal,
             proration: false,
-            discountable: true,
+            discountable: new.discountable.unwrap_or(amount.minor() >= 0),
+            discounts: Vec::new(),
             test_clock: customer.test_clock.clone(),
             metadata: Metadata::new(),
             deleted: false,
         };
         new.metadata.apply(&mut item.metadata)?;
+        let on = Redemption {
+            customer: &customer,
+            subscription: None,
+            invoice: None,
+            invoice_item: Some(&item.id),
+            currency: Some(currency),
+            first_amount: Some(item.amount),
+            existing: &[],
+        };
+        item.discounts = self.redeem(&mut tx, scope, &new.discounts, on, now).await?;
         let mut changes = Vec::new();
         if let Some(invoice_id) = &new.invoice {
             // An unknown invoice is the `invoice` parameter's fault; any other failure

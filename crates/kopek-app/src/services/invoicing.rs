@@ -5,7 +5,8 @@ use crate::error::{AppError, StoreError};
 use crate::ports::Tx;
 use crate::records::*;
 use kopek_core::billing;
-use kopek_core::invoice::{self, Adjustments, BillingReason, InvoiceStatus, Totals, LINES_MAX};
+use kopek_core::discount::{share_out, LineDiscount};
+use kopek_core::invoice::{self, BillingReason, InvoiceStatus, Totals, LINES_MAX};
 use kopek_core::ledger::{self, Posting};
 use kopek_core::period::Period;
 use kopek_core::subscription::CollectionMethod;
@@ -70,6 +71,10 @@ pub(crate) fn subscription_lines(
                 subscription: Some(sub.id.clone()),
                 subscription_item: Some(item.id.clone()),
                 invoice_item: None,
+                product: Some(price.product.clone()),
+                discountable: true,
+                discounts: Vec::new(),
+                discount_amounts: Vec::new(),
                 metadata: Metadata::new(),
             })
         })
@@ -114,20 +119,22 @@ pub(crate) fn item_line(app: &App, item: &InvoiceItem) -> InvoiceLine {
         subscription: item.subscription.clone(),
         subscription_item: None,
         invoice_item: Some(item.id.clone()),
+        product: item.product.clone(),
+        discountable: item.discountable,
+        discounts: item.discounts.clone(),
+        discount_amounts: Vec::new(),
         metadata: item.metadata.clone(),
     }
 }
 
-/// Recomputes the amount fields from the lines: they always reconcile.
+/// Shares the discounts out over the lines, then recomputes the amount fields from the
+/// lines: they always reconcile.
 pub(crate) fn set_totals(invoice: &mut Invoice) -> Result<(), AppError> {
+    share_out_discounts(invoice)?;
     let totals = Totals::from_lines(
         invoice.currency,
         invoice.lines.iter().map(|l| l.amount),
-        Adjustments {
-            starting_balance: invoice.starting_balance,
-            pre_payment_credit_notes: invoice.pre_payment_credit_notes_amount,
-            amount_paid: invoice.amount_paid,
-        },
+        invoice.adjustments(),
     )
     .map_err(money_error)?;
     invoice.subtotal = totals.subtotal.minor();
@@ -135,6 +142,104 @@ pub(crate) fn set_totals(invoice: &mut Invoice) -> Result<(), AppError> {
     invoice.amount_due = totals.amount_due.minor();
     invoice.amount_remaining = totals.amount_remaining.minor();
     Ok(())
+}
+
+/// Each line's own discounts first, then the invoice's, as `discount::share_out` says.
+/// A discount reduces only discountable lines of the products its coupon is limited to,
+/// and an amount off only in its own currency.
+fn share_out_discounts(invoice: &mut Invoice) -> Result<(), AppError> {
+    let currency = invoice.currency;
+    let usable = |d: &Discount, line: &InvoiceLine| {
+        line.discountable
+            && d.coupon.applies_to_product(line.product.as_deref())
+            && (d.coupon.amount_off.is_none() || d.coupon.currency == Some(currency))
+    };
+    let lines = &invoice.lines;
+    let mut discounts: Vec<(String, LineDiscount)> = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        for d in &line.discounts {
+            let mut eligible = vec![false; lines.len()];
+            eligible[index] = usable(d, line);
+            discounts.push((
+                d.id.clone(),
+                LineDiscount {
+                    reduction: d.coupon.reduction(),
+                    eligible,
+                },
+            ));
+        }
+    }
+    for d in &invoice.discounts {
+        let eligible = lines.iter().map(|line| usable(d, line)).collect();
+        discounts.push((
+            d.id.clone(),
+            LineDiscount {
+                reduction: d.coupon.reduction(),
+                eligible,
+            },
+        ));
+    }
+    let amounts: Vec<i64> = lines.iter().map(|l| l.amount).collect();
+    let reductions: Vec<LineDiscount> = discounts.iter().map(|(_, d)| d.clone()).collect();
+    let shares = share_out(&amounts, &reductions).map_err(money_error)?;
+    for (index, line) in invoice.lines.iter_mut().enumerate() {
+        line.discount_amounts = discounts
+            .iter()
+            .zip(&shares)
+            .filter(|((_, d), _)| d.eligible[index])
+            .map(|((id, _), share)| DiscountAmount {
+                discount: id.clone(),
+                amount: share[index],
+            })
+            .collect();
+    }
+    invoice.total_discount_amounts = discounts
+        .iter()
+        .zip(&shares)
+        .map(|((id, _), share)| DiscountAmount {
+            discount: id.clone(),
+            amount: share.iter().sum(),
+        })
+        .collect();
+    Ok(())
+}
+
+/// The discounts a new invoice for a period starting `at` gets: the subscription's, or
+/// when it has none the customer's, each only while it lasts.
+pub(crate) fn discounts_at(
+    subscription: Option<&Subscription>,
+    customer: &Customer,
+    at: i64,
+) -> Vec<Discount> {
+    let from = match subscription {
+        Some(sub) if !sub.discounts.is_empty() => sub.discounts.clone(),
+        _ => customer.discount.clone().into_iter().collect(),
+    };
+    from.into_iter().filter(|d| d.applies_at(at)).collect()
+}
+
+/// Drops what a new invoice for a period starting `at` used up: `once` discounts it
+/// took, and repeating ones that have ended. Returns whether the customer changed.
+pub(crate) fn use_up_discounts(
+    invoice: &Invoice,
+    subscription: Option<&mut Subscription>,
+    customer: &mut Customer,
+    at: i64,
+) -> bool {
+    let used = |d: &Discount| {
+        !d.applies_at(at) || (d.is_once() && invoice.discounts.iter().any(|i| i.id == d.id))
+    };
+    if let Some(sub) = subscription {
+        if !sub.discounts.is_empty() {
+            sub.discounts.retain(|d| !used(d));
+            return false;
+        }
+    }
+    if customer.discount.as_ref().is_some_and(used) {
+        customer.discount = None;
+        return true;
+    }
+    false
 }
 
 pub(crate) struct NewInvoice<'a> {
@@ -165,6 +270,8 @@ impl App {
             period_start: new.period.start,
             period_end: new.period.end,
             lines: Vec::new(),
+            discounts: Vec::new(),
+            total_discount_amounts: Vec::new(),
             subtotal: 0,
             total: 0,
             amount_due: 0,

@@ -1,6 +1,9 @@
 //! Subscriptions: create (with its first invoice), update, cancel, read.
 
-use super::invoicing::{money_error, subscription_lines, sweep_items, NewInvoice};
+use super::discounts::{DiscountRequest, Redemption};
+use super::invoicing::{
+    discounts_at, money_error, subscription_lines, sweep_items, use_up_discounts, NewInvoice,
+};
 use super::metadata::MetadataUpdate;
 use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
@@ -48,6 +51,8 @@ pub struct NewSubscription {
     pub default_payment_method: Option<String>,
     pub cancel_at_period_end: bool,
     pub description: Option<String>,
+    /// `coupon`, `promotion_code` or `discounts[]`, in the order they apply.
+    pub discounts: Vec<DiscountRequest>,
     pub metadata: MetadataUpdate,
 }
 
@@ -73,6 +78,8 @@ pub struct SubscriptionUpdate {
     pub days_until_due: Option<u32>,
     pub default_payment_method: Option<Option<String>>,
     pub proration_behavior: Option<ProrationBehavior>,
+    /// Replaces the subscription's discounts (empty: removes them all).
+    pub discounts: Option<Vec<DiscountRequest>>,
     pub metadata: MetadataUpdate,
 }
 
@@ -184,10 +191,12 @@ impl Prorations {
             period_start: from.clamp(self.period.start, self.period.end),
             period_end: self.period.end,
             price: Some(price.id.clone()),
+            product: Some(price.product.clone()),
             quantity,
             unit_amount_decimal: None,
             proration: true,
             discountable: false,
+            discounts: Vec::new(),
             test_clock: self.test_clock.clone(),
             metadata: Metadata::new(),
             deleted: false,
@@ -475,6 +484,7 @@ impl App {
             ended_at: None,
             cancellation_details: CancellationDetails::default(),
             latest_invoice: None,
+            discounts: Vec::new(),
             test_clock: customer.test_clock.clone(),
             description: new.description,
             metadata,
@@ -492,11 +502,31 @@ impl App {
             days_until_due: sub.days_until_due,
             now,
         });
-        invoice.lines = subscription_lines(self, &sub, &prices, period, trial_end.is_some())?;
+        let trial = trial_end.is_some();
+        invoice.lines = subscription_lines(self, &sub, &prices, period, trial)?;
         let mut pending = tx
             .pending_invoice_items(scope, std::slice::from_ref(&customer.id), LINES_MAX as u32)
             .await?;
         let swept = sweep_items(self, &mut invoice, &mut pending);
+        let on = Redemption {
+            customer: &customer,
+            subscription: Some(&sub.id),
+            invoice: None,
+            invoice_item: None,
+            currency: Some(currency),
+            first_amount: Some(invoice.lines.iter().map(|l| l.amount).sum()),
+            existing: &[],
+        };
+        sub.discounts = self.redeem(&mut tx, scope, &new.discounts, on, now).await?;
+        let mut customer = customer;
+        let mut customer_changed = customer.currency.is_none();
+        customer.currency = Some(currency);
+        if !trial {
+            // A trial's invoice is free: it uses up no discount.
+            invoice.discounts = discounts_at(Some(&sub), &customer, period.start);
+            customer_changed |=
+                use_up_discounts(&invoice, Some(&mut sub), &mut customer, period.start);
+        }
         let finalized = self.finalize_one(&mut tx, scope, &mut invoice, now).await?;
         sub.latest_invoice = Some(invoice.id.clone());
 
@@ -504,9 +534,7 @@ impl App {
         tx.insert_invoices(scope, std::slice::from_ref(&invoice))
             .await?;
         tx.update_invoice_items(scope, &swept).await?;
-        if customer.currency.is_none() {
-            let mut customer = customer;
-            customer.currency = Some(currency);
+        if customer_changed {
             tx.update_customer(scope, &customer).await?;
         }
         let rendered = self.render.subscription(&sub, &self.render_prices(&prices));
@@ -684,6 +712,18 @@ impl App {
             }
             sub.days_until_due = Some(days);
         }
+        if let Some(requests) = &update.discounts {
+            let on = Redemption {
+                customer: &customer,
+                subscription: Some(&sub.id),
+                invoice: None,
+                invoice_item: None,
+                currency: Some(sub.currency),
+                first_amount: None,
+                existing: &before.discounts,
+            };
+            sub.discounts = self.redeem(&mut tx, scope, requests, on, now).await?;
+        }
         update.metadata.apply(&mut sub.metadata)?;
         tx.update_subscriptions(scope, std::slice::from_ref(&sub))
             .await?;
@@ -710,6 +750,34 @@ impl App {
         }
         self.commit_at(tx, caller, now, changes, &rendered).await?;
         Ok(rendered)
+    }
+
+    /// Removes a subscription's discounts (`DELETE /v1/subscriptions/:id/discount`);
+    /// answers the first, deleted.
+    pub async fn delete_subscription_discount(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<serde_json::Value, AppError> {
+        let first = {
+            let mut tx = self.store.read().await?;
+            let sub = tx
+                .subscription(&caller.scope, id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            sub.discounts.first().map(|d| d.id.clone())
+        };
+        let first = first.ok_or_else(|| AppError::NotFound {
+            object: "discount",
+            id: format!("{id}/discount"),
+            param: None,
+        })?;
+        let update = SubscriptionUpdate {
+            discounts: Some(Vec::new()),
+            ..SubscriptionUpdate::default()
+        };
+        self.update_subscription(caller, id, update).await?;
+        Ok(self.render.deleted("discount", &first))
     }
 
     /// Cancels every subscription of a customer that has not ended, now.

@@ -57,6 +57,7 @@ fn customer(id: &str, created: i64, email: Option<&str>) -> Customer {
         tax_exempt: TaxExempt::Reverse,
         metadata: [("plan".to_owned(), "pro".to_owned())].into(),
         test_clock: None,
+        discount: None,
         deleted: false,
     }
 }

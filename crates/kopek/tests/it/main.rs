@@ -111,6 +111,7 @@ async fn seed(store: Arc<dyn Store>, n: usize, card: Option<&str>) -> Scope {
                     days_until_due: None,
                     default_payment_method: None,
                     cancel_at_period_end: false,
+                    discounts: Vec::new(),
                     description: None,
                     metadata: MetadataUpdate::default(),
                 },

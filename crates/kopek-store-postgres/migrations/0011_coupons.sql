@@ -1,0 +1,29 @@
+-- Coupons (their ids may be chosen by the caller, so they are unique per scope; a
+-- deleted one stays for its promotion codes and discounts to show) and the
+-- promotion codes customers type for them (unique per scope whatever their case).
+CREATE TABLE coupons (
+    seq        BIGSERIAL PRIMARY KEY,
+    id         TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    livemode   BOOLEAN NOT NULL,
+    created    BIGINT NOT NULL,
+    deleted    BOOLEAN NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX coupons_by_scoped_id ON coupons (account_id, livemode, id);
+CREATE INDEX coupons_by_scope ON coupons (account_id, livemode, seq);
+
+CREATE TABLE promotion_codes (
+    seq        BIGSERIAL PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    livemode   BOOLEAN NOT NULL,
+    created    BIGINT NOT NULL,
+    code_key   TEXT NOT NULL,
+    coupon     TEXT NOT NULL,
+    customer   TEXT,
+    active     BOOLEAN NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX promotion_codes_by_code ON promotion_codes (account_id, livemode, code_key);
+CREATE INDEX promotion_codes_by_scope ON promotion_codes (account_id, livemode, seq);
