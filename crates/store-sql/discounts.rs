@@ -1,5 +1,5 @@
 // The discounts part of the shared SQL (see `tx.rs` beside this file for how it is
-// included): coupons and promotion codes.
+// included): coupons, promotion codes and tax rates.
 
 use kopek_app::ports::DiscountsTx;
 
@@ -159,5 +159,76 @@ impl DiscountsTx for StoreTx {
             }),
         };
         self.list(list, promotion_code).await
+    }
+}
+
+fn tax_rate(row: &DbRow) -> StoreResult<TaxRate> {
+    decode_doc(row, "tax rate")
+}
+
+#[async_trait]
+impl kopek_app::ports::TaxRatesTx for StoreTx {
+    async fn insert_tax_rate(&mut self, scope: &Scope, r: &TaxRate) -> StoreResult<()> {
+        let mut q = Builder::new(
+            "INSERT INTO tax_rates (account_id, livemode, id, created, active, inclusive, doc) ",
+        );
+        q.push_values([r], |mut b, r| {
+            b.push_bind(scope.account_id.clone())
+                .push_bind(scope.livemode)
+                .push_bind(r.id.clone())
+                .push_bind(r.created)
+                .push_bind(r.active)
+                .push_bind(r.inclusive)
+                .push_bind(encode_doc(r));
+        });
+        self.execute(q).await.map(drop)
+    }
+
+    async fn update_tax_rate(&mut self, scope: &Scope, r: &TaxRate) -> StoreResult<()> {
+        let mut q = Builder::new("UPDATE tax_rates SET active = ");
+        q.push_bind(r.active)
+            .push(", doc = ")
+            .push_bind(encode_doc(r))
+            .push(" WHERE account_id = ");
+        push_scope(&mut q, scope);
+        q.push(" AND id = ").push_bind(r.id.clone());
+        expect_one(self.execute(q).await?, "update tax rate")
+    }
+
+    async fn tax_rates_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<TaxRate>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q = scoped("SELECT doc FROM tax_rates WHERE account_id = ", scope);
+            push_in(&mut q, "id", chunk.to_vec());
+            for row in self.fetch_all(q).await? {
+                found.push(tax_rate(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn tax_rates(
+        &mut self,
+        scope: &Scope,
+        filter: &TaxRateFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<TaxRate>>> {
+        let filter = filter.clone();
+        let list = ListQuery {
+            table: "tax_rates",
+            columns: "doc",
+            scope,
+            page,
+            created: filter.created,
+            filter: Box::new(move |q| {
+                if let Some(active) = filter.active {
+                    q.push(" AND active = ").push_bind(active);
+                }
+                if let Some(inclusive) = filter.inclusive {
+                    q.push(" AND inclusive = ").push_bind(inclusive);
+                }
+            }),
+        };
+        self.list(list, tax_rate).await
     }
 }

@@ -81,6 +81,8 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
                     )?
                     .unwrap_or(false),
                 discounts: crate::discounts::discount_requests(&mut params)?,
+                default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?
+                    .unwrap_or_default(),
                 metadata: params.metadata()?,
             };
             params.expand()?;
@@ -189,6 +191,7 @@ pub async fn update(
                 auto_advance: params.bool("auto_advance")?,
                 days_until_due: days_until_due(&mut params)?,
                 discounts: crate::discounts::discount_requests(&mut params)?,
+                default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?,
                 metadata: params.metadata()?,
             };
             params.expand()?;
@@ -409,6 +412,7 @@ pub async fn create_item(
                 period: period(&mut params)?,
                 discountable: params.bool("discountable")?,
                 discounts: crate::discounts::discount_requests(&mut params)?.unwrap_or_default(),
+                tax_rates: crate::tax_rates::ids(&mut params, "tax_rates")?.unwrap_or_default(),
                 metadata: params.metadata()?,
             };
             params.expand()?;

@@ -27,6 +27,7 @@ mod refunds;
 mod render;
 mod request;
 mod subscriptions;
+mod tax_rates;
 mod test_clocks;
 
 pub use openapi::openapi_document;
@@ -83,6 +84,14 @@ pub fn router(app: App) -> Router {
         .route(
             "/v1/promotion_codes/{id}",
             get(discounts::retrieve_promotion_code).post(discounts::update_promotion_code),
+        )
+        .route(
+            "/v1/tax_rates",
+            get(tax_rates::list).post(tax_rates::create),
+        )
+        .route(
+            "/v1/tax_rates/{id}",
+            get(tax_rates::retrieve).post(tax_rates::update),
         )
         .route(
             "/v1/products",

@@ -170,7 +170,7 @@ impl Renderer for WireRenderer {
                     "price": prices.get(&item.price).cloned().unwrap_or_else(|| json!(item.price)),
                     "quantity": item.quantity,
                     "subscription": sub.id,
-                    "tax_rates": [],
+                    "tax_rates": item.tax_rates.iter().map(tax_rate).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -193,7 +193,7 @@ impl Renderer for WireRenderer {
             "customer": sub.customer,
             "days_until_due": sub.days_until_due,
             "default_payment_method": sub.default_payment_method,
-            "default_tax_rates": [],
+            "default_tax_rates": sub.default_tax_rates.iter().map(tax_rate).collect::<Vec<_>>(),
             "description": sub.description,
             "discounts": sub.discounts.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
             "ended_at": sub.ended_at,
@@ -219,6 +219,12 @@ impl Renderer for WireRenderer {
 
     fn invoice(&self, inv: &Invoice) -> Value {
         let currency = inv.currency.lowercase();
+        let inclusive_tax: i64 = inv
+            .total_taxes
+            .iter()
+            .filter(|t| t.inclusive)
+            .map(|t| t.amount)
+            .sum();
         let lines: Vec<Value> = inv
             .lines
             .iter()
@@ -268,7 +274,8 @@ impl Renderer for WireRenderer {
                     "quantity": l.quantity,
                     "subscription": l.subscription,
                     "subtotal": l.amount,
-                    "taxes": [],
+                    "tax_rates": l.tax_rates.iter().map(tax_rate).collect::<Vec<_>>(),
+                    "taxes": l.taxes.iter().map(tax_amount).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -296,6 +303,7 @@ impl Renderer for WireRenderer {
             "customer_email": inv.customer_email,
             "customer_name": inv.customer_name,
             "default_payment_method": null,
+            "default_tax_rates": inv.default_tax_rates.iter().map(tax_rate).collect::<Vec<_>>(),
             "description": inv.description,
             "discounts": inv.discounts.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
             "due_date": inv.due_date,
@@ -348,13 +356,13 @@ impl Renderer for WireRenderer {
             },
             "subscription": inv.subscription,
             "subtotal": inv.subtotal,
-            "subtotal_excluding_tax": inv.subtotal,
+            "subtotal_excluding_tax": inv.subtotal - inclusive_tax,
             "test_clock": inv.test_clock,
             "total": inv.total,
             "total_discount_amounts": inv.total_discount_amounts.iter().map(discount_amount).collect::<Vec<_>>(),
-            "total_excluding_tax": inv.total,
+            "total_excluding_tax": inv.total - inv.tax(),
             "total_pretax_credit_amounts": [],
-            "total_taxes": [],
+            "total_taxes": inv.total_taxes.iter().map(tax_amount).collect::<Vec<_>>(),
             "webhooks_delivered_at": null,
             // kopek's addition: Stripe shows this only through the payment objects.
             "paid_out_of_band": inv.paid_out_of_band,
@@ -388,7 +396,7 @@ impl Renderer for WireRenderer {
             },
             "proration": item.proration,
             "quantity": item.quantity,
-            "tax_rates": [],
+            "tax_rates": item.tax_rates.iter().map(tax_rate).collect::<Vec<_>>(),
             "test_clock": item.test_clock,
         })
     }
@@ -695,6 +703,10 @@ impl Renderer for WireRenderer {
         discount(d)
     }
 
+    fn tax_rate(&self, r: &TaxRate) -> Value {
+        tax_rate(r)
+    }
+
     fn coupon(&self, c: &Coupon, now: i64) -> Value {
         coupon(c, now)
     }
@@ -797,6 +809,42 @@ fn discount(d: &Discount) -> Value {
         "start": d.start,
         "subscription": d.subscription,
         "subscription_item": null,
+    })
+}
+
+fn tax_rate(r: &TaxRate) -> Value {
+    // Stripe shows the percentage as a number (8.5), never a string.
+    let percentage: Value = serde_json::from_str(&r.percentage.to_string()).unwrap_or(Value::Null);
+    json!({
+        "id": r.id,
+        "object": "tax_rate",
+        "active": r.active,
+        "country": r.country,
+        "created": r.created,
+        "description": r.description,
+        "display_name": r.display_name,
+        "effective_percentage": percentage,
+        "flat_amount": null,
+        "inclusive": r.inclusive,
+        "jurisdiction": r.jurisdiction,
+        "jurisdiction_level": null,
+        "livemode": r.livemode,
+        "metadata": metadata(&r.metadata),
+        "percentage": percentage,
+        "rate_type": "percentage",
+        "state": r.state,
+        "tax_type": r.tax_type,
+    })
+}
+
+fn tax_amount(t: &TaxAmount) -> Value {
+    json!({
+        "amount": t.amount,
+        "tax_behavior": if t.inclusive { "inclusive" } else { "exclusive" },
+        "tax_rate_details": {"tax_rate": t.tax_rate},
+        "taxability_reason": "standard_rated",
+        "taxable_amount": t.taxable_amount,
+        "type": "tax_rate_details",
     })
 }
 

@@ -64,6 +64,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
                 items.push(NewItem {
                     price: item.required_string("price")?,
                     quantity: quantity(&mut item)?,
+                    tax_rates: crate::tax_rates::ids(&mut item, "tax_rates")?.unwrap_or_default(),
                     metadata: item.metadata()?,
                 });
                 item.finish()?;
@@ -87,6 +88,8 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
                 cancel_at_period_end: params.bool("cancel_at_period_end")?.unwrap_or(false),
                 description: params.nullable_string("description")?.flatten(),
                 discounts: crate::discounts::discount_requests(&mut params)?.unwrap_or_default(),
+                default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?
+                    .unwrap_or_default(),
                 metadata: params.metadata()?,
             };
             params.expand()?;
@@ -152,6 +155,7 @@ pub async fn update(
                     "create_prorations, none",
                 )?,
                 discounts: crate::discounts::discount_requests(&mut params)?,
+                default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?,
                 metadata: params.metadata()?,
             };
             params.expand()?;

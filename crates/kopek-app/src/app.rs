@@ -1,5 +1,5 @@
 use crate::error::AppError;
-use crate::ports::{Clock, Gateways, IdSource, Renderer, Store, Tx};
+use crate::ports::{Clock, Gateways, IdSource, Renderer, Store, TaxCalculator, Tx};
 use crate::records::{Event, PageRequest, Scope, Snapshot};
 use serde_json::Value;
 use std::sync::Arc;
@@ -17,6 +17,8 @@ pub struct App {
     pub(crate) ids: Arc<dyn IdSource>,
     pub(crate) render: Arc<dyn Renderer>,
     pub(crate) gateways: Gateways,
+    /// What taxes invoice lines: kopek's own tax rates unless another engine is set.
+    pub(crate) tax: Arc<dyn TaxCalculator>,
     /// How long a gateway call may take before its outcome counts as unknown.
     pub(crate) gateway_timeout: std::time::Duration,
     /// How long a renewal (or auto-advancing) draft waits before it is finalized.
@@ -84,11 +86,18 @@ impl App {
             ids,
             render,
             gateways,
+            tax: Arc::new(crate::services::RateTaxes),
             gateway_timeout: std::time::Duration::from_millis(
                 crate::services::GATEWAY_TIMEOUT_MS_DEFAULT,
             ),
             draft_window_s: crate::services::DRAFT_WINDOW_S_DEFAULT,
         }
+    }
+
+    /// Computes tax with `engine` instead of kopek's tax rates.
+    pub fn with_tax_calculator(mut self, engine: Arc<dyn TaxCalculator>) -> App {
+        self.tax = engine;
+        self
     }
 
     /// Sets how long drafts wait before they are finalized (0: at once, on the next tick).

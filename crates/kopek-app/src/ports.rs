@@ -27,7 +27,7 @@ pub trait Store: Send + Sync {
 /// Every method on account-owned objects takes a [`Scope`]: there is no way to read or
 /// write across accounts or modes.
 #[async_trait]
-pub trait Tx: BillingTx + PaymentsTx + CreditsTx + DiscountsTx {
+pub trait Tx: BillingTx + PaymentsTx + CreditsTx + DiscountsTx + TaxRatesTx {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()>;
@@ -586,6 +586,47 @@ pub trait DiscountsTx: Send {
     ) -> StoreResult<Option<Page<PromotionCode>>>;
 }
 
+/// Tax rates.
+#[async_trait]
+pub trait TaxRatesTx: Send {
+    async fn insert_tax_rate(&mut self, scope: &Scope, rate: &TaxRate) -> StoreResult<()>;
+    async fn update_tax_rate(&mut self, scope: &Scope, rate: &TaxRate) -> StoreResult<()>;
+    /// The rates found among `ids`, in no particular order.
+    async fn tax_rates_by_ids(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<TaxRate>>;
+    async fn tax_rates(
+        &mut self,
+        scope: &Scope,
+        filter: &TaxRateFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<TaxRate>>>;
+}
+
+/// One line to tax: its amount after discounts, and the rates that apply to it.
+#[derive(Debug, Clone, Copy)]
+pub struct TaxableLine<'a> {
+    pub amount: i64,
+    pub rates: &'a [TaxRate],
+    /// The product of its price, for engines that tax by product.
+    pub product: Option<&'a str>,
+}
+
+/// What taxes an invoice's lines. kopek's own implementation applies the lines' tax
+/// rates; an external tax engine plugs in here. It is called inside the transaction
+/// that writes the invoice, so an engine that asks a remote service must answer from
+/// what it was told beforehand (as gateways are asked before the transaction).
+pub trait TaxCalculator: Send + Sync {
+    /// The tax on each line, one amount per rate that charged it.
+    fn line_taxes(
+        &self,
+        currency: kopek_core::Currency,
+        lines: &[TaxableLine<'_>],
+    ) -> Result<Vec<Vec<TaxAmount>>, crate::AppError>;
+}
+
 /// The time, injected: no use case reads the wall clock.
 pub trait Clock: Send + Sync {
     fn now(&self) -> i64;
@@ -624,6 +665,7 @@ pub trait Renderer: Send + Sync {
     fn credit_note(&self, note: &CreditNote) -> serde_json::Value;
     fn balance_transaction(&self, transaction: &BalanceTransaction) -> serde_json::Value;
     fn discount(&self, discount: &Discount) -> serde_json::Value;
+    fn tax_rate(&self, rate: &TaxRate) -> serde_json::Value;
     /// A coupon as of `now` (its `valid` depends on the time).
     fn coupon(&self, coupon: &Coupon, now: i64) -> serde_json::Value;
     fn promotion_code(&self, code: &PromotionCode, coupon: &Coupon, now: i64) -> serde_json::Value;

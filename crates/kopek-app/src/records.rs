@@ -7,6 +7,7 @@ mod billing;
 mod credits;
 mod discounts;
 mod payments;
+mod taxes;
 
 pub use billing::*;
 pub use credits::*;
@@ -15,6 +16,7 @@ use kopek_core::price::PriceModel;
 use kopek_core::Currency;
 pub use payments::*;
 use std::collections::BTreeMap;
+pub use taxes::*;
 
 /// Who is asking: every store query is made within one account and one mode.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -18,6 +18,7 @@ mod payment_methods;
 mod payments;
 mod refunds;
 mod subscriptions;
+mod taxes;
 mod test_clocks;
 
 pub use balances::{NewBalanceTransaction, ADJUSTMENT_MAX};
@@ -45,4 +46,5 @@ pub use subscriptions::{
     Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
     TrialEnd, TRIAL_DAYS_MAX,
 };
+pub use taxes::{NewTaxRate, RateTaxes, TaxRateUpdate, TAX_RATES_MAX};
 pub use test_clocks::TEST_CLOCK_LIFETIME_S;

@@ -126,6 +126,8 @@ pub struct Totals {
 pub struct Adjustments {
     /// What its discounts took off its lines (`discount::share_out`).
     pub discounts: i64,
+    /// Tax added on top of the lines (inclusive tax is already in them).
+    pub exclusive_tax: i64,
     /// The customer's balance when it was finalized (0 before), in Stripe's sign:
     /// negative is credit, positive is owed.
     pub starting_balance: i64,
@@ -146,8 +148,8 @@ pub fn apply_balance(total: i64, balance: i64) -> Result<(i64, i64), MoneyError>
 }
 
 impl Totals {
-    /// Sums the (already rounded) line amounts; the total is that less the discounts
-    /// (tax comes later). A negative total is due as zero, as on Stripe, where the
+    /// Sums the (already rounded) line amounts; the total is that less the discounts,
+    /// plus exclusive tax. A negative total is due as zero, as on Stripe, where the
     /// excess becomes customer credit.
     pub fn from_lines(
         currency: Currency,
@@ -155,7 +157,9 @@ impl Totals {
         adjustments: Adjustments,
     ) -> Result<Totals, MoneyError> {
         let subtotal = Money::sum(currency, lines.into_iter().map(|a| Money::new(a, currency)))?;
-        let total = subtotal.checked_sub(Money::new(adjustments.discounts, currency))?;
+        let total = subtotal
+            .checked_sub(Money::new(adjustments.discounts, currency))?
+            .checked_add(Money::new(adjustments.exclusive_tax, currency))?;
         let (due, _) = apply_balance(total.minor(), adjustments.starting_balance)?;
         let due = due
             .checked_sub(adjustments.pre_payment_credit_notes)

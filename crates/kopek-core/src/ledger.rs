@@ -156,23 +156,45 @@ fn lines(
     )
 }
 
+/// What an invoice charged in all and how much of it was tax: a later reversal of
+/// part of it (a refund, a credit note, a void) takes back tax in that proportion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Taxed {
+    pub total: i64,
+    pub tax: i64,
+}
+
+impl Taxed {
+    /// `amount` of the invoice split into (revenue, tax).
+    fn split(self, amount: i64) -> Result<(i64, i64), LedgerError> {
+        let tax = crate::tax::tax_part(amount, self.total, self.tax).map_err(LedgerError::Money)?;
+        Ok((amount - tax, tax))
+    }
+}
+
 /// Finalizing an invoice: its total is earned revenue and owed by the customer, and
 /// `balance_applied` moves from the customer's balance onto what they owe (negative when
 /// their credit pays part of it, or when a negative total adds to their credit).
 pub fn invoice_finalized(
     customer: &str,
     total: Money,
+    tax: i64,
     balance_applied: i64,
 ) -> Result<Vec<Posting>, LedgerError> {
     let owed = total
         .minor()
         .checked_add(balance_applied)
         .ok_or(LedgerError::Money(MoneyError::Overflow))?;
+    let revenue = total
+        .minor()
+        .checked_sub(tax)
+        .ok_or(LedgerError::Money(MoneyError::Overflow))?;
     lines(
         total.currency(),
         &[
             (AccountKind::Receivable, Some(customer), owed),
-            (AccountKind::Revenue, None, -total.minor()),
+            (AccountKind::Revenue, None, -revenue),
+            (AccountKind::TaxPayable, None, -tax),
             (
                 AccountKind::CustomerCredit,
                 Some(customer),
@@ -212,12 +234,17 @@ pub fn invoice_paid(
     transfer((AccountKind::Cash, None), settled, amount)
 }
 
-/// A refund gives collected cash back: the revenue it paid for is reversed.
-pub fn refunded(amount: Money) -> Result<Vec<Posting>, LedgerError> {
-    transfer(
-        (AccountKind::Revenue, None),
-        (AccountKind::Cash, None),
-        amount,
+/// A refund gives collected cash back: the revenue it paid for is reversed, and the tax
+/// charged on it.
+pub fn refunded(amount: Money, taxed: Taxed) -> Result<Vec<Posting>, LedgerError> {
+    let (revenue, tax) = taxed.split(amount.minor())?;
+    lines(
+        amount.currency(),
+        &[
+            (AccountKind::Revenue, None, revenue),
+            (AccountKind::TaxPayable, None, tax),
+            (AccountKind::Cash, None, -amount.minor()),
+        ],
     )
 }
 
@@ -256,20 +283,23 @@ pub fn invoice_voided(
     remaining: Money,
     balance_returned: i64,
     was_uncollectible: bool,
+    taxed: Taxed,
 ) -> Result<Vec<Posting>, LedgerError> {
     let (settled, holder) = if was_uncollectible {
         (AccountKind::BadDebt, None)
     } else {
         (AccountKind::Receivable, Some(customer))
     };
-    let revenue = remaining
+    let reversed = remaining
         .minor()
         .checked_sub(balance_returned)
         .ok_or(LedgerError::Money(MoneyError::Overflow))?;
+    let (revenue, tax) = taxed.split(reversed)?;
     lines(
         remaining.currency(),
         &[
             (AccountKind::Revenue, None, revenue),
+            (AccountKind::TaxPayable, None, tax),
             (
                 AccountKind::CustomerCredit,
                 Some(customer),
@@ -302,23 +332,27 @@ pub struct CreditNoteSplit {
     pub out_of_band: i64,
 }
 
-/// Issuing a credit note: revenue is reduced by what it credits (but for refunds).
+/// Issuing a credit note: revenue and the tax on it are reduced by what it credits (but
+/// for refunds, which post when they succeed).
 pub fn credit_note_issued(
     customer: &str,
     currency: crate::Currency,
     split: CreditNoteSplit,
+    taxed: Taxed,
 ) -> Result<Vec<Posting>, LedgerError> {
-    let revenue = Money::sum(
+    let credited = Money::sum(
         currency,
         [split.pre_payment, split.credit, split.out_of_band]
             .into_iter()
             .map(|a| Money::new(a, currency)),
     )
     .map_err(LedgerError::Money)?;
+    let (revenue, tax) = taxed.split(credited.minor())?;
     lines(
         currency,
         &[
-            (AccountKind::Revenue, None, revenue.minor()),
+            (AccountKind::Revenue, None, revenue),
+            (AccountKind::TaxPayable, None, tax),
             (AccountKind::Receivable, Some(customer), -split.pre_payment),
             (AccountKind::CustomerCredit, Some(customer), -split.credit),
             (AccountKind::OutOfBand, None, -split.out_of_band),
@@ -331,8 +365,9 @@ pub fn credit_note_voided(
     customer: &str,
     currency: crate::Currency,
     split: CreditNoteSplit,
+    taxed: Taxed,
 ) -> Result<Vec<Posting>, LedgerError> {
-    Ok(credit_note_issued(customer, currency, split)?
+    Ok(credit_note_issued(customer, currency, split, taxed)?
         .into_iter()
         .map(|p| Posting {
             amount: Money::new(-p.amount.minor(), p.amount.currency()),
@@ -361,7 +396,7 @@ mod tests {
 
     #[test]
     fn every_invoice_posting_balances_and_names_the_customer() {
-        let lines = invoice_finalized("cus_1", usd(2000), 0).unwrap();
+        let lines = invoice_finalized("cus_1", usd(2000), 0, 0).unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].kind, AccountKind::Receivable);
         assert_eq!(lines[0].customer.as_deref(), Some("cus_1"));
@@ -372,15 +407,20 @@ mod tests {
             credit: 200,
             out_of_band: 100,
         };
+        let taxed = Taxed {
+            total: 2400,
+            tax: 400,
+        };
         for lines in [
             invoice_paid_out_of_band("cus_1", usd(2000), false).unwrap(),
             invoice_paid_out_of_band("cus_1", usd(2000), true).unwrap(),
-            invoice_voided("cus_1", usd(2000), -500, false).unwrap(),
+            invoice_voided("cus_1", usd(2000), -500, false, Taxed::default()).unwrap(),
             invoice_uncollectible("cus_1", usd(2000)).unwrap(),
-            invoice_finalized("cus_1", usd(-500), 500).unwrap(),
-            credit_note_issued("cus_1", usd(0).currency(), split).unwrap(),
-            credit_note_voided("cus_1", usd(0).currency(), split).unwrap(),
+            invoice_finalized("cus_1", usd(-500), 0, 500).unwrap(),
+            credit_note_issued("cus_1", usd(0).currency(), split, taxed).unwrap(),
+            credit_note_voided("cus_1", usd(0).currency(), split, taxed).unwrap(),
             balance_adjusted("cus_1", usd(-700)).unwrap(),
+            refunded(usd(700), taxed).unwrap(),
         ] {
             let sum: i64 = lines.iter().map(|p| p.amount.minor()).sum();
             assert_eq!(sum, 0);
@@ -398,14 +438,39 @@ mod tests {
                 .map(|p| p.amount.minor())
                 .sum::<i64>()
         };
-        let finalized = invoice_finalized("cus_1", usd(2000), -500).unwrap();
+        let finalized = invoice_finalized("cus_1", usd(2000), 0, -500).unwrap();
         assert_eq!(amount(&finalized, AccountKind::Receivable), 1500);
         assert_eq!(amount(&finalized, AccountKind::Revenue), -2000);
         assert_eq!(amount(&finalized, AccountKind::CustomerCredit), 500);
-        let voided = invoice_voided("cus_1", usd(1500), -500, false).unwrap();
+        let voided = invoice_voided("cus_1", usd(1500), -500, false, Taxed::default()).unwrap();
         assert_eq!(amount(&voided, AccountKind::Receivable), -1500);
         assert_eq!(amount(&voided, AccountKind::Revenue), 2000);
         assert_eq!(amount(&voided, AccountKind::CustomerCredit), -500);
+    }
+
+    /// Tax charged is owed to the tax authority, not earned: finalizing 24.00 with 4.00
+    /// of tax earns 20.00; refunding half takes back 10.00 of revenue and 2.00 of tax.
+    #[test]
+    fn tax_is_payable_and_reversed_with_what_it_was_charged_on() {
+        let amount = |lines: &[Posting], kind| {
+            lines
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.amount.minor())
+                .sum::<i64>()
+        };
+        let finalized = invoice_finalized("cus_1", usd(2400), 400, 0).unwrap();
+        assert_eq!(amount(&finalized, AccountKind::Revenue), -2000);
+        assert_eq!(amount(&finalized, AccountKind::TaxPayable), -400);
+        let taxed = Taxed {
+            total: 2400,
+            tax: 400,
+        };
+        let refund = refunded(usd(1200), taxed).unwrap();
+        assert_eq!(amount(&refund, AccountKind::Revenue), 1000);
+        assert_eq!(amount(&refund, AccountKind::TaxPayable), 200);
+        let voided = invoice_voided("cus_1", usd(2400), 0, false, taxed).unwrap();
+        assert_eq!(amount(&voided, AccountKind::TaxPayable), 400);
     }
 
     #[test]
@@ -417,6 +482,6 @@ mod tests {
         }])
         .unwrap_err();
         assert_eq!(err.to_string(), "entry lines sum to 5 usd, not zero");
-        assert!(invoice_finalized("cus_1", usd(0), 0).unwrap().is_empty());
+        assert!(invoice_finalized("cus_1", usd(0), 0, 0).unwrap().is_empty());
     }
 }

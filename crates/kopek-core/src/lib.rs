@@ -22,6 +22,7 @@ pub mod payment;
 pub mod period;
 pub mod price;
 pub mod subscription;
+pub mod tax;
 
 pub use currency::Currency;
 pub use money::{Money, MoneyError};

@@ -32,6 +32,7 @@ async fn seed_one(app: &App, caller: &Caller, price: &str) -> Result<(), String>
             items: vec![NewItem {
                 price: price.to_owned(),
                 quantity: Some(1),
+                tax_rates: Vec::new(),
                 metadata: MetadataUpdate::default(),
             }],
             trial_period_days: None,
@@ -44,6 +45,7 @@ async fn seed_one(app: &App, caller: &Caller, price: &str) -> Result<(), String>
             default_payment_method: None,
             cancel_at_period_end: false,
             discounts: Vec::new(),
+            default_tax_rates: Vec::new(),
             description: None,
             metadata: MetadataUpdate::default(),
         },

@@ -13,6 +13,7 @@ mod payment_methods;
 mod race;
 mod refunds;
 mod stripe_sdk;
+mod taxes;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

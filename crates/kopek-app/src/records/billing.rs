@@ -8,7 +8,7 @@
 //! back as empty: a renewal writes several of these documents, and dropping the empty
 //! fields made an invoice's row a fifth smaller.
 
-use super::{Discount, DiscountAmount, Metadata};
+use super::{Discount, DiscountAmount, Metadata, TaxAmount, TaxRate};
 use kopek_core::invoice::{BillingReason, InvoiceStatus};
 use kopek_core::ledger::AccountKind;
 use kopek_core::payment::PaymentIntentStatus;
@@ -116,6 +116,9 @@ pub struct SubscriptionItem {
     pub created: i64,
     pub price: String,
     pub quantity: u64,
+    /// Rates for this item's lines, ahead of the subscription's defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tax_rates: Vec<TaxRate>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
 }
@@ -176,6 +179,9 @@ pub struct Subscription {
     /// customer's discount applies instead (as on Stripe).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discounts: Vec<Discount>,
+    /// Rates for its invoices' lines that have none of their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_tax_rates: Vec<TaxRate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +234,12 @@ pub struct InvoiceLine {
     /// What every discount took off it; the line's `amount` is before them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discount_amounts: Vec<DiscountAmount>,
+    /// Its own rates, ahead of the invoice's defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tax_rates: Vec<TaxRate>,
+    /// What each rate charged on it (after its discounts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taxes: Vec<TaxAmount>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
 }
@@ -266,6 +278,12 @@ pub struct Invoice {
     /// What each discount (the invoice's and its lines') took off in all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub total_discount_amounts: Vec<DiscountAmount>,
+    /// Rates for lines that have none of their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_tax_rates: Vec<TaxRate>,
+    /// What each rate charged over all lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub total_taxes: Vec<TaxAmount>,
     pub subtotal: i64,
     pub total: i64,
     pub amount_due: i64,
@@ -328,10 +346,21 @@ pub struct Invoice {
 }
 
 impl Invoice {
+    /// All the tax it charged, inclusive and exclusive.
+    pub fn tax(&self) -> i64 {
+        self.total_taxes.iter().map(|t| t.amount).sum()
+    }
+
     /// What besides its lines makes up what it asks for.
     pub fn adjustments(&self) -> kopek_core::invoice::Adjustments {
         kopek_core::invoice::Adjustments {
             discounts: self.total_discount_amounts.iter().map(|d| d.amount).sum(),
+            exclusive_tax: self
+                .total_taxes
+                .iter()
+                .filter(|t| !t.inclusive)
+                .map(|t| t.amount)
+                .sum(),
             starting_balance: self.starting_balance,
             pre_payment_credit_notes: self.pre_payment_credit_notes_amount,
             amount_paid: self.amount_paid,
@@ -374,6 +403,8 @@ pub struct InvoiceItem {
     /// Discounts of this item alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discounts: Vec<Discount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tax_rates: Vec<TaxRate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]

@@ -226,7 +226,7 @@ impl App {
             if use_up_discounts(&invoice, Some(&mut sub), customer, period.start) {
                 discounted.push(customer.id.clone());
             }
-            super::invoicing::set_totals(&mut invoice)?;
+            self.set_totals(&mut invoice)?;
             invoice.automatically_finalizes_at = Some(now + self.draft_window_s);
             invoice.next_action_at = invoice.automatically_finalizes_at;
             sub.current_period_start = period.start;

@@ -705,7 +705,7 @@ impl App {
                         invoice.amount_paid += charge.amount;
                         invoice.paid_at = Some(now);
                         invoice.next_action_at = None;
-                        super::invoicing::set_totals(&mut invoice)?;
+                        self.set_totals(&mut invoice)?;
                         let postings = ledger::invoice_paid(
                             &invoice.customer,
                             Money::new(charge.amount, charge.currency),

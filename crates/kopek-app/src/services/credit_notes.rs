@@ -7,7 +7,7 @@
 //! gateway confirms it, as every refund does. Voiding is allowed while the invoice is
 //! open, as on Stripe, and reverses what the note took off what was owed.
 
-use super::invoicing::{money_error, set_totals, write_balance_transactions};
+use super::invoicing::{money_error, taxed, write_balance_transactions};
 use super::metadata::MetadataUpdate;
 use super::refunds::Reserve;
 use crate::app::{cursor_not_found, App, Caller, Change};
@@ -101,7 +101,7 @@ impl App {
 
         invoice.pre_payment_credit_notes_amount += note.pre_payment_amount;
         invoice.post_payment_credit_notes_amount += note.post_payment_amount;
-        set_totals(&mut invoice)?;
+        self.set_totals(&mut invoice)?;
         let mut changes = Vec::new();
         if invoice.status == InvoiceStatus::Open && invoice.amount_remaining == 0 {
             // Credited in full: nothing is owed, so nothing is collected any more.
@@ -122,7 +122,8 @@ impl App {
             credit: note.credit_amount,
             out_of_band: note.out_of_band_amount,
         };
-        let postings = ledger::credit_note_issued(&invoice.customer, invoice.currency, split);
+        let postings =
+            ledger::credit_note_issued(&invoice.customer, invoice.currency, split, taxed(&invoice));
         let entry = self.ledger_entry_for(
             scope,
             now,
@@ -688,13 +689,14 @@ impl App {
         let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
         let before = Snapshot::invoice(&invoice);
         invoice.pre_payment_credit_notes_amount -= note.pre_payment_amount;
-        set_totals(&mut invoice)?;
+        self.set_totals(&mut invoice)?;
         let split = CreditNoteSplit {
             pre_payment: note.pre_payment_amount,
             credit: 0,
             out_of_band: 0,
         };
-        let postings = ledger::credit_note_voided(&invoice.customer, invoice.currency, split);
+        let postings =
+            ledger::credit_note_voided(&invoice.customer, invoice.currency, split, taxed(&invoice));
         let entry = self.ledger_entry_for(
             scope,
             now,

@@ -416,6 +416,22 @@ fn check_totals(invoice: &Invoice, out: &mut Vec<Violation>) {
         .flat_map(|l| &l.discount_amounts)
         .map(|d| d.amount)
         .sum();
+    let taxed_lines: i64 = invoice
+        .lines
+        .iter()
+        .flat_map(|l| &l.taxes)
+        .map(|t| t.amount)
+        .sum();
+    if taxed_lines != invoice.tax() {
+        out.push(Violation {
+            invariant: "an invoice's taxes are its lines' taxes",
+            objects: vec![invoice.id.clone()],
+            detail: format!(
+                "lines carry {taxed_lines} of tax, the invoice {}",
+                invoice.tax()
+            ),
+        });
+    }
     if on_lines != invoice.adjustments().discounts
         || invoice.lines.iter().any(|l| l.amount >= 0 && l.net() < 0)
     {

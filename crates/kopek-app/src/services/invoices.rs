@@ -3,7 +3,7 @@
 
 use super::discounts::{DiscountRequest, Redemption};
 use super::invoicing::{
-    discounts_at, item_line, money_error, set_totals, sweep_items, use_up_discounts,
+    discounts_at, item_line, money_error, sweep_items, taxed, use_up_discounts,
     write_balance_transactions, NewInvoice,
 };
 use super::metadata::MetadataUpdate;
@@ -32,6 +32,8 @@ pub struct NewManualInvoice {
     pub include_pending_items: bool,
     /// The invoice's discounts; `None`: the customer's, as on Stripe.
     pub discounts: Option<Vec<DiscountRequest>>,
+    /// Tax rate ids for lines that have none of their own.
+    pub default_tax_rates: Vec<String>,
     pub metadata: MetadataUpdate,
 }
 
@@ -42,6 +44,8 @@ pub struct InvoiceUpdate {
     pub days_until_due: Option<u32>,
     /// Replaces a draft's discounts.
     pub discounts: Option<Vec<DiscountRequest>>,
+    /// Replaces a draft's default tax rates.
+    pub default_tax_rates: Option<Vec<String>>,
     pub metadata: MetadataUpdate,
 }
 
@@ -69,6 +73,8 @@ pub struct NewInvoiceItem {
     pub discountable: Option<bool>,
     /// Discounts of this item alone.
     pub discounts: Vec<DiscountRequest>,
+    /// Tax rate ids for this item, ahead of its invoice's defaults.
+    pub tax_rates: Vec<String>,
     pub metadata: MetadataUpdate,
 }
 
@@ -177,6 +183,9 @@ impl App {
             now,
         });
         invoice.description = new.description;
+        invoice.default_tax_rates = self
+            .active_tax_rates(&mut tx, scope, &new.default_tax_rates, "default_tax_rates")
+            .await?;
         new.metadata.apply(&mut invoice.metadata)?;
         self.set_auto_advance(&mut invoice, new.auto_advance.unwrap_or(false), now);
         let swept = sweep_items(self, &mut invoice, &mut pending);
@@ -201,7 +210,7 @@ impl App {
                 }
             }
         }
-        set_totals(&mut invoice)?;
+        self.set_totals(&mut invoice)?;
         tx.insert_invoices(scope, std::slice::from_ref(&invoice))
             .await?;
         tx.update_invoice_items(scope, &swept).await?;
@@ -255,13 +264,16 @@ impl App {
         if !draft
             && (update.description.is_some()
                 || update.days_until_due.is_some()
-                || update.discounts.is_some())
+                || update.discounts.is_some()
+                || update.default_tax_rates.is_some())
         {
             return Err(AppError::invalid(
                 if update.description.is_some() {
                     "description"
                 } else if update.discounts.is_some() {
                     "discounts"
+                } else if update.default_tax_rates.is_some() {
+                    "default_tax_rates"
                 } else {
                     "days_until_due"
                 },
@@ -299,7 +311,14 @@ impl App {
                 existing: &before.discounts,
             };
             invoice.discounts = self.redeem(&mut tx, scope, requests, on, now).await?;
-            set_totals(&mut invoice)?;
+        }
+        if let Some(ids) = &update.default_tax_rates {
+            invoice.default_tax_rates = self
+                .active_tax_rates(&mut tx, scope, ids, "default_tax_rates")
+                .await?;
+        }
+        if draft {
+            self.set_totals(&mut invoice)?;
         }
         update.metadata.apply(&mut invoice.metadata)?;
         tx.update_invoices(scope, std::slice::from_ref(&invoice))
@@ -420,7 +439,7 @@ impl App {
         invoice.paid_out_of_band = true;
         invoice.paid_at = Some(now);
         invoice.amount_paid = invoice.amount_due;
-        set_totals(&mut invoice)?;
+        self.set_totals(&mut invoice)?;
         let entry =
             self.ledger_entry(scope, now, &invoice, "invoice.paid_out_of_band", postings)?;
         self.close_invoice(tx, caller, now, invoice, entry, "invoice.paid")
@@ -452,8 +471,13 @@ impl App {
         // The customer balance the invoice used (or was credited) goes back.
         let applied =
             invoice.starting_balance - invoice.ending_balance.unwrap_or(invoice.starting_balance);
-        let postings =
-            ledger::invoice_voided(&invoice.customer, remaining, applied, was_uncollectible);
+        let postings = ledger::invoice_voided(
+            &invoice.customer,
+            remaining,
+            applied,
+            was_uncollectible,
+            taxed(&invoice),
+        );
         invoice.voided_at = Some(now);
         let entry = self.ledger_entry(scope, now, &invoice, "invoice.voided", postings)?;
         if applied != 0 {
@@ -631,6 +655,7 @@ impl App {
             proration: false,
             discountable: new.discountable.unwrap_or(amount.minor() >= 0),
             discounts: Vec::new(),
+            tax_rates: Vec::new(),
             test_clock: customer.test_clock.clone(),
             metadata: Metadata::new(),
             deleted: false,
@@ -646,6 +671,9 @@ impl App {
             existing: &[],
         };
         item.discounts = self.redeem(&mut tx, scope, &new.discounts, on, now).await?;
+        item.tax_rates = self
+            .active_tax_rates(&mut tx, scope, &new.tax_rates, "tax_rates")
+            .await?;
         let mut changes = Vec::new();
         if let Some(invoice_id) = &new.invoice {
             // An unknown invoice is the `invoice` parameter's fault; any other failure
@@ -688,7 +716,7 @@ impl App {
             item.invoice = Some(invoice.id.clone());
             let before = invoice.clone();
             invoice.lines.push(item_line(self, &item));
-            set_totals(&mut invoice)?;
+            self.set_totals(&mut invoice)?;
             tx.update_invoices(scope, std::slice::from_ref(&invoice))
                 .await?;
             changes.push(Change {
@@ -840,7 +868,7 @@ impl App {
                     };
                 }
             }
-            set_totals(invoice)?;
+            self.set_totals(invoice)?;
             tx.update_invoices(scope, std::slice::from_ref(invoice))
                 .await?;
             changes.push(Change {

@@ -2,7 +2,7 @@
 
 use crate::app::{App, Change};
 use crate::error::{AppError, StoreError};
-use crate::ports::Tx;
+use crate::ports::{TaxableLine, Tx};
 use crate::records::*;
 use kopek_core::billing;
 use kopek_core::discount::{share_out, LineDiscount};
@@ -75,6 +75,8 @@ pub(crate) fn subscription_lines(
                 discountable: true,
                 discounts: Vec::new(),
                 discount_amounts: Vec::new(),
+                tax_rates: item.tax_rates.clone(),
+                taxes: Vec::new(),
                 metadata: Metadata::new(),
             })
         })
@@ -123,25 +125,79 @@ pub(crate) fn item_line(app: &App, item: &InvoiceItem) -> InvoiceLine {
         discountable: item.discountable,
         discounts: item.discounts.clone(),
         discount_amounts: Vec::new(),
+        tax_rates: item.tax_rates.clone(),
+        taxes: Vec::new(),
         metadata: item.metadata.clone(),
     }
 }
 
-/// Shares the discounts out over the lines, then recomputes the amount fields from the
-/// lines: they always reconcile.
-pub(crate) fn set_totals(invoice: &mut Invoice) -> Result<(), AppError> {
-    share_out_discounts(invoice)?;
-    let totals = Totals::from_lines(
-        invoice.currency,
-        invoice.lines.iter().map(|l| l.amount),
-        invoice.adjustments(),
-    )
-    .map_err(money_error)?;
-    invoice.subtotal = totals.subtotal.minor();
-    invoice.total = totals.total.minor();
-    invoice.amount_due = totals.amount_due.minor();
-    invoice.amount_remaining = totals.amount_remaining.minor();
-    Ok(())
+/// What an invoice charged and how much was tax, for reversals of part of it.
+pub(crate) fn taxed(invoice: &Invoice) -> ledger::Taxed {
+    ledger::Taxed {
+        total: invoice.total,
+        tax: invoice.tax(),
+    }
+}
+
+impl App {
+    /// Shares the discounts out over the lines, taxes what is left of each, then
+    /// recomputes the amount fields from the lines: they always reconcile.
+    pub(crate) fn set_totals(&self, invoice: &mut Invoice) -> Result<(), AppError> {
+        share_out_discounts(invoice)?;
+        self.set_taxes(invoice)?;
+        let totals = Totals::from_lines(
+            invoice.currency,
+            invoice.lines.iter().map(|l| l.amount),
+            invoice.adjustments(),
+        )
+        .map_err(money_error)?;
+        invoice.subtotal = totals.subtotal.minor();
+        invoice.total = totals.total.minor();
+        invoice.amount_due = totals.amount_due.minor();
+        invoice.amount_remaining = totals.amount_remaining.minor();
+        Ok(())
+    }
+
+    /// Each line is taxed on its amount after discounts by its own rates, or the
+    /// invoice's defaults when it has none (Stripe's rule); the invoice sums each rate.
+    fn set_taxes(&self, invoice: &mut Invoice) -> Result<(), AppError> {
+        if invoice.default_tax_rates.is_empty()
+            && invoice.lines.iter().all(|l| l.tax_rates.is_empty())
+        {
+            invoice.total_taxes.clear();
+            invoice.lines.iter_mut().for_each(|l| l.taxes.clear());
+            return Ok(());
+        }
+        let lines: Vec<TaxableLine<'_>> = invoice
+            .lines
+            .iter()
+            .map(|l| TaxableLine {
+                amount: l.net(),
+                rates: if l.tax_rates.is_empty() {
+                    &invoice.default_tax_rates
+                } else {
+                    &l.tax_rates
+                },
+                product: l.product.as_deref(),
+            })
+            .collect();
+        let taxes = self.tax.line_taxes(invoice.currency, &lines)?;
+        let mut totals: Vec<TaxAmount> = Vec::new();
+        for (line, taxes) in invoice.lines.iter_mut().zip(taxes) {
+            for tax in &taxes {
+                match totals.iter_mut().find(|t| t.tax_rate == tax.tax_rate) {
+                    Some(total) => {
+                        total.amount += tax.amount;
+                        total.taxable_amount += tax.taxable_amount;
+                    }
+                    None => totals.push(tax.clone()),
+                }
+            }
+            line.taxes = taxes;
+        }
+        invoice.total_taxes = totals;
+        Ok(())
+    }
 }
 
 /// Each line's own discounts first, then the invoice's, as `discount::share_out` says.
@@ -272,6 +328,11 @@ impl App {
             lines: Vec::new(),
             discounts: Vec::new(),
             total_discount_amounts: Vec::new(),
+            default_tax_rates: new
+                .subscription
+                .map(|s| s.default_tax_rates.clone())
+                .unwrap_or_default(),
+            total_taxes: Vec::new(),
             subtotal: 0,
             total: 0,
             amount_due: 0,
@@ -411,12 +472,12 @@ impl App {
         balances: &mut Balances,
         now: i64,
     ) -> Result<Finalized, AppError> {
-        set_totals(invoice)?;
+        self.set_totals(invoice)?;
         let starting = balances.of(&invoice.customer, invoice.currency)?;
         let (_, ending) = invoice::apply_balance(invoice.total, starting).map_err(money_error)?;
         invoice.starting_balance = starting;
         invoice.ending_balance = Some(ending);
-        set_totals(invoice)?;
+        self.set_totals(invoice)?;
         let to = if invoice.amount_due == 0 {
             InvoiceStatus::Paid
         } else {
@@ -449,6 +510,7 @@ impl App {
         let postings = ledger::invoice_finalized(
             &invoice.customer,
             Money::new(invoice.total, invoice.currency),
+            invoice.tax(),
             starting - ending,
         );
         let entry = self.ledger_entry(scope, now, invoice, "invoice.finalized", postings)?;

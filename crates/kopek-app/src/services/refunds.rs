@@ -15,6 +15,7 @@ use crate::ports::{GatewayError, RefundCancel, RefundOutcome, RefundRequest};
 use crate::records::*;
 use kopek_core::ledger;
 use kopek_core::Money;
+use std::collections::HashMap;
 
 /// Stripe's refund reasons.
 pub const REFUND_REASONS: &[&str] = &["duplicate", "fraudulent", "requested_by_customer"];
@@ -283,6 +284,15 @@ impl App {
             .collect();
         let charge_ids: Vec<String> = refunds.iter().map(|r| r.charge.clone()).collect();
         let mut charges = tx.charges_by_ids(scope, &charge_ids, true).await?;
+        // Each refund takes back the tax its invoice charged, in proportion.
+        let mut taxes: HashMap<String, ledger::Taxed> = HashMap::new();
+        for invoice in charges.iter().filter_map(|c| c.invoice.as_deref()) {
+            if !taxes.contains_key(invoice) {
+                if let Some(found) = tx.invoice(scope, invoice).await? {
+                    taxes.insert(found.id.clone(), super::invoicing::taxed(&found));
+                }
+            }
+        }
         let mut changes = Vec::new();
         let mut entries = Vec::new();
         for refund in &mut refunds {
@@ -298,7 +308,13 @@ impl App {
                     refund.status = RefundStatus::Succeeded;
                     refund.gateway_id = Some(gateway_id.clone());
                     refund.next_action_at = None;
-                    let postings = ledger::refunded(Money::new(refund.amount, refund.currency));
+                    let taxed = charge
+                        .invoice
+                        .as_ref()
+                        .and_then(|i| taxes.get(i).copied())
+                        .unwrap_or_default();
+                    let postings =
+                        ledger::refunded(Money::new(refund.amount, refund.currency), taxed);
                     entries.extend(self.ledger_entry_for(
                         scope,
                         now,

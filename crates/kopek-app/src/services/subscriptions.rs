@@ -29,6 +29,8 @@ pub const TRIAL_DAYS_MAX: u32 = 730;
 pub struct NewItem {
     pub price: String,
     pub quantity: Option<u64>,
+    /// Tax rate ids for this item's lines.
+    pub tax_rates: Vec<String>,
     pub metadata: MetadataUpdate,
 }
 
@@ -53,6 +55,8 @@ pub struct NewSubscription {
     pub description: Option<String>,
     /// `coupon`, `promotion_code` or `discounts[]`, in the order they apply.
     pub discounts: Vec<DiscountRequest>,
+    /// Tax rate ids for lines whose item has none.
+    pub default_tax_rates: Vec<String>,
     pub metadata: MetadataUpdate,
 }
 
@@ -80,6 +84,8 @@ pub struct SubscriptionUpdate {
     pub proration_behavior: Option<ProrationBehavior>,
     /// Replaces the subscription's discounts (empty: removes them all).
     pub discounts: Option<Vec<DiscountRequest>>,
+    /// Replaces its default tax rates (for invoices from now on).
+    pub default_tax_rates: Option<Vec<String>>,
     pub metadata: MetadataUpdate,
 }
 
@@ -197,6 +203,7 @@ impl Prorations {
             proration: true,
             discountable: false,
             discounts: Vec::new(),
+            tax_rates: Vec::new(),
             test_clock: self.test_clock.clone(),
             metadata: Metadata::new(),
             deleted: false,
@@ -362,11 +369,20 @@ impl App {
                 check_quantity(format!("items[{i}][quantity]"), item.quantity.unwrap_or(1))?;
             let mut metadata = Metadata::new();
             item.metadata.apply(&mut metadata)?;
+            let tax_rates = self
+                .active_tax_rates(
+                    &mut tx,
+                    scope,
+                    &item.tax_rates,
+                    &format!("items[{i}][tax_rates]"),
+                )
+                .await?;
             items.push(SubscriptionItem {
                 id: self.ids.id("si"),
                 created: now,
                 price: price.id.clone(),
                 quantity,
+                tax_rates,
                 metadata,
             });
             prices.insert(price.id.clone(), price);
@@ -485,6 +501,9 @@ impl App {
             cancellation_details: CancellationDetails::default(),
             latest_invoice: None,
             discounts: Vec::new(),
+            default_tax_rates: self
+                .active_tax_rates(&mut tx, scope, &new.default_tax_rates, "default_tax_rates")
+                .await?,
             test_clock: customer.test_clock.clone(),
             description: new.description,
             metadata,
@@ -711,6 +730,11 @@ impl App {
                 ));
             }
             sub.days_until_due = Some(days);
+        }
+        if let Some(ids) = &update.default_tax_rates {
+            sub.default_tax_rates = self
+                .active_tax_rates(&mut tx, scope, ids, "default_tax_rates")
+                .await?;
         }
         if let Some(requests) = &update.discounts {
             let on = Redemption {

@@ -102,6 +102,7 @@ async fn seed(store: Arc<dyn Store>, n: usize, card: Option<&str>) -> Scope {
                     items: vec![NewItem {
                         price: price.id.clone(),
                         quantity: None,
+                        tax_rates: Vec::new(),
                         metadata: MetadataUpdate::default(),
                     }],
                     trial_period_days: None,
@@ -112,6 +113,7 @@ async fn seed(store: Arc<dyn Store>, n: usize, card: Option<&str>) -> Scope {
                     default_payment_method: None,
                     cancel_at_period_end: false,
                     discounts: Vec::new(),
+                    default_tax_rates: Vec::new(),
                     description: None,
                     metadata: MetadataUpdate::default(),
                 },
