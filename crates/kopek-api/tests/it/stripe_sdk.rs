@@ -54,3 +54,10 @@ store_test!(
         run_sdk_script(harness(kind).await, "stripe_sdk_payments.py").await;
     }
 );
+
+store_test!(
+    stripe_python_sdk_discounts_and_taxes_a_subscription,
+    |kind| async move {
+        run_sdk_script(harness(kind).await, "stripe_sdk_pricing.py").await;
+    }
+);
