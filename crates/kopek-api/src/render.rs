@@ -206,7 +206,10 @@ impl Renderer for WireRenderer {
             "latest_invoice": sub.latest_invoice,
             "livemode": sub.livemode,
             "metadata": metadata(&sub.metadata),
-            "pause_collection": null,
+            "pause_collection": sub.pause_collection.map(|p| json!({
+                "behavior": p.behavior.as_str(),
+                "resumes_at": p.resumes_at,
+            })),
             "schedule": null,
             "start_date": sub.start_date,
             "status": sub.status.as_str(),

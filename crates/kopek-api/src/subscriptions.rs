@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use kopek_app::records::{CancellationDetails, SubscriptionFilter};
+use kopek_app::records::{CancellationDetails, PauseBehavior, PauseCollection, SubscriptionFilter};
 use kopek_app::{
     App, Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
     TrialEnd, TRIAL_DAYS_MAX,
@@ -38,6 +38,29 @@ fn cancellation_details(params: &mut Params) -> ApiResult<Option<CancellationDet
     };
     d.finish()?;
     Ok(Some(details))
+}
+
+/// `pause_collection[behavior]` and `[resumes_at]`; `pause_collection=""` resumes.
+fn pause_collection(params: &mut Params) -> ApiResult<Option<Option<PauseCollection>>> {
+    let Some(value) = params.object("pause_collection")? else {
+        return Ok(None);
+    };
+    let Some(mut p) = value else {
+        return Ok(Some(None));
+    };
+    let behavior = p
+        .one_of(
+            "behavior",
+            PauseBehavior::parse,
+            "keep_as_draft, mark_uncollectible, void",
+        )?
+        .ok_or_else(|| p.missing("behavior"))?;
+    let resumes_at = p.i64("resumes_at")?;
+    p.finish()?;
+    Ok(Some(Some(PauseCollection {
+        behavior,
+        resumes_at,
+    })))
 }
 
 fn collection_method(params: &mut Params) -> ApiResult<Option<CollectionMethod>> {
@@ -156,6 +179,7 @@ pub async fn update(
                 )?,
                 discounts: crate::discounts::discount_requests(&mut params)?,
                 default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?,
+                pause_collection: pause_collection(&mut params)?,
                 metadata: params.metadata()?,
             };
             params.expand()?;

@@ -9,6 +9,7 @@ mod credit_notes;
 mod discounts;
 mod disputes;
 mod dunning;
+mod pauses;
 mod payment_methods;
 mod race;
 mod refunds;

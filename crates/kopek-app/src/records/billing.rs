@@ -123,6 +123,48 @@ pub struct SubscriptionItem {
     pub metadata: Metadata,
 }
 
+/// What happens to a paused subscription's invoices (Stripe's
+/// `pause_collection.behavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseBehavior {
+    /// Made as drafts that are never finalized on their own.
+    KeepAsDraft,
+    /// Finalized and written off at once.
+    MarkUncollectible,
+    /// Finalized and voided at once.
+    Void,
+}
+
+impl PauseBehavior {
+    pub fn parse(text: &str) -> Option<PauseBehavior> {
+        [
+            PauseBehavior::KeepAsDraft,
+            PauseBehavior::MarkUncollectible,
+            PauseBehavior::Void,
+        ]
+        .into_iter()
+        .find(|b| b.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseBehavior::KeepAsDraft => "keep_as_draft",
+            PauseBehavior::MarkUncollectible => "mark_uncollectible",
+            PauseBehavior::Void => "void",
+        }
+    }
+}
+
+/// A pause of collection: invoices go on being made, and are not collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseCollection {
+    pub behavior: PauseBehavior,
+    /// When collection resumes on its own; `None`: when it is resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumes_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancellationDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +224,8 @@ pub struct Subscription {
     /// Rates for its invoices' lines that have none of their own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_tax_rates: Vec<TaxRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_collection: Option<PauseCollection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,6 +371,10 @@ pub struct Invoice {
     /// The payment intent collecting it, once an attempt was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_intent: Option<String>,
+    /// Made while its subscription's collection was paused: finalizing it applies this
+    /// at once (void or write off), and it is never collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<PauseBehavior>,
     /// Dunning stopped retrying (a hard decline): at `next_action_at` the final action
     /// applies instead of an attempt, unless a new payment method brings one first.
     #[serde(default, skip_serializing_if = "is_false")]

@@ -195,6 +195,26 @@ impl App {
                 updated.push(sub);
                 continue;
             }
+            if sub
+                .pause_collection
+                .and_then(|p| p.resumes_at)
+                .is_some_and(|at| at <= now)
+            {
+                // Collection resumes on its own: from this renewal on, if it is one.
+                let before = sub.clone();
+                sub.pause_collection = None;
+                if now < sub.current_period_end {
+                    sub.next_action_at = Some(sub.current_period_end);
+                    changes.push(Change {
+                        event_type: "customer.subscription.updated",
+                        object_id: sub.id.clone(),
+                        object: Snapshot::Subscription(Box::new(sub.clone())),
+                        previous: Some(Snapshot::Subscription(Box::new(before))),
+                    });
+                    updated.push(sub);
+                    continue;
+                }
+            }
             let customer = customers
                 .get_mut(&sub.customer)
                 .ok_or_else(|| AppError::Internal(format!("customer of {} is missing", sub.id)))?;
@@ -229,10 +249,19 @@ impl App {
             self.set_totals(&mut invoice)?;
             invoice.automatically_finalizes_at = Some(now + self.draft_window_s);
             invoice.next_action_at = invoice.automatically_finalizes_at;
+            if let Some(pause) = sub.pause_collection {
+                invoice.paused = Some(pause.behavior);
+                if pause.behavior == PauseBehavior::KeepAsDraft {
+                    invoice.auto_advance = false;
+                    invoice.automatically_finalizes_at = None;
+                    invoice.next_action_at = None;
+                }
+            }
             sub.current_period_start = period.start;
             sub.current_period_end = period.end;
             sub.latest_invoice = Some(invoice.id.clone());
-            sub.next_action_at = Some(period.end);
+            let resumes = sub.pause_collection.and_then(|p| p.resumes_at);
+            sub.next_action_at = Some(resumes.map_or(period.end, |at| at.min(period.end)));
             changes.push(Change {
                 event_type: "invoice.created",
                 object_id: invoice.id.clone(),
@@ -248,9 +277,14 @@ impl App {
             invoices.push(invoice);
             updated.push(sub);
         }
-        if self.draft_window_s == 0 && !invoices.is_empty() {
-            // No draft window: finalize in the same transaction, writing each invoice once.
-            changes.extend(self.finalize_batch(tx, scope, &mut invoices, now).await?);
+        if self.draft_window_s == 0 && invoices.iter().any(|i| i.auto_advance) {
+            // No draft window: finalize in the same transaction, writing each invoice once
+            // (but drafts kept as drafts).
+            let (mut finalizing, kept): (Vec<Invoice>, Vec<Invoice>) =
+                invoices.into_iter().partition(|i| i.auto_advance);
+            changes.extend(self.finalize_batch(tx, scope, &mut finalizing, now).await?);
+            invoices = finalizing;
+            invoices.extend(kept);
         }
         tx.insert_invoices(scope, &invoices).await?;
         tx.update_subscriptions(scope, &updated).await?;
@@ -285,7 +319,7 @@ impl App {
             let finalized = self
                 .finalize_unnumbered(scope, invoice, &mut balances, now)
                 .map_err(|e| AppError::Internal(format!("finalizing {}: {e}", invoice.id)))?;
-            entries.extend(finalized.entry);
+            entries.extend(finalized.entries);
         }
         tx.insert_ledger_entries(scope, &entries).await?;
         balances.write(tx, scope).await?;

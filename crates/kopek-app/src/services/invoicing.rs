@@ -361,6 +361,7 @@ impl App {
             attempt_count: 0,
             payment_intent: None,
             collection_stopped: false,
+            paused: None,
             customer_email: new.customer.email.clone(),
             customer_name: new.customer.name.clone(),
             test_clock: new.customer.test_clock.clone(),
@@ -447,10 +448,7 @@ impl App {
         let customer = std::slice::from_ref(&invoice.customer);
         let mut balances = Balances::lock(tx, scope, customer).await?;
         let finalized = self.finalize_unnumbered(scope, invoice, &mut balances, now)?;
-        if let Some(entry) = &finalized.entry {
-            tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
-                .await?;
-        }
+        tx.insert_ledger_entries(scope, &finalized.entries).await?;
         balances.write(tx, scope).await?;
         if let Some(clock) = &invoice.test_clock {
             if invoice.next_action_at.is_some_and(|t| t <= now) {
@@ -473,7 +471,11 @@ impl App {
         now: i64,
     ) -> Result<Finalized, AppError> {
         self.set_totals(invoice)?;
-        let starting = balances.of(&invoice.customer, invoice.currency)?;
+        // An invoice of a paused subscription is not collected: it uses no balance.
+        let starting = match invoice.paused {
+            Some(_) => 0,
+            None => balances.of(&invoice.customer, invoice.currency)?,
+        };
         let (_, ending) = invoice::apply_balance(invoice.total, starting).map_err(money_error)?;
         invoice.starting_balance = starting;
         invoice.ending_balance = Some(ending);
@@ -513,8 +515,42 @@ impl App {
             invoice.tax(),
             starting - ending,
         );
-        let entry = self.ledger_entry(scope, now, invoice, "invoice.finalized", postings)?;
-        Ok(Finalized { entry })
+        let mut entries: Vec<LedgerEntry> = self
+            .ledger_entry(scope, now, invoice, "invoice.finalized", postings)?
+            .into_iter()
+            .collect();
+        if to == InvoiceStatus::Open {
+            entries.extend(self.apply_pause(scope, invoice, now)?);
+        }
+        Ok(Finalized { entries })
+    }
+
+    /// What a paused subscription's just-finalized invoice becomes: voided (its revenue
+    /// and tax reversed) or written off, and never collected.
+    fn apply_pause(
+        &self,
+        scope: &Scope,
+        invoice: &mut Invoice,
+        now: i64,
+    ) -> Result<Option<LedgerEntry>, AppError> {
+        let to = match invoice.paused {
+            Some(PauseBehavior::Void) => InvoiceStatus::Void,
+            Some(PauseBehavior::MarkUncollectible) => InvoiceStatus::Uncollectible,
+            Some(PauseBehavior::KeepAsDraft) | None => return Ok(None),
+        };
+        invoice.status = invoice
+            .status
+            .transition(to)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        invoice.next_action_at = None;
+        if to == InvoiceStatus::Uncollectible {
+            return self.write_off(scope, invoice, now);
+        }
+        invoice.voided_at = Some(now);
+        let remaining = Money::new(invoice.amount_remaining, invoice.currency);
+        let postings =
+            ledger::invoice_voided(&invoice.customer, remaining, 0, false, taxed(invoice));
+        self.ledger_entry(scope, now, invoice, "invoice.voided", postings)
     }
 
     /// Gives a just-finalized invoice its number; returns the events of its finalization.
@@ -539,12 +575,23 @@ impl App {
             previous: None,
         }];
         changes.extend(paid);
+        let paused = match invoice.status {
+            InvoiceStatus::Void => Some("invoice.voided"),
+            InvoiceStatus::Uncollectible => Some("invoice.marked_uncollectible"),
+            _ => None,
+        };
+        changes.extend(paused.map(|event_type| Change {
+            event_type,
+            object_id: invoice.id.clone(),
+            object: Snapshot::Invoice(Box::new(invoice.clone())),
+            previous: None,
+        }));
         changes
     }
 }
 
 pub(crate) struct Finalized {
-    pub entry: Option<LedgerEntry>,
+    pub entries: Vec<LedgerEntry>,
 }
 
 /// The balances of the customers whose invoices a transaction finalizes, as finalizing

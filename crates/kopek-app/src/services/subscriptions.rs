@@ -86,6 +86,8 @@ pub struct SubscriptionUpdate {
     pub discounts: Option<Vec<DiscountRequest>>,
     /// Replaces its default tax rates (for invoices from now on).
     pub default_tax_rates: Option<Vec<String>>,
+    /// Pauses collection (`Some(Some(_))`) or resumes it (`Some(None)`).
+    pub pause_collection: Option<Option<PauseCollection>>,
     pub metadata: MetadataUpdate,
 }
 
@@ -504,6 +506,7 @@ impl App {
             default_tax_rates: self
                 .active_tax_rates(&mut tx, scope, &new.default_tax_rates, "default_tax_rates")
                 .await?,
+            pause_collection: None,
             test_clock: customer.test_clock.clone(),
             description: new.description,
             metadata,
@@ -730,6 +733,21 @@ impl App {
                 ));
             }
             sub.days_until_due = Some(days);
+        }
+        if let Some(pause) = update.pause_collection {
+            if let Some(at) = pause.and_then(|p| p.resumes_at) {
+                if at <= now {
+                    return Err(AppError::invalid(
+                        "pause_collection[resumes_at]",
+                        "pause_collection[resumes_at] must be in the future.",
+                    ));
+                }
+            }
+            sub.pause_collection = pause;
+            // The billing clock looks at it again when collection resumes on its own.
+            let resumes = pause.and_then(|p| p.resumes_at);
+            sub.next_action_at =
+                Some(resumes.map_or(sub.current_period_end, |at| at.min(sub.current_period_end)));
         }
         if let Some(ids) = &update.default_tax_rates {
             sub.default_tax_rates = self
