@@ -121,6 +121,7 @@ pub fn router(app: App) -> Router {
                 .post(subscriptions::update)
                 .delete(subscriptions::cancel),
         )
+        .route("/v1/subscriptions/{id}/resume", post(subscriptions::resume))
         .route(
             "/v1/subscriptions/{id}/discount",
             delete(discounts::delete_subscription_discount),

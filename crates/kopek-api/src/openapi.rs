@@ -137,6 +137,7 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("/v1/promotion_codes", "post", "CreatePromotionCode", "Create a code customers type for a coupon, with its own limits (customer, first-time, minimum amount, expiry, redemptions)."),
     ("/v1/promotion_codes/{id}", "get", "RetrievePromotionCode", "Retrieve a promotion code."),
     ("/v1/promotion_codes/{id}", "post", "UpdatePromotionCode", "Activate or deactivate a promotion code, or update its metadata."),
+    ("/v1/subscriptions/{id}/resume", "post", "ResumeSubscription", "Resume a subscription paused at the end of its trial: its cycle restarts now and the period is invoiced."),
     ("/v1/subscriptions/{id}/discount", "delete", "DeleteSubscriptionDiscount", "Remove a subscription's discounts."),
     ("/v1/tax_rates", "get", "ListTaxRates", "List tax rates; filter by active, inclusive or created."),
     ("/v1/tax_rates", "post", "CreateTaxRate", "Create a tax rate: a percentage (up to four decimals), inclusive or exclusive, with its jurisdiction."),

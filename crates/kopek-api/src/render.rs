@@ -215,7 +215,7 @@ impl Renderer for WireRenderer {
             "status": sub.status.as_str(),
             "test_clock": sub.test_clock,
             "trial_end": sub.trial_end,
-            "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+            "trial_settings": {"end_behavior": {"missing_payment_method": sub.trial_end_behavior.as_str()}},
             "trial_start": sub.trial_start,
         })
     }

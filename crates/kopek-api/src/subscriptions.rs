@@ -8,7 +8,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use kopek_app::records::{CancellationDetails, PauseBehavior, PauseCollection, SubscriptionFilter};
+use kopek_app::records::{
+    CancellationDetails, MissingPaymentMethod, PauseBehavior, PauseCollection, SubscriptionFilter,
+};
 use kopek_app::{
     App, Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
     TrialEnd, TRIAL_DAYS_MAX,
@@ -38,6 +40,26 @@ fn cancellation_details(params: &mut Params) -> ApiResult<Option<CancellationDet
     };
     d.finish()?;
     Ok(Some(details))
+}
+
+/// `trial_settings[end_behavior][missing_payment_method]`.
+fn trial_settings(params: &mut Params) -> ApiResult<MissingPaymentMethod> {
+    let Some(Some(mut settings)) = params.object("trial_settings")? else {
+        return Ok(MissingPaymentMethod::default());
+    };
+    let mut behavior = MissingPaymentMethod::default();
+    if let Some(Some(mut end)) = settings.object("end_behavior")? {
+        behavior = end
+            .one_of(
+                "missing_payment_method",
+                MissingPaymentMethod::parse,
+                "cancel, pause, create_invoice",
+            )?
+            .ok_or_else(|| end.missing("missing_payment_method"))?;
+        end.finish()?;
+    }
+    settings.finish()?;
+    Ok(behavior)
 }
 
 /// `pause_collection[behavior]` and `[resumes_at]`; `pause_collection=""` resumes.
@@ -113,6 +135,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
                 discounts: crate::discounts::discount_requests(&mut params)?.unwrap_or_default(),
                 default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?
                     .unwrap_or_default(),
+                trial_end_behavior: trial_settings(&mut params)?,
                 metadata: params.metadata()?,
             };
             params.expand()?;
@@ -247,5 +270,36 @@ pub async fn list(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Respo
         let found = app.subscriptions(&scope, &filter, &page).await?;
         ApiResult::Ok(render::list("/v1/subscriptions", &found, |v| v.clone()))
     })
+    .await
+}
+
+pub async fn resume(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    request::post(
+        app,
+        headers,
+        uri,
+        body,
+        |app, caller, mut params| async move {
+            // Stripe's default and only anchor kopek resumes with: the cycle restarts now.
+            if let Some(anchor) = params.string("billing_cycle_anchor")? {
+                if anchor != "now" {
+                    return Err(crate::error::ApiError::invalid(
+                        "billing_cycle_anchor",
+                        "parameter_invalid",
+                        "A resumed subscription's cycle starts now: billing_cycle_anchor=now.",
+                    ));
+                }
+            }
+            params.expand()?;
+            params.finish()?;
+            Ok(app.resume_subscription(&caller, &id).await?)
+        },
+    )
     .await
 }

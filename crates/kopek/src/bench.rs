@@ -46,6 +46,7 @@ async fn seed_one(app: &App, caller: &Caller, price: &str) -> Result<(), String>
             cancel_at_period_end: false,
             discounts: Vec::new(),
             default_tax_rates: Vec::new(),
+            trial_end_behavior: Default::default(),
             description: None,
             metadata: MetadataUpdate::default(),
         },

@@ -187,3 +187,102 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+/// A clock at January 1, a customer on it without a payment method, and a monthly
+/// 20.00 price; returns (clock, customer, price).
+async fn no_card(h: &Harness) -> (String, String, String) {
+    let clock = id(&h
+        .ok(
+            "/v1/test_helpers/test_clocks",
+            &format!("frozen_time={}", at(2026, 1, 1)),
+        )
+        .await);
+    let customer = id(&h.ok("/v1/customers", &format!("test_clock={clock}")).await);
+    let product = id(&h.ok("/v1/products", "name=Plan").await);
+    let price = id(&h
+        .ok(
+            "/v1/prices",
+            &format!("product={product}&currency=usd&unit_amount=2000&recurring[interval]=month"),
+        )
+        .await);
+    (clock, customer, price)
+}
+
+store_test!(
+    a_trial_without_a_payment_method_cancels_or_pauses_as_asked,
+    |kind| async move {
+        let h = harness(kind).await;
+        let (clock, customer, price) = no_card(&h).await;
+        let trial = |behavior: &str| {
+            format!(
+                "customer={customer}&items[0][price]={price}&trial_period_days=14\
+                 &trial_settings[end_behavior][missing_payment_method]={behavior}"
+            )
+        };
+        let canceling = id(&h.ok("/v1/subscriptions", &trial("cancel")).await);
+        let pausing = h.ok("/v1/subscriptions", &trial("pause")).await;
+        assert_eq!(
+            pausing["trial_settings"]["end_behavior"]["missing_payment_method"],
+            "pause"
+        );
+        let pausing = id(&pausing);
+        let billing = id(&h.ok("/v1/subscriptions", &trial("create_invoice")).await);
+        h.advance(&clock, at(2026, 1, 15) + 2 * HOUR).await;
+        let status = |sub: String| {
+            let h = &h;
+            async move { h.get(&format!("/v1/subscriptions/{sub}")).await.json() }
+        };
+        let canceled = status(canceling.clone()).await;
+        assert_eq!(canceled["status"], "canceled");
+        assert_eq!(canceled["ended_at"], at(2026, 1, 15));
+        assert_eq!(status(pausing.clone()).await["status"], "paused");
+        // create_invoice bills as usual: with nothing to charge, dunning makes it past due.
+        assert_eq!(status(billing.clone()).await["status"], "past_due");
+        // Only the trial's free invoices, and the one that bills as usual.
+        assert_eq!(statuses(&h, &canceling).await.len(), 1);
+        assert_eq!(statuses(&h, &pausing).await.len(), 1);
+        assert_eq!(statuses(&h, &billing).await.len(), 2);
+        // A paused subscription bills nothing until resumed; resuming restarts its
+        // cycle now and invoices the new period at once.
+        h.advance(&clock, at(2026, 3, 1)).await;
+        assert_eq!(statuses(&h, &pausing).await.len(), 1);
+        let resumed = h
+            .ok(
+                &format!("/v1/subscriptions/{pausing}/resume"),
+                "billing_cycle_anchor=now",
+            )
+            .await;
+        assert_eq!(resumed["status"], "active");
+        assert_eq!(resumed["billing_cycle_anchor"], at(2026, 3, 1));
+        let invoices = statuses(&h, &pausing).await;
+        assert_eq!(invoices.last(), Some(&(at(2026, 3, 1), "open".to_owned())));
+        let again = h
+            .post(&format!("/v1/subscriptions/{pausing}/resume"), "")
+            .await;
+        assert_eq!(
+            again.status,
+            StatusCode::BAD_REQUEST,
+            "an active one is not resumed"
+        );
+        let bad = h
+            .post(
+                "/v1/subscriptions",
+                &format!(
+                    "customer={customer}&items[0][price]={price}\
+                     &trial_settings[end_behavior][missing_payment_method]=shrug"
+                ),
+            )
+            .await;
+        assert_eq!(
+            bad.json()["error"]["param"],
+            "trial_settings[end_behavior][missing_payment_method]"
+        );
+        h.advance(&clock, at(2026, 4, 1) + 2 * HOUR).await;
+        assert_eq!(
+            statuses(&h, &pausing).await.len(),
+            3,
+            "renews from its new anchor"
+        );
+        h.assert_doctor_clean().await;
+    }
+);

@@ -156,6 +156,38 @@ impl PauseBehavior {
     }
 }
 
+/// What a trial that ends without a payment method does (Stripe's
+/// `trial_settings.end_behavior.missing_payment_method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPaymentMethod {
+    Cancel,
+    Pause,
+    /// Bill as usual, and let collection and dunning deal with it.
+    #[default]
+    CreateInvoice,
+}
+
+impl MissingPaymentMethod {
+    pub fn parse(text: &str) -> Option<MissingPaymentMethod> {
+        [
+            MissingPaymentMethod::Cancel,
+            MissingPaymentMethod::Pause,
+            MissingPaymentMethod::CreateInvoice,
+        ]
+        .into_iter()
+        .find(|b| b.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissingPaymentMethod::Cancel => "cancel",
+            MissingPaymentMethod::Pause => "pause",
+            MissingPaymentMethod::CreateInvoice => "create_invoice",
+        }
+    }
+}
+
 /// A pause of collection: invoices go on being made, and are not collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PauseCollection {
@@ -226,6 +258,8 @@ pub struct Subscription {
     pub default_tax_rates: Vec<TaxRate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_collection: Option<PauseCollection>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub trial_end_behavior: MissingPaymentMethod,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -19,7 +19,7 @@ use crate::ports::Tx;
 use crate::records::*;
 use kopek_core::billing;
 use kopek_core::invoice::{BillingReason, LINES_MAX};
-use kopek_core::subscription::SubscriptionStatus;
+use kopek_core::subscription::{CollectionMethod, SubscriptionStatus};
 use std::collections::{BTreeMap, HashMap};
 
 /// How a worker claims and batches work.
@@ -219,6 +219,44 @@ impl App {
                 .get_mut(&sub.customer)
                 .ok_or_else(|| AppError::Internal(format!("customer of {} is missing", sub.id)))?;
             let before = sub.clone();
+            let no_payment_method = sub.collection_method == CollectionMethod::ChargeAutomatically
+                && sub.default_payment_method.is_none()
+                && customer.invoice_settings.default_payment_method.is_none();
+            if sub.status == SubscriptionStatus::Trialing && no_payment_method {
+                // A trial ending with nothing to charge cancels or pauses if asked to.
+                let (to, event_type) = match sub.trial_end_behavior {
+                    MissingPaymentMethod::Cancel => (
+                        SubscriptionStatus::Canceled,
+                        "customer.subscription.deleted",
+                    ),
+                    MissingPaymentMethod::Pause => {
+                        (SubscriptionStatus::Paused, "customer.subscription.paused")
+                    }
+                    MissingPaymentMethod::CreateInvoice => {
+                        (SubscriptionStatus::Active, "customer.subscription.updated")
+                    }
+                };
+                if to != SubscriptionStatus::Active {
+                    sub.status = sub
+                        .status
+                        .transition(to)
+                        .map_err(|e| AppError::Internal(e.to_string()))?;
+                    sub.next_action_at = None;
+                    if to == SubscriptionStatus::Canceled {
+                        sub.canceled_at = Some(now);
+                        sub.ended_at = Some(now);
+                        sub.cancellation_details.reason = Some("cancellation_requested".into());
+                    }
+                    changes.push(Change {
+                        event_type,
+                        object_id: sub.id.clone(),
+                        object: Snapshot::Subscription(Box::new(sub.clone())),
+                        previous: Some(Snapshot::Subscription(Box::new(before))),
+                    });
+                    updated.push(sub);
+                    continue;
+                }
+            }
             if sub.status == SubscriptionStatus::Trialing {
                 sub.status = sub
                     .status

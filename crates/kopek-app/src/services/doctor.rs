@@ -136,7 +136,7 @@ impl App {
         let mut receivable: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut written_off: BTreeMap<String, i64> = BTreeMap::new();
         // Per subscription: the billed periods (start, end, invoice).
-        let mut chains: HashMap<String, Vec<(i64, i64, String)>> = HashMap::new();
+        let mut chains: HashMap<String, Vec<(i64, i64, String, bool)>> = HashMap::new();
         let mut seen_periods: HashMap<(String, i64, &'static str), String> = HashMap::new();
         let mut after = 0;
         loop {
@@ -173,10 +173,19 @@ impl App {
                 let Some(sub) = &invoice.subscription else {
                     continue;
                 };
-                if !matches!(
-                    invoice.billing_reason,
-                    BillingReason::SubscriptionCreate | BillingReason::SubscriptionCycle
-                ) || invoice.status == InvoiceStatus::Void && invoice.lines.is_empty()
+                // A resumed subscription's cycle restarts with an update invoice that
+                // bills a whole new period (not prorations).
+                let restart = invoice.billing_reason == BillingReason::SubscriptionUpdate
+                    && invoice
+                        .lines
+                        .iter()
+                        .any(|l| l.subscription_item.is_some() && !l.proration);
+                if !restart
+                    && !matches!(
+                        invoice.billing_reason,
+                        BillingReason::SubscriptionCreate | BillingReason::SubscriptionCycle
+                    )
+                    || invoice.status == InvoiceStatus::Void && invoice.lines.is_empty()
                 {
                     continue;
                 }
@@ -196,6 +205,7 @@ impl App {
                     invoice.period_start,
                     invoice.period_end,
                     invoice.id.clone(),
+                    restart,
                 ));
             }
         }
@@ -476,12 +486,12 @@ fn check_totals(invoice: &Invoice, out: &mut Vec<Violation>) {
     }
 }
 
-/// A subscription's billed periods run from its start without gaps or overlaps, and the
-/// last one is its current period.
-fn check_chain(sub: &Subscription, chain: &[(i64, i64, String)], out: &mut Vec<Violation>) {
+/// A subscription's billed periods run from its start without gaps or overlaps (but
+/// where a resume restarted its cycle), and the last one is its current period.
+fn check_chain(sub: &Subscription, chain: &[(i64, i64, String, bool)], out: &mut Vec<Violation>) {
     let mut expected_start = sub.start_date;
-    for (start, end, invoice) in chain {
-        if *start != expected_start {
+    for (start, end, invoice, restart) in chain {
+        if *start != expected_start && !(*restart && *start > expected_start) {
             out.push(Violation {
                 invariant: "billed periods are contiguous from the subscription's start",
                 objects: vec![sub.id.clone(), invoice.clone()],
@@ -496,7 +506,7 @@ fn check_chain(sub: &Subscription, chain: &[(i64, i64, String)], out: &mut Vec<V
             objects: vec![sub.id.clone()],
             detail: "the subscription has no invoice".into(),
         }),
-        Some((start, end, invoice))
+        Some((start, end, invoice, _))
             if (*start, *end) != (sub.current_period_start, sub.current_period_end) =>
         {
             out.push(Violation {

@@ -57,6 +57,8 @@ pub struct NewSubscription {
     pub discounts: Vec<DiscountRequest>,
     /// Tax rate ids for lines whose item has none.
     pub default_tax_rates: Vec<String>,
+    /// What the trial's end does when no payment method is there to charge.
+    pub trial_end_behavior: MissingPaymentMethod,
     pub metadata: MetadataUpdate,
 }
 
@@ -507,6 +509,7 @@ impl App {
                 .active_tax_rates(&mut tx, scope, &new.default_tax_rates, "default_tax_rates")
                 .await?,
             pause_collection: None,
+            trial_end_behavior: new.trial_end_behavior,
             test_clock: customer.test_clock.clone(),
             description: new.description,
             metadata,
@@ -790,6 +793,91 @@ impl App {
                 previous: Some(Snapshot::Subscription(Box::new(before))),
             });
         }
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
+        Ok(rendered)
+    }
+
+    /// Resumes a subscription paused at the end of its trial (`POST
+    /// /v1/subscriptions/:id/resume`): it becomes active with its cycle anchored now, and
+    /// its first paid period is invoiced and finalized at once, as a new one's is.
+    pub async fn resume_subscription(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<serde_json::Value, AppError> {
+        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let mut sub = tx
+            .subscriptions_for_update(scope, &[id.to_owned()])
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(id))?;
+        if sub.status != SubscriptionStatus::Paused {
+            return Err(AppError::invalid(
+                "id",
+                format!(
+                    "Only a paused subscription can be resumed; {id} is {}.",
+                    sub.status.as_str()
+                ),
+            ));
+        }
+        let mut customer = self.live_customer(&mut tx, scope, &sub.customer).await?;
+        let now = self.time_for(&mut tx, scope, &customer).await?;
+        let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
+        let before = sub.clone();
+        sub.status = sub
+            .status
+            .transition(SubscriptionStatus::Active)
+            .map_err(|e| AppError::invalid("id", format!("{e}.")))?;
+        sub.billing_cycle_anchor = now;
+        let period = billing::period_from(sub.interval(), now, now);
+        sub.current_period_start = period.start;
+        sub.current_period_end = period.end;
+        sub.next_action_at = Some(period.end);
+        let mut invoice = self.draft_invoice(NewInvoice {
+            customer: &customer,
+            subscription: Some(&sub),
+            currency: sub.currency,
+            reason: BillingReason::SubscriptionUpdate,
+            period,
+            collection_method: sub.collection_method,
+            days_until_due: sub.days_until_due,
+            now,
+        });
+        invoice.lines = subscription_lines(self, &sub, &prices, period, false)?;
+        let mut pending = tx
+            .pending_invoice_items(scope, std::slice::from_ref(&customer.id), LINES_MAX as u32)
+            .await?;
+        let swept = sweep_items(self, &mut invoice, &mut pending);
+        invoice.discounts = discounts_at(Some(&sub), &customer, period.start);
+        let customer_changed =
+            use_up_discounts(&invoice, Some(&mut sub), &mut customer, period.start);
+        let finalized = self.finalize_one(&mut tx, scope, &mut invoice, now).await?;
+        sub.latest_invoice = Some(invoice.id.clone());
+        tx.update_subscriptions(scope, std::slice::from_ref(&sub))
+            .await?;
+        tx.insert_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        tx.update_invoice_items(scope, &swept).await?;
+        if customer_changed {
+            tx.update_customer(scope, &customer).await?;
+        }
+        let rendered = self.render.subscription(&sub, &self.render_prices(&prices));
+        let mut changes = vec![
+            Change {
+                event_type: "customer.subscription.resumed",
+                object_id: sub.id.clone(),
+                object: Snapshot::subscription(&sub),
+                previous: Some(Snapshot::subscription(&before)),
+            },
+            Change {
+                event_type: "invoice.created",
+                object_id: invoice.id.clone(),
+                object: Snapshot::invoice(&invoice),
+                previous: None,
+            },
+        ];
+        changes.extend(finalized);
         self.commit_at(tx, caller, now, changes, &rendered).await?;
         Ok(rendered)
     }

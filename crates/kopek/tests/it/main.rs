@@ -114,6 +114,7 @@ async fn seed(store: Arc<dyn Store>, n: usize, card: Option<&str>) -> Scope {
                     cancel_at_period_end: false,
                     discounts: Vec::new(),
                     default_tax_rates: Vec::new(),
+                    trial_end_behavior: Default::default(),
                     description: None,
                     metadata: MetadataUpdate::default(),
                 },
