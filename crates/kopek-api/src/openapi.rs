@@ -88,7 +88,7 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("/v1/subscriptions", "get", "ListSubscriptions", "List subscriptions; filter by customer, price, status (all, ended, or one status; canceled hidden by default), test_clock or created."),
     ("/v1/subscriptions", "post", "CreateSubscription", "Create a subscription; its first invoice is finalized at once."),
     ("/v1/subscriptions/{id}", "get", "RetrieveSubscription", "Retrieve a subscription."),
-    ("/v1/subscriptions/{id}", "post", "UpdateSubscription", "Update quantities (prorated), cancel_at_period_end, cancellation_details, discounts, default_tax_rates, pause_collection, description, metadata."),
+    ("/v1/subscriptions/{id}", "post", "UpdateSubscription", "Change items (swap prices, quantities, add, delete; prorated at proration_date), cancel_at_period_end, cancellation_details, discounts, default_tax_rates, pause_collection, description, metadata."),
     ("/v1/subscriptions/{id}", "delete", "CancelSubscription", "Cancel now, optionally with prorate and invoice_now."),
     ("/v1/invoices", "get", "ListInvoices", "List invoices; filter by customer, subscription, status, collection_method or created."),
     ("/v1/invoices", "post", "CreateInvoice", "Create a draft invoice for a customer."),

@@ -176,8 +176,11 @@ pub async fn update(
             let mut items = Vec::new();
             for mut item in params.object_list("items", ITEMS_MAX)?.unwrap_or_default() {
                 items.push(ItemUpdate {
-                    id: item.required_string("id")?,
+                    id: item.string("id")?,
+                    price: item.string("price")?,
                     quantity: quantity(&mut item)?,
+                    deleted: item.bool("deleted")?.unwrap_or(false),
+                    tax_rates: crate::tax_rates::ids(&mut item, "tax_rates")?,
                     metadata: item.metadata()?,
                 });
                 item.finish()?;
@@ -200,6 +203,7 @@ pub async fn update(
                     },
                     "create_prorations, none",
                 )?,
+                proration_date: params.i64("proration_date")?,
                 discounts: crate::discounts::discount_requests(&mut params)?,
                 default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?,
                 pause_collection: pause_collection(&mut params)?,

@@ -11,6 +11,7 @@ mod disputes;
 mod dunning;
 mod pauses;
 mod payment_methods;
+mod plan_changes;
 mod race;
 mod refunds;
 mod stripe_sdk;

@@ -68,10 +68,16 @@ pub enum ProrationBehavior {
     None,
 }
 
-#[derive(Debug, Clone)]
+/// A change to a subscription's items: an existing item (`id`) gets a new price or
+/// quantity or is `deleted`; without `id`, a new item of `price` is added.
+#[derive(Debug, Clone, Default)]
 pub struct ItemUpdate {
-    pub id: String,
+    pub id: Option<String>,
+    pub price: Option<String>,
     pub quantity: Option<u64>,
+    pub deleted: bool,
+    /// Replaces the item's tax rates.
+    pub tax_rates: Option<Vec<String>>,
     pub metadata: MetadataUpdate,
 }
 
@@ -84,6 +90,9 @@ pub struct SubscriptionUpdate {
     pub days_until_due: Option<u32>,
     pub default_payment_method: Option<Option<String>>,
     pub proration_behavior: Option<ProrationBehavior>,
+    /// The instant prorations are computed for (Stripe's `proration_date`): within the
+    /// current period, not after now. Defaults to now.
+    pub proration_date: Option<i64>,
     /// Replaces the subscription's discounts (empty: removes them all).
     pub discounts: Option<Vec<DiscountRequest>>,
     /// Replaces its default tax rates (for invoices from now on).
@@ -121,6 +130,20 @@ pub(crate) fn check_quantity(param: impl Into<String>, quantity: u64) -> Result<
         ));
     }
     Ok(quantity)
+}
+
+/// `listed × net / amount`, rounded half away from zero: a list-price credit scaled to
+/// what was actually paid.
+fn share(listed: i64, net: i64, amount: i64) -> i64 {
+    let exact = i128::from(listed) * i128::from(net);
+    let amount = i128::from(amount);
+    let half = amount / 2;
+    let rounded = if exact >= 0 {
+        (exact + half) / amount
+    } else {
+        (exact - half) / amount
+    };
+    rounded as i64
 }
 
 fn not_found(id: &str) -> AppError {
@@ -177,7 +200,10 @@ impl Prorations {
         .map_err(money_error)
     }
 
-    /// A pending proration item of `amount` for `quantity` × `price` from `from` on.
+    /// A pending proration item of `amount` for `quantity` × `price` from `from` on,
+    /// taxed by `tax_rates`. A charge is discountable (the next invoice's discounts
+    /// reduce it); a credit is not, being already net of what was discounted.
+    #[allow(clippy::too_many_arguments)]
     fn item(
         &self,
         app: &App,
@@ -186,6 +212,7 @@ impl Prorations {
         amount: i64,
         what: &str,
         from: i64,
+        tax_rates: &[TaxRate],
     ) -> InvoiceItem {
         let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
         InvoiceItem {
@@ -205,9 +232,9 @@ impl Prorations {
             quantity,
             unit_amount_decimal: None,
             proration: true,
-            discountable: false,
+            discountable: amount > 0,
             discounts: Vec::new(),
-            tax_rates: Vec::new(),
+            tax_rates: tax_rates.to_vec(),
             test_clock: self.test_clock.clone(),
             metadata: Metadata::new(),
             deleted: false,
@@ -644,7 +671,7 @@ impl App {
         }
         let customer = self.live_customer(&mut tx, scope, &sub.customer).await?;
         let now = self.time_for(&mut tx, scope, &customer).await?;
-        let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
+        let mut prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
         let before = sub.clone();
 
         let mut prorations = Vec::new();
@@ -652,53 +679,191 @@ impl App {
             .proration_behavior
             .unwrap_or(ProrationBehavior::CreateProrations);
         let target = Prorations::of(&sub);
+        let from = match update.proration_date {
+            None => now,
+            Some(at) if at >= target.period.start && at <= now => at,
+            Some(_) => {
+                return Err(AppError::invalid(
+                    "proration_date",
+                    "proration_date must lie within the current period and not after now.",
+                ))
+            }
+        };
         let prorating = behavior == ProrationBehavior::CreateProrations
             && sub.status != SubscriptionStatus::Trialing
-            && now > target.period.start
-            && now < target.period.end;
+            && from > target.period.start
+            && from < target.period.end;
+        let paid = self.paid_this_period(&mut tx, scope, &sub).await?;
         for (i, change) in update.items.iter().enumerate() {
-            let item = sub
-                .items
-                .iter_mut()
-                .find(|it| it.id == change.id)
-                .ok_or_else(|| {
+            let param = |field: &str| format!("items[{i}][{field}]");
+            let new_price = match &change.price {
+                Some(id) => Some(
+                    self.price_for(&mut tx, scope, &sub, id, &param("price"))
+                        .await?,
+                ),
+                None => None,
+            };
+            let tax_rates = match &change.tax_rates {
+                Some(ids) => Some(
+                    self.active_tax_rates(&mut tx, scope, ids, &param("tax_rates"))
+                        .await?,
+                ),
+                None => None,
+            };
+            let Some(item_id) = &change.id else {
+                // A new item: the remaining time is charged.
+                let price = new_price.ok_or_else(|| {
                     AppError::invalid(
-                        format!("items[{i}][id]"),
-                        format!("The subscription has no item {}.", change.id),
+                        param("price"),
+                        "A new item needs a price (or an id to change one).",
                     )
                 })?;
-            change.metadata.apply(&mut item.metadata)?;
-            let Some(quantity) = change.quantity else {
+                if change.deleted {
+                    return Err(AppError::invalid(
+                        param("deleted"),
+                        "Only an existing item can be deleted.",
+                    ));
+                }
+                if sub.items.iter().any(|it| it.price == price.id) {
+                    return Err(AppError::invalid(
+                        param("price"),
+                        "Each price may appear once in a subscription's items; set its quantity instead.",
+                    ));
+                }
+                let quantity = check_quantity(param("quantity"), change.quantity.unwrap_or(1))?;
+                let mut item = SubscriptionItem {
+                    id: self.ids.id("si"),
+                    created: now,
+                    price: price.id.clone(),
+                    quantity,
+                    tax_rates: tax_rates.unwrap_or_default(),
+                    metadata: Metadata::new(),
+                };
+                change.metadata.apply(&mut item.metadata)?;
+                if prorating {
+                    let charge = target.worth_from(&price, quantity, from)?;
+                    prorations.push(target.item(
+                        self,
+                        &price,
+                        quantity,
+                        charge.minor(),
+                        "Remaining time on",
+                        from,
+                        &item.tax_rates,
+                    ));
+                }
+                prices.insert(price.id.clone(), price);
+                sub.items.push(item);
                 continue;
             };
-            let quantity = check_quantity(format!("items[{i}][quantity]"), quantity)?;
-            if quantity == item.quantity {
+            let index = sub
+                .items
+                .iter()
+                .position(|it| &it.id == item_id)
+                .ok_or_else(|| {
+                    AppError::invalid(
+                        param("id"),
+                        format!("The subscription has no item {item_id}."),
+                    )
+                })?;
+            let old = sub.items[index].clone();
+            let old_price = prices
+                .get(&old.price)
+                .cloned()
+                .ok_or_else(|| AppError::Internal(format!("price {} is missing", old.price)))?;
+            // The unused time is credited at what the customer paid for it this period.
+            let credit = |target: &Prorations| -> Result<i64, AppError> {
+                let listed = target.worth_from(&old_price, old.quantity, from)?.minor();
+                Ok(match paid.get(&old.id) {
+                    Some(&(net, amount)) if amount > 0 && net != amount => {
+                        share(listed, net, amount)
+                    }
+                    _ => listed,
+                })
+            };
+            if change.deleted {
+                if prorating {
+                    let credit = credit(&target)?;
+                    prorations.push(target.item(
+                        self,
+                        &old_price,
+                        old.quantity,
+                        -credit,
+                        "Unused time on",
+                        from,
+                        &old.tax_rates,
+                    ));
+                }
+                sub.items.remove(index);
                 continue;
             }
-            let price = &prices[&item.price];
+            let item = &mut sub.items[index];
+            change.metadata.apply(&mut item.metadata)?;
+            if let Some(rates) = tax_rates {
+                item.tax_rates = rates;
+            }
+            let quantity = match change.quantity {
+                Some(q) => check_quantity(param("quantity"), q)?,
+                None => old.quantity,
+            };
+            let price = match new_price {
+                Some(p) if p.id != old.price => {
+                    if old.price != p.id && sub.items.iter().any(|it| it.price == p.id) {
+                        return Err(AppError::invalid(
+                            param("price"),
+                            "Each price may appear once in a subscription's items; set its quantity instead.",
+                        ));
+                    }
+                    p
+                }
+                _ => old_price.clone(),
+            };
+            if price.id == old.price && quantity == old.quantity {
+                continue;
+            }
+            let item = &mut sub.items[index];
             if prorating {
-                // The unused time at the old quantity is credited and the remaining time
-                // at the new quantity charged.
-                let credit = target.worth_from(price, item.quantity, now)?;
-                let charge = target.worth_from(price, quantity, now)?;
+                // The unused time on the old price and quantity is credited, and the
+                // remaining time on the new ones charged.
+                let credit = credit(&target)?;
+                let charge = target.worth_from(&price, quantity, from)?;
                 prorations.push(target.item(
                     self,
-                    price,
-                    item.quantity,
-                    -credit.minor(),
+                    &old_price,
+                    old.quantity,
+                    -credit,
                     "Unused time on",
-                    now,
+                    from,
+                    &old.tax_rates,
                 ));
                 prorations.push(target.item(
                     self,
-                    price,
+                    &price,
                     quantity,
                     charge.minor(),
                     "Remaining time on",
-                    now,
+                    from,
+                    &item.tax_rates,
                 ));
             }
+            item.price = price.id.clone();
             item.quantity = quantity;
+            prices.insert(price.id.clone(), price);
+        }
+        if sub.items.is_empty() {
+            return Err(AppError::invalid(
+                "items",
+                "A subscription keeps at least one item; cancel it to stop billing.",
+            ));
+        }
+        if sub.items.len() > kopek_core::subscription::ITEMS_MAX {
+            return Err(AppError::invalid(
+                "items",
+                format!(
+                    "A subscription has at most {} items.",
+                    kopek_core::subscription::ITEMS_MAX
+                ),
+            ));
         }
         if let Some(cancel) = update.cancel_at_period_end {
             sub.cancel_at_period_end = cancel;
@@ -795,6 +960,76 @@ impl App {
         }
         self.commit_at(tx, caller, now, changes, &rendered).await?;
         Ok(rendered)
+    }
+
+    /// What the customer paid this period for each item, as (after discounts, before):
+    /// from the invoice that billed the current period. Items it did not bill (added
+    /// since) are missing, and are credited at their list price.
+    async fn paid_this_period(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        sub: &Subscription,
+    ) -> Result<HashMap<String, (i64, i64)>, AppError> {
+        let Some(latest) = &sub.latest_invoice else {
+            return Ok(HashMap::new());
+        };
+        let Some(invoice) = tx.invoice(scope, latest).await? else {
+            return Ok(HashMap::new());
+        };
+        if invoice.period_start != sub.current_period_start {
+            return Ok(HashMap::new());
+        }
+        Ok(invoice
+            .lines
+            .iter()
+            .filter(|l| !l.proration)
+            .filter_map(|l| Some((l.subscription_item.clone()?, (l.net(), l.amount))))
+            .collect())
+    }
+
+    /// A price a subscription item may take: active, recurring, in the subscription's
+    /// currency and interval.
+    async fn price_for(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        sub: &Subscription,
+        id: &str,
+        param: &str,
+    ) -> Result<Price, AppError> {
+        let price = tx
+            .price(scope, id)
+            .await?
+            .ok_or_else(|| AppError::invalid(param, format!("No such price: '{id}'")))?;
+        let PriceKind::Recurring(interval) = price.model.kind else {
+            return Err(AppError::invalid(
+                param,
+                format!("The price {id} is not recurring."),
+            ));
+        };
+        if !price.active {
+            return Err(AppError::invalid(
+                param,
+                format!("The price {id} is archived."),
+            ));
+        }
+        if price.currency() != sub.currency {
+            return Err(AppError::invalid(
+                param,
+                format!(
+                    "The subscription is billed in {}; use a price in that currency.",
+                    sub.currency.lowercase()
+                ),
+            ));
+        }
+        if interval != sub.interval() {
+            return Err(AppError::invalid(
+                param,
+                "All items of a subscription must have the same billing interval.",
+            ));
+        }
+        Ok(price)
     }
 
     /// Resumes a subscription paused at the end of its trial (`POST
@@ -1004,19 +1239,26 @@ impl App {
             && now < sub.current_period_end
         {
             let target = Prorations::of(&sub);
+            let paid = self.paid_this_period(&mut tx, scope, &sub).await?;
             for item in &sub.items {
                 let price = &prices[&item.price];
-                let unused = target.worth_from(price, item.quantity, now)?;
-                if unused.minor() == 0 {
+                let listed = target.worth_from(price, item.quantity, now)?.minor();
+                // Credited at what the customer paid for the unused time.
+                let unused = match paid.get(&item.id) {
+                    Some(&(net, amount)) if amount > 0 => share(listed, net, amount),
+                    _ => listed,
+                };
+                if unused == 0 {
                     continue;
                 }
                 let item = target.item(
                     self,
                     price,
                     item.quantity,
-                    -unused.minor(),
+                    -unused,
                     "Unused time on",
                     now,
+                    &item.tax_rates,
                 );
                 tx.insert_invoice_item(scope, &item).await?;
                 changes.push(Change {
