@@ -334,8 +334,7 @@ pub async fn create_promotion_code(
             };
             params.expand()?;
             params.finish()?;
-            let code = app.create_promotion_code(&caller, new).await?;
-            let (code, coupon) = app.promotion_code(&caller.scope, &code.id).await?;
+            let (code, coupon) = app.create_promotion_code(&caller, new).await?;
             Ok(WireRenderer.promotion_code(&code, &coupon, code.created))
         },
     )

@@ -3,7 +3,7 @@
 
 use crate::allocation::allocate;
 use crate::calendar::{add_months, join, split};
-use crate::money::MoneyError;
+use crate::money::{scale, MoneyError};
 
 /// The most a percentage may say, in hundredths of a percent (100%).
 pub const PERCENT_HUNDREDTHS_MAX: u32 = 10_000;
@@ -82,9 +82,12 @@ pub fn share_out(lines: &[i64], discounts: &[LineDiscount]) -> Result<Vec<Vec<i6
             .try_fold(0i64, |sum, &w| sum.checked_add(w as i64))
             .ok_or(MoneyError::Overflow)?;
         let amount = match discount.reduction {
-            Reduction::PercentOff { hundredths } => {
-                percent_of(base, hundredths.min(PERCENT_HUNDREDTHS_MAX))
-            }
+            // At most 100% of the base, so never more than the base.
+            Reduction::PercentOff { hundredths } => scale(
+                base,
+                i64::from(hundredths.min(PERCENT_HUNDREDTHS_MAX)),
+                i64::from(PERCENT_HUNDREDTHS_MAX),
+            )?,
             Reduction::AmountOff(off) => off.clamp(0, base),
         };
         let parts = if amount == 0 {
@@ -98,14 +101,6 @@ pub fn share_out(lines: &[i64], discounts: &[LineDiscount]) -> Result<Vec<Vec<i6
         shares.push(parts);
     }
     Ok(shares)
-}
-
-/// `hundredths` hundredths of a percent of `base`, rounded half away from zero.
-fn percent_of(base: i64, hundredths: u32) -> i64 {
-    let exact = i128::from(base) * i128::from(hundredths);
-    let whole = i128::from(PERCENT_HUNDREDTHS_MAX);
-    // base ≥ 0 here; the product is < 2^78, and the result is at most `base`.
-    ((exact + whole / 2) / whole) as i64
 }
 
 #[cfg(test)]

@@ -125,6 +125,24 @@ impl fmt::Display for Money {
     }
 }
 
+/// `amount × numerator / denominator` in minor units, rounded once by [`LINE_ROUNDING`]
+/// (half away from zero): the one way a share of an amount is taken (prorations,
+/// percentages, the tax part of a reversal, a credit scaled to what was paid). Exact in
+/// `i128`; only a result outside `i64` is an error. `denominator` must be positive.
+pub fn scale(amount: i64, numerator: i64, denominator: i64) -> Result<i64, MoneyError> {
+    assert!(denominator > 0, "a share is taken of a positive whole");
+    let exact = i128::from(amount) * i128::from(numerator);
+    let whole = i128::from(denominator);
+    let half = whole / 2;
+    // Half away from zero: an exact half (only possible for an even whole) goes out.
+    let rounded = if exact >= 0 {
+        (exact + half) / whole
+    } else {
+        (exact - half) / whole
+    };
+    i64::try_from(rounded).map_err(|_| MoneyError::Overflow)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +186,31 @@ mod tests {
             Money::new(1, usd()).checked_add(Money::new(1, eur)),
             Err(MoneyError::CurrencyMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn shares_round_once_half_away_from_zero() {
+        assert_eq!(scale(1_000, 1, 2), Ok(500));
+        assert_eq!(scale(5, 1, 2), Ok(3), "2.5 rounds up");
+        assert_eq!(scale(-5, 1, 2), Ok(-3), "-2.5 rounds away from zero");
+        assert_eq!(scale(1_999, 85, 1_000), Ok(170), "8.5% of 19.99 is 1.69915");
+        assert_eq!(scale(i64::MAX, 2, 1), Err(MoneyError::Overflow));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// The integer share agrees with the decimal one rounded by LINE_ROUNDING.
+        #[test]
+        fn scale_matches_decimal_rounding(
+            amount in -1_000_000_000_000i64..1_000_000_000_000,
+            numerator in -1_000_000i64..1_000_000,
+            denominator in 1i64..1_000_000,
+        ) {
+            let exact = Decimal::from(amount) * Decimal::from(numerator) / Decimal::from(denominator);
+            let expected = i64::try_from(exact.round_dp_with_strategy(0, LINE_ROUNDING)).unwrap();
+            prop_assert_eq!(scale(amount, numerator, denominator), Ok(expected));
+        }
     }
 
     #[test]

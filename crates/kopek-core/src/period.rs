@@ -1,8 +1,7 @@
 //! Billing intervals, the periods they cut from an anchor, and proration by the second.
 
 use crate::calendar::{self, SECONDS_PER_DAY};
-use crate::money::{Money, MoneyError, LINE_ROUNDING};
-use rust_decimal::Decimal;
+use crate::money::{Money, MoneyError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntervalUnit {
@@ -142,9 +141,8 @@ pub fn prorate(amount: Money, part_seconds: i64, period_seconds: i64) -> Result<
         (0..=period_seconds).contains(&part_seconds),
         "a part lies within its period"
     );
-    let exact = Decimal::from(amount.minor()) * Decimal::from(part_seconds);
-    let share = (exact / Decimal::from(period_seconds)).round_dp_with_strategy(0, LINE_ROUNDING);
-    Money::from_decimal_minor(share, amount.currency())
+    let share = crate::money::scale(amount.minor(), part_seconds, period_seconds)?;
+    Ok(Money::new(share, amount.currency()))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Tax rates applied to invoice lines, and how tax leaves the books with what it was
 //! charged on.
 
-use crate::money::{MoneyError, LINE_ROUNDING};
+use crate::money::{scale, MoneyError, LINE_ROUNDING};
 use rust_decimal::Decimal;
 
 /// Stripe's limit: a percentage has at most four decimals.
@@ -104,12 +104,8 @@ pub fn tax_part(amount: i64, total: i64, tax: i64) -> Result<i64, MoneyError> {
     if total == 0 || tax == 0 {
         return Ok(0);
     }
-    let part = Decimal::from(amount)
-        .checked_mul(Decimal::from(tax))
-        .ok_or(MoneyError::Overflow)?
-        / Decimal::from(total);
-    let part = i64::try_from(part.round_dp_with_strategy(0, LINE_ROUNDING))
-        .map_err(|_| MoneyError::Overflow)?;
+    // A negative total (a credit invoice) scales the same way as a positive one.
+    let part = scale(amount, tax, total.abs())? * total.signum();
     Ok(if tax >= 0 {
         part.clamp(0, tax)
     } else {

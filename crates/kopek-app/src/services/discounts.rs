@@ -292,11 +292,12 @@ impl App {
             .ok_or_else(|| cursor_not_found("coupon", page))
     }
 
+    /// Makes a promotion code; returns it with its coupon.
     pub async fn create_promotion_code(
         &self,
         caller: &Caller,
         new: NewPromotionCode,
-    ) -> Result<PromotionCode, AppError> {
+    ) -> Result<(PromotionCode, Coupon), AppError> {
         let now = self.clock.now();
         let scope = &caller.scope;
         let mut tx = self.store.write().await?;
@@ -403,7 +404,7 @@ impl App {
             previous: None,
         };
         self.commit(tx, caller, vec![change], &rendered).await?;
-        Ok(promotion)
+        Ok((promotion, coupon))
     }
 
     /// A promotion code with its coupon.

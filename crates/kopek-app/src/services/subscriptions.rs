@@ -132,20 +132,6 @@ pub(crate) fn check_quantity(param: impl Into<String>, quantity: u64) -> Result<
     Ok(quantity)
 }
 
-/// `listed × net / amount`, rounded half away from zero: a list-price credit scaled to
-/// what was actually paid.
-fn share(listed: i64, net: i64, amount: i64) -> i64 {
-    let exact = i128::from(listed) * i128::from(net);
-    let amount = i128::from(amount);
-    let half = amount / 2;
-    let rounded = if exact >= 0 {
-        (exact + half) / amount
-    } else {
-        (exact - half) / amount
-    };
-    rounded as i64
-}
-
 fn not_found(id: &str) -> AppError {
     AppError::NotFound {
         object: "subscription",
@@ -776,7 +762,7 @@ impl App {
                 let listed = target.worth_from(&old_price, old.quantity, from)?.minor();
                 Ok(match paid.get(&old.id) {
                     Some(&(net, amount)) if amount > 0 && net != amount => {
-                        share(listed, net, amount)
+                        kopek_core::money::scale(listed, net, amount).map_err(money_error)?
                     }
                     _ => listed,
                 })
@@ -1245,7 +1231,9 @@ impl App {
                 let listed = target.worth_from(price, item.quantity, now)?.minor();
                 // Credited at what the customer paid for the unused time.
                 let unused = match paid.get(&item.id) {
-                    Some(&(net, amount)) if amount > 0 => share(listed, net, amount),
+                    Some(&(net, amount)) if amount > 0 => {
+                        kopek_core::money::scale(listed, net, amount).map_err(money_error)?
+                    }
                     _ => listed,
                 };
                 if unused == 0 {
