@@ -241,7 +241,10 @@ fn tiers(params: &mut Params) -> ApiResult<Tiers> {
     Tiers::new(tiers).map_err(|e| ApiError::invalid("tiers", "parameter_invalid", e.to_string()))
 }
 
-fn recurring(params: &mut Params) -> ApiResult<Option<(Interval, Option<u32>)>> {
+/// `recurring`: its interval, `trial_period_days`, and the meter of a metered price.
+type Recurring = (Interval, Option<u32>, Option<String>);
+
+fn recurring(params: &mut Params) -> ApiResult<Option<Recurring>> {
     let Some(Some(mut r)) = params.object("recurring")? else {
         return Ok(None);
     };
@@ -264,17 +267,27 @@ fn recurring(params: &mut Params) -> ApiResult<Option<(Interval, Option<u32>)>> 
         )
     })?;
     let trial_period_days = r.int_in("trial_period_days", 0, 730)?.map(|d| d as u32);
-    if let Some(usage) = r.string("usage_type")? {
-        if usage != "licensed" {
+    let metered = match r.string("usage_type")?.as_deref() {
+        None | Some("licensed") => false,
+        Some("metered") => true,
+        Some(_) => {
             return Err(ApiError::invalid(
                 r.name("usage_type"),
                 "parameter_invalid",
-                "Only `licensed` prices are supported so far.",
-            ));
+                "usage_type must be `licensed` or `metered`.",
+            ))
         }
+    };
+    let meter = r.string("meter")?;
+    if metered != meter.is_some() {
+        return Err(ApiError::invalid(
+            r.name("meter"),
+            "parameter_invalid",
+            "A metered price (usage_type=metered) needs a meter, and only a metered price takes one.",
+        ));
     }
     r.finish()?;
-    Ok(Some((interval, trial_period_days)))
+    Ok(Some((interval, trial_period_days, meter)))
 }
 
 fn tax_behavior(params: &mut Params) -> ApiResult<Option<TaxBehavior>> {
@@ -407,9 +420,11 @@ fn new_price(params: &mut Params) -> ApiResult<NewPrice> {
         product,
         model: PriceModel {
             currency,
-            kind: recurring.map_or(PriceKind::OneTime, |(interval, _)| {
-                PriceKind::Recurring(interval)
-            }),
+            kind: recurring
+                .as_ref()
+                .map_or(PriceKind::OneTime, |(interval, _, _)| {
+                    PriceKind::Recurring(*interval)
+                }),
             scheme,
         },
         active: params.bool("active")?.unwrap_or(true),
@@ -417,7 +432,8 @@ fn new_price(params: &mut Params) -> ApiResult<NewPrice> {
         lookup_key: params.string("lookup_key")?,
         transfer_lookup_key: params.bool("transfer_lookup_key")?.unwrap_or(false),
         tax_behavior: tax_behavior(params)?.unwrap_or(TaxBehavior::Unspecified),
-        trial_period_days: recurring.and_then(|(_, days)| days),
+        trial_period_days: recurring.as_ref().and_then(|(_, days, _)| *days),
+        meter: recurring.and_then(|(_, _, meter)| meter),
         metadata: params.metadata()?,
     };
     params.expand()?;

@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 mod balance_transactions;
+mod billing_meters;
 mod billing_settings;
 mod catalog;
 mod credit_notes;
@@ -42,6 +43,8 @@ use kopek_app::App;
 pub const API_VERSION: &str = "2025-03-31.basil";
 /// Request bodies larger than this are refused with 413.
 pub const BODY_BYTES_MAX: usize = 256 * 1024;
+/// A batch of meter events may be larger: 10,000 events of a few hundred bytes.
+pub const BATCH_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -84,6 +87,34 @@ pub fn router(app: App) -> Router {
         .route(
             "/v1/promotion_codes/{id}",
             get(discounts::retrieve_promotion_code).post(discounts::update_promotion_code),
+        )
+        .route(
+            "/v1/billing/meters",
+            get(billing_meters::list).post(billing_meters::create),
+        )
+        .route(
+            "/v1/billing/meters/{id}",
+            get(billing_meters::retrieve).post(billing_meters::update),
+        )
+        .route(
+            "/v1/billing/meters/{id}/deactivate",
+            post(billing_meters::deactivate),
+        )
+        .route(
+            "/v1/billing/meters/{id}/reactivate",
+            post(billing_meters::reactivate),
+        )
+        .route(
+            "/v1/billing/meters/{id}/event_summaries",
+            get(billing_meters::event_summaries),
+        )
+        .route(
+            "/v1/billing/meter_events",
+            post(billing_meters::create_event),
+        )
+        .route(
+            "/v1/billing/meter_events/batch",
+            post(billing_meters::create_batch).layer(DefaultBodyLimit::max(BATCH_BODY_BYTES_MAX)),
         )
         .route(
             "/v1/tax_rates",

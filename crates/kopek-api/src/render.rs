@@ -3,6 +3,7 @@
 use kopek_app::codec::address_doc;
 use kopek_app::ports::Renderer;
 use kopek_app::records::*;
+use kopek_app::AppError;
 use kopek_core::invoice::InvoiceStatus;
 use kopek_core::price::{BillingScheme, PriceKind, Round, TiersMode, UnitAmount};
 use serde_json::{json, Value};
@@ -90,9 +91,9 @@ impl Renderer for WireRenderer {
             PriceKind::Recurring(interval) => json!({
                 "interval": interval.unit().as_str(),
                 "interval_count": interval.count(),
-                "meter": null,
+                "meter": p.meter,
                 "trial_period_days": p.trial_period_days,
-                "usage_type": "licensed",
+                "usage_type": if p.meter.is_some() { "metered" } else { "licensed" },
             }),
         };
         let (scheme, unit, tiers_mode, tiers, transform) = match &p.model.scheme {
@@ -708,6 +709,56 @@ impl Renderer for WireRenderer {
 
     fn tax_rate(&self, r: &TaxRate) -> Value {
         tax_rate(r)
+    }
+
+    fn meter(&self, m: &Meter) -> Value {
+        json!({
+            "id": m.id,
+            "object": "billing.meter",
+            "created": m.created,
+            "customer_mapping": {"event_payload_key": m.customer_key, "type": "by_id"},
+            "default_aggregation": {"formula": m.formula},
+            "display_name": m.display_name,
+            "event_name": m.event_name,
+            "event_time_window": null,
+            "livemode": m.livemode,
+            "status": if m.inactive { "inactive" } else { "active" },
+            "status_transitions": {"deactivated_at": m.deactivated_at},
+            "updated": m.updated,
+            "value_settings": {"event_payload_key": m.value_key},
+        })
+    }
+
+    fn meter_event(&self, e: &kopek_app::ReportedEvent) -> Value {
+        json!({
+            "object": "billing.meter_event",
+            "created": e.created,
+            "event_name": e.event_name,
+            "identifier": e.identifier,
+            "livemode": e.livemode,
+            "payload": e.payload,
+            "timestamp": e.timestamp,
+        })
+    }
+
+    fn meter_event_batch(&self, outcome: &kopek_app::BatchOutcome) -> Value {
+        let rejected: Vec<Value> = outcome
+            .rejected
+            .iter()
+            .map(|(index, error)| {
+                let (param, code) = match error {
+                    AppError::Invalid { param, .. } => (param.clone(), "parameter_invalid"),
+                    _ => (None, "invalid_request"),
+                };
+                json!({"index": index, "code": code, "param": param, "message": error.to_string()})
+            })
+            .collect();
+        json!({
+            "object": "billing.meter_event_batch",
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "rejected": rejected,
+        })
     }
 
     fn coupon(&self, c: &Coupon, now: i64) -> Value {

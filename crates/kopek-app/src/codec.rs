@@ -257,6 +257,9 @@ pub fn price_doc(p: &Price) -> String {
     doc.insert("nickname".into(), json!(p.nickname));
     doc.insert("tax_behavior".into(), json!(p.tax_behavior.as_str()));
     doc.insert("trial_period_days".into(), json!(p.trial_period_days));
+    if let Some(meter) = &p.meter {
+        doc.insert("meter".into(), json!(meter));
+    }
     doc.insert("metadata".into(), metadata_doc(&p.metadata));
     if let PriceKind::Recurring(interval) = p.model.kind {
         doc.insert("interval".into(), json!(interval.unit().as_str()));
@@ -386,6 +389,7 @@ pub fn price_from_doc(
             .get("trial_period_days")
             .and_then(Value::as_u64)
             .map(|d| d as u32),
+        meter: text(&doc, "meter")?,
         model: PriceModel {
             currency: Currency::parse(currency).map_err(|_| corrupt("currency"))?,
             kind,

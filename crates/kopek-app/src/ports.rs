@@ -3,6 +3,7 @@
 use crate::error::StoreError;
 use crate::records::*;
 use async_trait::async_trait;
+use kopek_core::usage::Aggregates;
 
 mod gateway;
 pub use gateway::*;
@@ -27,7 +28,7 @@ pub trait Store: Send + Sync {
 /// Every method on account-owned objects takes a [`Scope`]: there is no way to read or
 /// write across accounts or modes.
 #[async_trait]
-pub trait Tx: BillingTx + PaymentsTx + CreditsTx + DiscountsTx + TaxRatesTx {
+pub trait Tx: BillingTx + PaymentsTx + CreditsTx + DiscountsTx + TaxRatesTx + UsageTx {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()>;
@@ -605,6 +606,45 @@ pub trait TaxRatesTx: Send {
     ) -> StoreResult<Option<Page<TaxRate>>>;
 }
 
+/// Meters and their events.
+#[async_trait]
+pub trait UsageTx: Send {
+    /// Refused with [`StoreError::Conflict`] when an active meter has its event name.
+    async fn insert_meter(&mut self, scope: &Scope, meter: &Meter) -> StoreResult<()>;
+    async fn update_meter(&mut self, scope: &Scope, meter: &Meter) -> StoreResult<()>;
+    /// The meters found among `ids`, in no particular order.
+    async fn meters_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Meter>>;
+    /// The active meters counting events named among `names`.
+    async fn meters_by_event_names(
+        &mut self,
+        scope: &Scope,
+        names: &[String],
+    ) -> StoreResult<Vec<Meter>>;
+    async fn meters(
+        &mut self,
+        scope: &Scope,
+        active: Option<bool>,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Meter>>>;
+    /// Inserts the events of meters in `scope`, skipping any whose identifier its meter
+    /// has seen before (also earlier in `events`); returns how many were new.
+    async fn insert_meter_events(
+        &mut self,
+        scope: &Scope,
+        events: &[MeterEvent],
+    ) -> StoreResult<u64>;
+    /// The aggregates of the events `query` covers, billed or not.
+    async fn usage(&mut self, scope: &Scope, query: &UsageQuery) -> StoreResult<Aggregates>;
+    /// The aggregates of the covered events that no invoice billed yet; `Some(invoice)`
+    /// marks them billed by it, so no later invoice counts them again.
+    async fn unbilled_usage(
+        &mut self,
+        scope: &Scope,
+        query: &UsageQuery,
+        bill_to: Option<&str>,
+    ) -> StoreResult<Aggregates>;
+}
+
 /// One line to tax: its amount after discounts, and the rates that apply to it.
 #[derive(Debug, Clone, Copy)]
 pub struct TaxableLine<'a> {
@@ -666,6 +706,9 @@ pub trait Renderer: Send + Sync {
     fn balance_transaction(&self, transaction: &BalanceTransaction) -> serde_json::Value;
     fn discount(&self, discount: &Discount) -> serde_json::Value;
     fn tax_rate(&self, rate: &TaxRate) -> serde_json::Value;
+    fn meter(&self, meter: &Meter) -> serde_json::Value;
+    fn meter_event(&self, event: &crate::ReportedEvent) -> serde_json::Value;
+    fn meter_event_batch(&self, outcome: &crate::BatchOutcome) -> serde_json::Value;
     /// A coupon as of `now` (its `valid` depends on the time).
     fn coupon(&self, coupon: &Coupon, now: i64) -> serde_json::Value;
     fn promotion_code(&self, code: &PromotionCode, coupon: &Coupon, now: i64) -> serde_json::Value;

@@ -8,6 +8,7 @@ mod credits;
 mod discounts;
 mod payments;
 mod taxes;
+mod usage;
 
 pub use billing::*;
 pub use credits::*;
@@ -17,6 +18,7 @@ use kopek_core::Currency;
 pub use payments::*;
 use std::collections::BTreeMap;
 pub use taxes::*;
+pub use usage::*;
 
 /// Who is asking: every store query is made within one account and one mode.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -205,6 +207,9 @@ pub struct Price {
     /// Stripe's `recurring.trial_period_days`, kept for subscriptions to default from.
     pub trial_period_days: Option<u32>,
     pub model: PriceModel,
+    /// A metered price's meter (`recurring.usage_type=metered`): it bills the usage of
+    /// each period in arrears, at the period's end.
+    pub meter: Option<String>,
     pub metadata: Metadata,
 }
 

@@ -20,6 +20,7 @@ mod refunds;
 mod subscriptions;
 mod taxes;
 mod test_clocks;
+mod usage;
 
 pub use balances::{NewBalanceTransaction, ADJUSTMENT_MAX};
 pub use billing::{Progress, WorkerConfig};
@@ -48,3 +49,7 @@ pub use subscriptions::{
 };
 pub use taxes::{NewTaxRate, RateTaxes, TaxRateUpdate, TAX_RATES_MAX};
 pub use test_clocks::TEST_CLOCK_LIFETIME_S;
+pub use usage::{
+    BatchOutcome, NewMeter, NewMeterEvent, ReportedEvent, UsageSummary, METER_NAME_CHARS_MAX,
+    SUMMARIES_MAX,
+};

@@ -23,6 +23,7 @@ pub mod period;
 pub mod price;
 pub mod subscription;
 pub mod tax;
+pub mod usage;
 
 pub use currency::Currency;
 pub use money::{Money, MoneyError};

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_test_clock_wake.sql"),
     include_str!("../migrations/0011_coupons.sql"),
     include_str!("../migrations/0012_tax_rates.sql"),
+    include_str!("../migrations/0013_meters.sql"),
 ];
 /// An arbitrary constant naming kopek's migration lock.
 const MIGRATION_LOCK: i64 = 0x6b6f_7065_6b00;

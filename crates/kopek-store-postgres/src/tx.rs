@@ -15,9 +15,13 @@ type StoreTx = PostgresTx;
 // worker is claiming instead of waiting for it.
 const LOCK_ROWS: &str = " FOR UPDATE";
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+// Events committed between a read and an update would be marked billed uncounted: mark
+// and count in one statement.
+const BILL_IN_ONE_STATEMENT: bool = true;
 
 include!("../../store-sql/tx.rs");
 include!("../../store-sql/billing.rs");
 include!("../../store-sql/payments.rs");
 include!("../../store-sql/credits.rs");
 include!("../../store-sql/discounts.rs");
+include!("../../store-sql/usage.rs");

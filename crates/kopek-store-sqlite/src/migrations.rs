@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_test_clock_wake.sql"),
     include_str!("../migrations/0012_coupons.sql"),
     include_str!("../migrations/0013_tax_rates.sql"),
+    include_str!("../migrations/0014_meters.sql"),
 ];
 
 pub async fn run(pool: &SqlitePool) -> StoreResult<()> {

@@ -17,9 +17,12 @@ type StoreTx = SqliteTx;
 // excludes every other, so there is nothing to lock or skip.
 const LOCK_ROWS: &str = "";
 const SKIP_LOCKED: &str = "";
+// The writer excludes every other, so usage read and then marked is usage marked.
+const BILL_IN_ONE_STATEMENT: bool = false;
 
 include!("../../store-sql/tx.rs");
 include!("../../store-sql/billing.rs");
 include!("../../store-sql/payments.rs");
 include!("../../store-sql/credits.rs");
 include!("../../store-sql/discounts.rs");
+include!("../../store-sql/usage.rs");

@@ -1,6 +1,8 @@
 //! `kopek bench billing-run`: seeds N monthly subscriptions, moves time past their
 //! renewal, and measures how fast the worker creates, finalizes and posts every renewal
-//! invoice.
+//! invoice. `kopek bench meter-events` (in `meter_events.rs`) measures usage ingestion.
+
+mod meter_events;
 
 use kopek_app::ports::{Clock, RandomIds, Store};
 use kopek_app::records::{InvoiceFilter, PageRequest, Scope};
@@ -68,6 +70,20 @@ pub enum BenchCommand {
         /// Worker tick loops side by side, as `kopek worker --worker-tasks`.
         #[arg(long, default_value_t = kopek_worker::TASKS_DEFAULT)]
         tasks: u32,
+    },
+    /// Send N meter events through the batch endpoint and report events per second.
+    MeterEvents {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u32,
+        /// Events per request (at most 10,000).
+        #[arg(long, default_value_t = 10_000)]
+        batch: u32,
+        /// Client connections sending side by side.
+        #[arg(long, default_value_t = 2)]
+        connections: u32,
+        /// Customers the events are spread over.
+        #[arg(long, default_value_t = 100)]
+        customers: u32,
     },
 }
 
@@ -168,13 +184,31 @@ pub async fn run(
     database_url: Option<&str>,
     draft_window_s: i64,
 ) -> Result<(), String> {
-    let BenchCommand::BillingRun {
-        subscriptions,
-        batch,
-        tasks,
-    } = command;
-    let n = *subscriptions;
     let (store, store_name, scratch) = open(database_url).await?;
+    let (subscriptions, batch, tasks) = match command {
+        BenchCommand::BillingRun {
+            subscriptions,
+            batch,
+            tasks,
+        } => (subscriptions, batch, tasks),
+        BenchCommand::MeterEvents {
+            events,
+            batch,
+            connections,
+            customers,
+        } => {
+            let load = meter_events::Load {
+                events: *events,
+                batch: (*batch).clamp(1, kopek_core::usage::BATCH_EVENTS_MAX as u32),
+                connections: *connections,
+                customers: *customers,
+            };
+            let result = meter_events::run(store, &store_name, load).await;
+            scratch.remove().await?;
+            return result;
+        }
+    };
+    let n = *subscriptions;
     let worker = Worker {
         batch: *batch,
         tasks: (*tasks).clamp(1, 16),
@@ -259,6 +293,7 @@ async fn billing_run(
                 transfer_lookup_key: false,
                 tax_behavior: kopek_app::records::TaxBehavior::Unspecified,
                 trial_period_days: None,
+                meter: None,
                 metadata: MetadataUpdate::default(),
             },
         )

@@ -16,6 +16,7 @@ mod race;
 mod refunds;
 mod stripe_sdk;
 mod taxes;
+mod usage;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

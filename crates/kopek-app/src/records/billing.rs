@@ -320,6 +320,20 @@ pub struct InvoiceLine {
     pub taxes: Vec<TaxAmount>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
+    /// For a metered item's line: the usage it bills, counted when the invoice is
+    /// finalized (events arriving until then are on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<LineUsage>,
+}
+
+/// The usage a metered line bills: its meter's events for the invoice's customer with
+/// times before the line's `period_end` that no finalized invoice billed yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineUsage {
+    pub meter: String,
+    /// Usage during a trial is counted (so it is not billed later) but free.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub free: bool,
 }
 
 impl InvoiceLine {

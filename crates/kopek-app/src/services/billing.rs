@@ -19,6 +19,7 @@ use crate::ports::Tx;
 use crate::records::*;
 use kopek_core::billing;
 use kopek_core::invoice::{BillingReason, LINES_MAX};
+use kopek_core::period::Period;
 use kopek_core::subscription::{CollectionMethod, SubscriptionStatus};
 use std::collections::{BTreeMap, HashMap};
 
@@ -257,6 +258,11 @@ impl App {
                     continue;
                 }
             }
+            let ended = Period {
+                start: sub.current_period_start,
+                end: sub.current_period_end,
+            };
+            let ended_in_trial = sub.status == SubscriptionStatus::Trialing;
             if sub.status == SubscriptionStatus::Trialing {
                 sub.status = sub
                     .status
@@ -279,6 +285,10 @@ impl App {
                 now,
             });
             invoice.lines = subscription_lines(self, &sub, &prices, period, false)?;
+            invoice.lines.extend(
+                self.usage_lines(tx, scope, &sub, &prices, ended, ended_in_trial)
+                    .await?,
+            );
             swept.extend(sweep_items(self, &mut invoice, &mut pending));
             invoice.discounts = discounts_at(Some(&sub), customer, period.start);
             if use_up_discounts(&invoice, Some(&mut sub), customer, period.start) {
@@ -354,6 +364,7 @@ impl App {
         let mut balances = Balances::lock(tx, scope, &customers).await?;
         let mut entries = Vec::with_capacity(invoices.len());
         for invoice in invoices.iter_mut() {
+            self.count_usage(tx, scope, invoice).await?;
             let finalized = self
                 .finalize_unnumbered(scope, invoice, &mut balances, now)
                 .map_err(|e| AppError::Internal(format!("finalizing {}: {e}", invoice.id)))?;

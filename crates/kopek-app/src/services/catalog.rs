@@ -75,6 +75,8 @@ pub struct NewPrice {
     pub transfer_lookup_key: bool,
     pub tax_behavior: TaxBehavior,
     pub trial_period_days: Option<u32>,
+    /// `recurring.meter`, for a metered price.
+    pub meter: Option<String>,
     pub metadata: MetadataUpdate,
 }
 
@@ -266,6 +268,10 @@ impl App {
                 product.id
             }
         };
+        if let Some(meter) = &new.meter {
+            self.active_meter(&mut *tx, &caller.scope, meter, "recurring[meter]")
+                .await?;
+        }
         let mut price = Price {
             id: self.ids.id("price"),
             livemode: caller.scope.livemode,
@@ -277,6 +283,7 @@ impl App {
             tax_behavior: new.tax_behavior,
             trial_period_days: new.trial_period_days,
             model: new.model,
+            meter: new.meter,
             metadata: Metadata::new(),
         };
         new.metadata.apply(&mut price.metadata)?;

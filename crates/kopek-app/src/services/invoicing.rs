@@ -40,47 +40,61 @@ pub(crate) fn subscription_lines(
     period: Period,
     trial: bool,
 ) -> Result<Vec<InvoiceLine>, AppError> {
-    sub.items
-        .iter()
-        .map(|item| {
-            let price = prices.get(&item.price).ok_or_else(|| {
-                AppError::Internal(format!("price {} of {} is missing", item.price, sub.id))
-            })?;
-            let amount = if trial {
-                Money::zero(sub.currency)
-            } else {
-                let full = price.model.amount_for(item.quantity).map_err(money_error)?;
+    let mut lines = Vec::with_capacity(sub.items.len());
+    for item in &sub.items {
+        let price = prices.get(&item.price).ok_or_else(|| {
+            AppError::Internal(format!("price {} of {} is missing", item.price, sub.id))
+        })?;
+        if price.meter.is_some() {
+            // Billed in arrears, by `App::usage_lines`.
+            continue;
+        }
+        let mut line = item_line_base(app, sub, item, price, period);
+        let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
+        if trial {
+            line.description = Some(format!("Trial period for {nickname}"));
+        } else {
+            let full = price.model.amount_for(item.quantity).map_err(money_error)?;
+            line.amount =
                 billing::amount_for_period(full, sub.interval(), sub.billing_cycle_anchor, period)
                     .map_err(money_error)?
-            };
-            let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
-            let description = if trial {
-                format!("Trial period for {nickname}")
-            } else {
-                format!("{} × {nickname}", item.quantity)
-            };
-            Ok(InvoiceLine {
-                id: app.ids.id("il"),
-                amount: amount.minor(),
-                description: Some(description),
-                period_start: period.start,
-                period_end: period.end,
-                price: Some(price.id.clone()),
-                quantity: Some(item.quantity),
-                proration: false,
-                subscription: Some(sub.id.clone()),
-                subscription_item: Some(item.id.clone()),
-                invoice_item: None,
-                product: Some(price.product.clone()),
-                discountable: true,
-                discounts: Vec::new(),
-                discount_amounts: Vec::new(),
-                tax_rates: item.tax_rates.clone(),
-                taxes: Vec::new(),
-                metadata: Metadata::new(),
-            })
-        })
-        .collect()
+                    .minor();
+        }
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// A subscription item's line for `period`, with a zero amount for the caller to set.
+pub(crate) fn item_line_base(
+    app: &App,
+    sub: &Subscription,
+    item: &SubscriptionItem,
+    price: &Price,
+    period: Period,
+) -> InvoiceLine {
+    let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
+    InvoiceLine {
+        id: app.ids.id("il"),
+        amount: 0,
+        description: Some(format!("{} × {nickname}", item.quantity)),
+        period_start: period.start,
+        period_end: period.end,
+        price: Some(price.id.clone()),
+        quantity: Some(item.quantity),
+        proration: false,
+        subscription: Some(sub.id.clone()),
+        subscription_item: Some(item.id.clone()),
+        invoice_item: None,
+        product: Some(price.product.clone()),
+        discountable: true,
+        discounts: Vec::new(),
+        discount_amounts: Vec::new(),
+        tax_rates: item.tax_rates.clone(),
+        taxes: Vec::new(),
+        metadata: Metadata::new(),
+        usage: None,
+    }
 }
 
 /// Moves pending invoice items onto `invoice` as lines. Items in another currency stay
@@ -128,6 +142,7 @@ pub(crate) fn item_line(app: &App, item: &InvoiceItem) -> InvoiceLine {
         tax_rates: item.tax_rates.clone(),
         taxes: Vec::new(),
         metadata: item.metadata.clone(),
+        usage: None,
     }
 }
 
@@ -445,6 +460,7 @@ impl App {
         invoice: &mut Invoice,
         now: i64,
     ) -> Result<Vec<Change>, AppError> {
+        self.count_usage(tx, scope, invoice).await?;
         let customer = std::slice::from_ref(&invoice.customer);
         let mut balances = Balances::lock(tx, scope, customer).await?;
         let finalized = self.finalize_unnumbered(scope, invoice, &mut balances, now)?;

@@ -174,6 +174,10 @@ impl Prorations {
     /// what the whole period cost, by the second. Credits come from what was billed for
     /// the period, not from the list price of a month.
     fn worth_from(&self, price: &Price, quantity: u64, from: i64) -> Result<Money, AppError> {
+        if price.meter.is_some() {
+            // Usage is billed in arrears for what was used: there is no time to prorate.
+            return Ok(Money::zero(price.currency()));
+        }
         let full = price.model.amount_for(quantity).map_err(money_error)?;
         let billed = billing::amount_for_period(full, self.interval, self.anchor, self.period)
             .map_err(money_error)?;
@@ -923,6 +927,15 @@ impl App {
         update.metadata.apply(&mut sub.metadata)?;
         tx.update_subscriptions(scope, std::slice::from_ref(&sub))
             .await?;
+        // Metered items are worth nothing to prorate.
+        prorations.retain(|item| {
+            let metered = item
+                .price
+                .as_ref()
+                .and_then(|p| prices.get(p))
+                .is_some_and(|p| p.meter.is_some());
+            item.amount != 0 || !metered
+        });
         for item in &prorations {
             tx.insert_invoice_item(scope, item).await?;
         }

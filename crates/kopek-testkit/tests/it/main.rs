@@ -216,6 +216,7 @@ fn price(id: &str, product: &str, lookup_key: Option<&str>) -> Price {
         lookup_key: lookup_key.map(Into::into),
         tax_behavior: TaxBehavior::Unspecified,
         trial_period_days: None,
+        meter: None,
         model: PriceModel {
             currency: Currency::parse("usd").unwrap(),
             kind: PriceKind::OneTime,

@@ -77,6 +77,7 @@ async fn seed(store: Arc<dyn Store>, n: usize, card: Option<&str>) -> Scope {
                 transfer_lookup_key: false,
                 tax_behavior: kopek_app::records::TaxBehavior::Unspecified,
                 trial_period_days: None,
+                meter: None,
                 metadata: MetadataUpdate::default(),
             },
         )

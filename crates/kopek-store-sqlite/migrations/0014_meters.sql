@@ -1,0 +1,34 @@
+-- Meters, and the usage events reported against them.
+CREATE TABLE meters (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    livemode   INTEGER NOT NULL,
+    created    INTEGER NOT NULL,
+    event_name TEXT NOT NULL,
+    active     INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+) STRICT;
+CREATE INDEX meters_by_scope ON meters (account_id, livemode, seq);
+CREATE UNIQUE INDEX meters_by_scoped_id ON meters (account_id, livemode, id);
+-- One active meter per event name: an event counts on exactly one meter.
+CREATE UNIQUE INDEX meters_by_event_name ON meters (account_id, livemode, event_name)
+    WHERE active = 1;
+
+-- The primary key deduplicates: a meter counts an identifier once, forever. Rows are
+-- lean (no payload) because ingestion is the hot path; `invoice` is the finalized
+-- invoice that billed the event.
+CREATE TABLE meter_events (
+    meter      TEXT NOT NULL,
+    identifier TEXT NOT NULL,
+    customer   TEXT NOT NULL,
+    timestamp  INTEGER NOT NULL,
+    value      INTEGER NOT NULL,
+    token      TEXT,
+    created    INTEGER NOT NULL,
+    invoice    TEXT,
+    PRIMARY KEY (meter, identifier)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX meter_events_by_time ON meter_events (meter, customer, timestamp);
+CREATE INDEX meter_events_unbilled ON meter_events (meter, customer, timestamp)
+    WHERE invoice IS NULL;
