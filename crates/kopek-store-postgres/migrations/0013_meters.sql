@@ -16,7 +16,8 @@ CREATE UNIQUE INDEX meters_by_event_name ON meters (account_id, livemode, event_
 
 -- The primary key deduplicates: a meter counts an identifier once, forever. Rows are
 -- lean (no payload) because ingestion is the hot path; `invoice` is the finalized
--- invoice that billed the event.
+-- invoice that billed the event. One index serves summaries and billing alike: billing
+-- looks back a bounded time (see `App::count_usage`), so it filters unbilled rows there.
 CREATE TABLE meter_events (
     meter      TEXT NOT NULL,
     identifier TEXT NOT NULL,
@@ -29,5 +30,3 @@ CREATE TABLE meter_events (
     PRIMARY KEY (meter, identifier)
 );
 CREATE INDEX meter_events_by_time ON meter_events (meter, customer, timestamp);
-CREATE INDEX meter_events_unbilled ON meter_events (meter, customer, timestamp)
-    WHERE invoice IS NULL;

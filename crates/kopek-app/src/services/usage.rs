@@ -285,7 +285,10 @@ impl App {
             .collect();
         names.sort();
         names.dedup();
-        let mut tx = self.store.write().await?;
+        // Events are checked outside the write transaction, so SQLite's one writer only
+        // waits for the insert: a meter or customer changing meanwhile is as if the
+        // batch had come a moment earlier.
+        let mut tx = self.store.read().await?;
         let meters: HashMap<String, Meter> = tx
             .meters_by_event_names(scope, &names)
             .await?
@@ -440,6 +443,8 @@ impl App {
                 Err(error) => outcome.rejected.push((index, error)),
             }
         }
+        drop(tx);
+        let mut tx = self.store.write().await?;
         outcome.accepted = tx.insert_meter_events(scope, &rows).await?;
         outcome.duplicates = rows.len() as u64 - outcome.accepted;
         let rendered = match reported.first() {
@@ -511,6 +516,15 @@ impl App {
     }
 }
 
+/// The earliest event a line for a period starting at `start` bills. An event reported
+/// late for the period before is at most 35 days older than when it arrived, and it
+/// arrived after that period was billed (at `start` or later): so no unbilled event of
+/// the subscription's time is older than this, and events from before it (of another,
+/// older subscription, say) stay out.
+fn usage_from(start: i64) -> i64 {
+    start - kopek_core::usage::BACKDATE_MAX_S
+}
+
 /// What `quantity` units of metered `price` cost on a line (nothing when `free`).
 fn metered_amount(price: &Price, quantity: u64, free: bool) -> Result<i64, AppError> {
     if free {
@@ -551,7 +565,7 @@ impl App {
             let query = UsageQuery {
                 meter: meter_id.clone(),
                 customer: sub.customer.clone(),
-                from: i64::MIN,
+                from: usage_from(period.start),
                 to: period.end,
             };
             let quantity = tx
@@ -626,7 +640,7 @@ impl App {
                     let query = UsageQuery {
                         meter: usage.meter.clone(),
                         customer: invoice.customer.clone(),
-                        from: i64::MIN,
+                        from: usage_from(line.period_start),
                         to: line.period_end,
                     };
                     let quantity = tx

@@ -78,7 +78,7 @@ pub async fn run(store: Arc<dyn Store>, store_name: &str, load: Load) -> Result<
             // Repeat an identifier of the batch before, as a client retrying would.
             let identifier = if b > 0 && i % REPEAT_EVERY == 0 {
                 repeats += 1;
-                n - load.batch
+                n - load.batch + 1
             } else {
                 n
             };
