@@ -414,10 +414,37 @@ store_test!(
             lines(march),
             [
                 (base.clone(), 1, 2000),
-                (graduated, 5, 3500),
+                (graduated.clone(), 5, 3500),
                 (volume, 0, 0)
             ]
         );
+
+        // Canceled with invoice_now, the final invoice bills March's usage so far.
+        h.advance(&clock, at(2026, 3, 10)).await;
+        let march_usage = event(&h, "fonts", &customer, "6", "f5", at(2026, 3, 9)).await;
+        assert_eq!(march_usage.status.as_u16(), 200);
+        let canceled = h
+            .send(
+                "DELETE",
+                &format!("/v1/subscriptions/{sub}?invoice_now=true"),
+                Some(&h.key),
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(canceled.status.as_u16(), 200, "{:?}", canceled.json());
+        let last = canceled.json()["latest_invoice"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let last = h.get(&format!("/v1/invoices/{last}")).await.json();
+        assert_eq!(last["billing_reason"], "subscription");
+        // 6 fonts graduated: 5 × 7.00 + 6.50.
+        let billed: Vec<(String, i64, i64)> = lines(&last)
+            .into_iter()
+            .filter(|(price, _, _)| *price == graduated)
+            .collect();
+        assert_eq!(billed, [(graduated, 6, 4150)]);
         h.assert_doctor_clean().await;
     }
 );

@@ -1232,6 +1232,18 @@ impl App {
         let customer = self.live_customer(&mut tx, scope, &sub.customer).await?;
         let now = self.time_for(&mut tx, scope, &customer).await?;
         let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
+        // The final invoice bills the usage of the period so far.
+        let usage = if cancel.invoice_now {
+            let so_far = Period {
+                start: sub.current_period_start,
+                end: now.max(sub.current_period_start),
+            };
+            let trial = sub.status == SubscriptionStatus::Trialing;
+            self.usage_lines(&mut tx, scope, &sub, &prices, so_far, trial)
+                .await?
+        } else {
+            Vec::new()
+        };
         let mut changes = Vec::new();
         if cancel.prorate
             && sub.status != SubscriptionStatus::Trialing
@@ -1287,7 +1299,7 @@ impl App {
             let mut pending = tx
                 .pending_invoice_items(scope, std::slice::from_ref(&customer.id), LINES_MAX as u32)
                 .await?;
-            if !pending.is_empty() {
+            if !pending.is_empty() || !usage.is_empty() {
                 let mut invoice = self.draft_invoice(NewInvoice {
                     customer: &customer,
                     subscription: Some(&sub),
@@ -1303,6 +1315,7 @@ impl App {
                 });
                 // A final invoice is keyed by the cancellation instant, not a period start.
                 invoice.billing_reason = BillingReason::Subscription;
+                invoice.lines = usage;
                 let swept = sweep_items(self, &mut invoice, &mut pending);
                 let finalized = self.finalize_one(&mut tx, scope, &mut invoice, now).await?;
                 tx.insert_invoices(scope, std::slice::from_ref(&invoice))
