@@ -448,3 +448,55 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+store_test!(
+    a_metered_subscription_canceled_at_period_end_bills_its_last_usage,
+    |kind| async move {
+        let h = harness(kind).await;
+        let clock = id(&h
+            .ok(
+                "/v1/test_helpers/test_clocks",
+                &format!("frozen_time={}", at(2026, 1, 1)),
+            )
+            .await);
+        let customer = id(&h.ok("/v1/customers", &format!("test_clock={clock}")).await);
+        let calls = meter(&h, "calls", "sum").await;
+        let product = id(&h.ok("/v1/products", "name=API").await);
+        // 0.5 cents a call, in whole cents per 100 calls: a package price.
+        let price = id(&h
+            .ok(
+                "/v1/prices",
+                &format!(
+                    "product={product}&currency=usd&unit_amount=50&transform_quantity[divide_by]=100\
+                     &transform_quantity[round]=up&recurring[interval]=month\
+                     &recurring[usage_type]=metered&recurring[meter]={calls}"
+                ),
+            )
+            .await);
+        let sub = id(&h
+            .ok(
+                "/v1/subscriptions",
+                &format!(
+                    "customer={customer}&items[0][price]={price}&collection_method=send_invoice\
+                     &cancel_at_period_end=true"
+                ),
+            )
+            .await);
+        h.advance(&clock, at(2026, 1, 20)).await;
+        for (value, identifier) in [("250", "a"), ("1", "b")] {
+            let reply = event(&h, "calls", &customer, value, identifier, at(2026, 1, 20)).await;
+            assert_eq!(reply.status.as_u16(), 200);
+        }
+        h.advance(&clock, at(2026, 2, 1) + 2 * HOUR).await;
+        let subscription = h.get(&format!("/v1/subscriptions/{sub}")).await.json();
+        assert_eq!(subscription["status"], "canceled");
+        let last = subscription["latest_invoice"].as_str().unwrap().to_owned();
+        let last = h.get(&format!("/v1/invoices/{last}")).await.json();
+        assert_eq!(last["billing_reason"], "subscription");
+        assert_eq!(last["status"], "open");
+        // 251 calls are 3 packages of 100 (rounded up) at 0.50.
+        assert_eq!(last["lines"]["data"][0]["quantity"], 251);
+        assert_eq!(last["total"], 150);
+        h.assert_doctor_clean().await;
+    }
+);

@@ -181,12 +181,55 @@ impl App {
         let mut changes = Vec::with_capacity(subs.len() * 2);
         for mut sub in subs {
             if sub.cancel_at.is_some_and(|at| at <= now) {
+                let trial = sub.status == SubscriptionStatus::Trialing;
                 sub.status = sub
                     .status
                     .transition(SubscriptionStatus::Canceled)
                     .map_err(|e| AppError::Internal(e.to_string()))?;
                 sub.ended_at = sub.cancel_at;
                 sub.next_action_at = None;
+                let metered = sub
+                    .items
+                    .iter()
+                    .any(|i| prices.get(&i.price).is_some_and(|p| p.meter.is_some()));
+                if metered {
+                    // The last period's usage goes on a final invoice.
+                    let ended_at = sub.ended_at.unwrap_or(now);
+                    let customer = customers.get(&sub.customer).ok_or_else(|| {
+                        AppError::Internal(format!("customer of {} is missing", sub.id))
+                    })?;
+                    let mut invoice = self.draft_invoice(NewInvoice {
+                        customer,
+                        subscription: Some(&sub),
+                        currency: sub.currency,
+                        reason: BillingReason::Subscription,
+                        period: Period {
+                            start: ended_at,
+                            end: ended_at,
+                        },
+                        collection_method: sub.collection_method,
+                        days_until_due: sub.days_until_due,
+                        now,
+                    });
+                    let last = Period {
+                        start: sub.current_period_start,
+                        end: ended_at.max(sub.current_period_start),
+                    };
+                    invoice.lines = self
+                        .usage_lines(tx, scope, &sub, &prices, last, trial)
+                        .await?;
+                    self.set_totals(&mut invoice)?;
+                    invoice.automatically_finalizes_at = Some(now + self.draft_window_s);
+                    invoice.next_action_at = invoice.automatically_finalizes_at;
+                    sub.latest_invoice = Some(invoice.id.clone());
+                    changes.push(Change {
+                        event_type: "invoice.created",
+                        object_id: invoice.id.clone(),
+                        object: Snapshot::Invoice(Box::new(invoice.clone())),
+                        previous: None,
+                    });
+                    invoices.push(invoice);
+                }
                 changes.push(Change {
                     event_type: "customer.subscription.deleted",
                     object_id: sub.id.clone(),
