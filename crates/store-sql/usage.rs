@@ -4,10 +4,6 @@
 use kopek_app::ports::UsageTx;
 use kopek_core::usage::Aggregates;
 
-/// Rows per multi-row insert of meter events: 7 parameters each stays well inside
-/// both databases' limits on parameters per statement.
-const EVENTS_PER_STATEMENT: usize = 2_000;
-
 fn meter(row: &DbRow) -> StoreResult<Meter> {
     decode_doc(row, "meter")
 }
@@ -147,31 +143,7 @@ impl UsageTx for StoreTx {
         events: &[MeterEvent],
     ) -> StoreResult<u64> {
         // The caller found every event's meter in the scope.
-        let mut inserted = 0;
-        for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-            // Borrowing the events' strings, not copying them: this is the hot path.
-            let mut q = QueryBuilder::<'_, Db>::new(
-                "INSERT INTO meter_events \
-                 (meter, identifier, customer, timestamp, value, token, created) ",
-            );
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(e.meter.as_str())
-                    .push_bind(e.identifier.as_str())
-                    .push_bind(e.customer.as_str())
-                    .push_bind(e.timestamp)
-                    .push_bind(e.value)
-                    .push_bind(e.token.as_deref())
-                    .push_bind(e.created);
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            inserted += q
-                .build()
-                .execute(&mut *self.tx)
-                .await
-                .map_err(internal)?
-                .rows_affected();
-        }
-        Ok(inserted)
+        self.insert_event_rows(events).await
     }
 
     async fn usage(&mut self, scope: &Scope, query: &UsageQuery) -> StoreResult<Aggregates> {

@@ -25,3 +25,35 @@ include!("../../store-sql/payments.rs");
 include!("../../store-sql/credits.rs");
 include!("../../store-sql/discounts.rs");
 include!("../../store-sql/usage.rs");
+
+impl PostgresTx {
+    /// Inserts meter events in one statement over arrays (`UNNEST`), skipping repeated
+    /// identifiers: seven parameters however many rows, and no SQL text to build.
+    async fn insert_event_rows(
+        &mut self,
+        events: &[kopek_app::records::MeterEvent],
+    ) -> kopek_app::ports::StoreResult<u64> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let column = |f: fn(&kopek_app::records::MeterEvent) -> &str| -> Vec<&str> {
+            events.iter().map(f).collect()
+        };
+        let result = sqlx::query(
+            "INSERT INTO meter_events (meter, identifier, customer, timestamp, value, token, created) \
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \
+             $6::TEXT[], $7::BIGINT[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(column(|e| &e.meter))
+        .bind(column(|e| &e.identifier))
+        .bind(column(|e| &e.customer))
+        .bind(events.iter().map(|e| e.timestamp).collect::<Vec<i64>>())
+        .bind(events.iter().map(|e| e.value).collect::<Vec<i64>>())
+        .bind(events.iter().map(|e| e.token.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(events.iter().map(|e| e.created).collect::<Vec<i64>>())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(internal)?;
+        Ok(result.rows_affected())
+    }
+}

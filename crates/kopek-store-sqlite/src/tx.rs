@@ -26,3 +26,41 @@ include!("../../store-sql/payments.rs");
 include!("../../store-sql/credits.rs");
 include!("../../store-sql/discounts.rs");
 include!("../../store-sql/usage.rs");
+
+/// Rows per multi-row insert of meter events: 7 parameters each stays well inside
+/// SQLite's limit of 32,766 per statement.
+const EVENTS_PER_STATEMENT: usize = 2_000;
+
+impl SqliteTx {
+    /// Inserts meter events in multi-row statements, skipping repeated identifiers.
+    async fn insert_event_rows(
+        &mut self,
+        events: &[kopek_app::records::MeterEvent],
+    ) -> kopek_app::ports::StoreResult<u64> {
+        let mut inserted = 0;
+        for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+            // Borrowing the events' strings, not copying them: this is the hot path.
+            let mut q = sqlx::QueryBuilder::<'_, Db>::new(
+                "INSERT INTO meter_events \
+                 (meter, identifier, customer, timestamp, value, token, created) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(e.meter.as_str())
+                    .push_bind(e.identifier.as_str())
+                    .push_bind(e.customer.as_str())
+                    .push_bind(e.timestamp)
+                    .push_bind(e.value)
+                    .push_bind(e.token.as_deref())
+                    .push_bind(e.created);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            inserted += q
+                .build()
+                .execute(&mut *self.tx)
+                .await
+                .map_err(internal)?
+                .rows_affected();
+        }
+        Ok(inserted)
+    }
+}
