@@ -444,6 +444,10 @@ impl App {
             }
         }
         drop(tx);
+        if single && !outcome.rejected.is_empty() {
+            // Refused: nothing to write.
+            return Ok((outcome, reported));
+        }
         let mut tx = self.store.write().await?;
         outcome.accepted = tx.insert_meter_events(scope, &rows).await?;
         outcome.duplicates = rows.len() as u64 - outcome.accepted;
@@ -451,9 +455,7 @@ impl App {
             Some(event) => self.render.meter_event(event),
             None => self.render.meter_event_batch(&outcome),
         };
-        if outcome.rejected.is_empty() || !single {
-            self.commit(tx, caller, Vec::new(), &rendered).await?;
-        }
+        self.commit(tx, caller, Vec::new(), &rendered).await?;
         Ok((outcome, reported))
     }
 
