@@ -304,13 +304,7 @@ pub async fn create_batch(
                 .map(|mut event| {
                     let read = meter_event(&mut event).and_then(|e| event.finish().map(|()| e));
                     read.map_err(|e| {
-                        let body = e.body();
-                        AppError::invalid(
-                            body["error"]["param"].as_str().unwrap_or("events"),
-                            body["error"]["message"]
-                                .as_str()
-                                .unwrap_or("Invalid event."),
-                        )
+                        AppError::invalid(e.param.unwrap_or_else(|| "events".into()), e.message)
                     })
                 })
                 .collect();

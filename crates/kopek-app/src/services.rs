@@ -50,6 +50,5 @@ pub use subscriptions::{
 pub use taxes::{NewTaxRate, RateTaxes, TaxRateUpdate, TAX_RATES_MAX};
 pub use test_clocks::TEST_CLOCK_LIFETIME_S;
 pub use usage::{
-    BatchOutcome, NewMeter, NewMeterEvent, ReportedEvent, UsageSummary, METER_NAME_CHARS_MAX,
-    SUMMARIES_MAX,
+    BatchOutcome, NewMeter, NewMeterEvent, ReportedEvent, UsageSummary, SUMMARIES_MAX,
 };

@@ -44,12 +44,6 @@ impl Formula {
             Formula::UniqueCount => "unique_count",
         }
     }
-
-    /// Whether events carry a number (rather than a token to count distinct ones of, or
-    /// nothing at all).
-    pub fn takes_number(self) -> bool {
-        matches!(self, Formula::Sum | Formula::Last | Formula::Max)
-    }
 }
 
 /// Every aggregate of a set of events, as a store computes them in one pass; the

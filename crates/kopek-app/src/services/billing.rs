@@ -13,6 +13,7 @@
 use super::invoicing::{
     discounts_at, subscription_lines, sweep_items, use_up_discounts, Balances, NewInvoice,
 };
+use super::usage::usage_lines;
 use crate::app::{App, Change};
 use crate::error::AppError;
 use crate::ports::Tx;
@@ -215,9 +216,8 @@ impl App {
                         start: sub.current_period_start,
                         end: ended_at.max(sub.current_period_start),
                     };
-                    invoice.lines = self
-                        .usage_lines(tx, scope, &sub, &prices, last, trial)
-                        .await?;
+                    invoice.lines = usage_lines(self, &sub, &prices, last, trial);
+                    self.count_usage(tx, scope, &mut invoice, false).await?;
                     self.set_totals(&mut invoice)?;
                     invoice.automatically_finalizes_at = Some(now + self.draft_window_s);
                     invoice.next_action_at = invoice.automatically_finalizes_at;
@@ -328,10 +328,10 @@ impl App {
                 now,
             });
             invoice.lines = subscription_lines(self, &sub, &prices, period, false)?;
-            invoice.lines.extend(
-                self.usage_lines(tx, scope, &sub, &prices, ended, ended_in_trial)
-                    .await?,
-            );
+            invoice
+                .lines
+                .extend(usage_lines(self, &sub, &prices, ended, ended_in_trial));
+            self.count_usage(tx, scope, &mut invoice, false).await?;
             swept.extend(sweep_items(self, &mut invoice, &mut pending));
             invoice.discounts = discounts_at(Some(&sub), customer, period.start);
             if use_up_discounts(&invoice, Some(&mut sub), customer, period.start) {
@@ -407,7 +407,7 @@ impl App {
         let mut balances = Balances::lock(tx, scope, &customers).await?;
         let mut entries = Vec::with_capacity(invoices.len());
         for invoice in invoices.iter_mut() {
-            self.count_usage(tx, scope, invoice).await?;
+            self.count_usage(tx, scope, invoice, true).await?;
             let finalized = self
                 .finalize_unnumbered(scope, invoice, &mut balances, now)
                 .map_err(|e| AppError::Internal(format!("finalizing {}: {e}", invoice.id)))?;

@@ -460,7 +460,7 @@ impl App {
         invoice: &mut Invoice,
         now: i64,
     ) -> Result<Vec<Change>, AppError> {
-        self.count_usage(tx, scope, invoice).await?;
+        self.count_usage(tx, scope, invoice, true).await?;
         let customer = std::slice::from_ref(&invoice.customer);
         let mut balances = Balances::lock(tx, scope, customer).await?;
         let finalized = self.finalize_unnumbered(scope, invoice, &mut balances, now)?;

@@ -1239,8 +1239,7 @@ impl App {
                 end: now.max(sub.current_period_start),
             };
             let trial = sub.status == SubscriptionStatus::Trialing;
-            self.usage_lines(&mut tx, scope, &sub, &prices, so_far, trial)
-                .await?
+            super::usage::usage_lines(self, &sub, &prices, so_far, trial)
         } else {
             Vec::new()
         };

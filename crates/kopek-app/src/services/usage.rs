@@ -539,62 +539,40 @@ fn metered_amount(price: &Price, quantity: u64, free: bool) -> Result<i64, AppEr
     Ok(amount.minor())
 }
 
-impl App {
-    /// The lines billing `sub`'s metered items in arrears for `period`, the period just
-    /// ended: each meter's usage so far, counted again when the invoice is finalized.
-    pub(crate) async fn usage_lines(
-        &self,
-        tx: &mut Box<dyn Tx>,
-        scope: &Scope,
-        sub: &Subscription,
-        prices: &HashMap<String, Price>,
-        period: Period,
-        free: bool,
-    ) -> Result<Vec<InvoiceLine>, AppError> {
-        let mut lines = Vec::new();
-        for item in &sub.items {
-            let Some(price) = prices.get(&item.price) else {
-                continue;
-            };
-            let Some(meter_id) = &price.meter else {
-                continue;
-            };
-            let meter = tx
-                .meters_by_ids(scope, std::slice::from_ref(meter_id))
-                .await?
-                .pop()
-                .ok_or_else(|| AppError::Internal(format!("meter {meter_id} is missing")))?;
-            let query = UsageQuery {
-                meter: meter_id.clone(),
-                customer: sub.customer.clone(),
-                from: usage_from(period.start),
-                to: period.end,
-            };
-            let quantity = tx
-                .unbilled_usage(scope, &query, None)
-                .await?
-                .quantity(meter.formula());
+/// The lines billing `sub`'s metered items in arrears for `period`, the period just
+/// ended; [`App::count_usage`] fills in their quantities and amounts.
+pub(crate) fn usage_lines(
+    app: &App,
+    sub: &Subscription,
+    prices: &HashMap<String, Price>,
+    period: Period,
+    free: bool,
+) -> Vec<InvoiceLine> {
+    sub.items
+        .iter()
+        .filter_map(|item| {
+            let price = prices.get(&item.price)?;
+            let meter = price.meter.clone()?;
             let nickname = price.nickname.clone().unwrap_or_else(|| price.id.clone());
-            let mut line = super::invoicing::item_line_base(self, sub, item, price, period);
-            line.amount = metered_amount(price, quantity, free)?;
-            line.quantity = Some(quantity);
-            line.description = Some(format!("{} usage", nickname));
-            line.usage = Some(LineUsage {
-                meter: meter_id.clone(),
-                free,
-            });
-            lines.push(line);
-        }
-        Ok(lines)
-    }
+            let mut line = super::invoicing::item_line_base(app, sub, item, price, period);
+            line.quantity = Some(0);
+            line.description = Some(format!("{nickname} usage"));
+            line.usage = Some(LineUsage { meter, free });
+            Some(line)
+        })
+        .collect()
+}
 
-    /// Counts the usage of `invoice`'s metered lines as it is finalized, and marks the
-    /// events billed: usage reported up to now is on it, later usage goes on the next.
+impl App {
+    /// Counts the usage of `invoice`'s metered lines: for a draft to show (`mark` false),
+    /// and again as it is finalized (`mark`), marking the events billed by it, so usage
+    /// reported up to then is on it and later usage goes on the next.
     pub(crate) async fn count_usage(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,
         invoice: &mut Invoice,
+        mark: bool,
     ) -> Result<(), AppError> {
         if invoice.lines.iter().all(|l| l.usage.is_none()) {
             return Ok(());
@@ -646,7 +624,7 @@ impl App {
                         to: line.period_end,
                     };
                     let quantity = tx
-                        .unbilled_usage(scope, &query, Some(&invoice.id))
+                        .unbilled_usage(scope, &query, mark.then_some(invoice.id.as_str()))
                         .await?
                         .quantity(meter.formula());
                     counted.insert(key, quantity);
