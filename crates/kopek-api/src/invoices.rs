@@ -12,6 +12,7 @@ use kopek_app::ports::Renderer;
 use kopek_app::records::{InvoiceFilter, InvoiceItemFilter, Page};
 use kopek_app::{
     App, InvoiceItemUpdate, InvoiceUpdate, ItemAmount, NewInvoiceItem, NewManualInvoice,
+    PreviewRequest, SubscriptionUpdate,
 };
 use kopek_core::invoice::InvoiceStatus;
 use kopek_core::period::Period;
@@ -88,6 +89,59 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
             params.expand()?;
             params.finish()?;
             Ok(render_invoice(&app.create_invoice(&caller, new).await?))
+        },
+    )
+    .await
+}
+
+/// `POST /v1/invoices/create_preview`: the upcoming invoice of a subscription (or of
+/// the customer's next to renew), optionally with a proposed update.
+pub async fn create_preview(
+    State(app): State<App>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    request::post(
+        app,
+        headers,
+        uri,
+        body,
+        |app, caller, mut params| async move {
+            let subscription_details = match params.object("subscription_details")? {
+                Some(Some(mut details)) => {
+                    let update = SubscriptionUpdate {
+                        items: crate::subscriptions::item_updates(&mut details)?,
+                        cancel_at_period_end: details.bool("cancel_at_period_end")?,
+                        proration_behavior: crate::subscriptions::proration_behavior(&mut details)?,
+                        proration_date: details.i64("proration_date")?,
+                        reset_billing_cycle: crate::subscriptions::reset_billing_cycle(
+                            &mut details,
+                        )?,
+                        default_tax_rates: crate::tax_rates::ids(
+                            &mut details,
+                            "default_tax_rates",
+                        )?,
+                        ..SubscriptionUpdate::default()
+                    };
+                    details.finish()?;
+                    Some(update)
+                }
+                _ => None,
+            };
+            let request = PreviewRequest {
+                customer: params.string("customer")?,
+                subscription: params.string("subscription")?,
+                subscription_details,
+            };
+            params.expand()?;
+            params.finish()?;
+            let preview = app.preview_invoice(&caller.scope, request).await?;
+            if let Some(key) = &caller.idempotency_key {
+                // A preview changes nothing: the same key may preview again.
+                app.release_idempotency_key(&caller.scope, key).await?;
+            }
+            Ok(render_invoice(&preview))
         },
     )
     .await

@@ -164,6 +164,10 @@ pub fn router(app: App) -> Router {
                 .post(invoices::update)
                 .delete(invoices::delete),
         )
+        .route(
+            "/v1/invoices/create_preview",
+            post(invoices::create_preview),
+        )
         .route("/v1/invoices/{id}/lines", get(invoices::lines))
         .route("/v1/invoices/{id}/{action}", post(invoices::action))
         .route(

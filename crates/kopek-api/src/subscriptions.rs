@@ -85,6 +85,51 @@ fn pause_collection(params: &mut Params) -> ApiResult<Option<Option<PauseCollect
     })))
 }
 
+/// Changes to a subscription's items (`items[]` of an update or a preview).
+pub(crate) fn item_updates(params: &mut Params) -> ApiResult<Vec<ItemUpdate>> {
+    let mut items = Vec::new();
+    for mut item in params.object_list("items", ITEMS_MAX)?.unwrap_or_default() {
+        items.push(ItemUpdate {
+            id: item.string("id")?,
+            price: item.string("price")?,
+            quantity: quantity(&mut item)?,
+            deleted: item.bool("deleted")?.unwrap_or(false),
+            tax_rates: crate::tax_rates::ids(&mut item, "tax_rates")?,
+            metadata: item.metadata()?,
+        });
+        item.finish()?;
+    }
+    Ok(items)
+}
+
+pub(crate) fn proration_behavior(params: &mut Params) -> ApiResult<Option<ProrationBehavior>> {
+    params.one_of(
+        "proration_behavior",
+        |t| match t {
+            "create_prorations" => Some(ProrationBehavior::CreateProrations),
+            "always_invoice" => Some(ProrationBehavior::AlwaysInvoice),
+            "none" => Some(ProrationBehavior::None),
+            _ => None,
+        },
+        "create_prorations, always_invoice, none",
+    )
+}
+
+/// `billing_cycle_anchor` of an existing subscription: `now` restarts its cycle.
+pub(crate) fn reset_billing_cycle(params: &mut Params) -> ApiResult<bool> {
+    Ok(params
+        .one_of(
+            "billing_cycle_anchor",
+            |t| match t {
+                "now" => Some(true),
+                "unchanged" => Some(false),
+                _ => None,
+            },
+            "now, unchanged",
+        )?
+        .unwrap_or(false))
+}
+
 fn collection_method(params: &mut Params) -> ApiResult<Option<CollectionMethod>> {
     params.one_of(
         "collection_method",
@@ -173,20 +218,8 @@ pub async fn update(
         uri,
         body,
         |app, caller, mut params| async move {
-            let mut items = Vec::new();
-            for mut item in params.object_list("items", ITEMS_MAX)?.unwrap_or_default() {
-                items.push(ItemUpdate {
-                    id: item.string("id")?,
-                    price: item.string("price")?,
-                    quantity: quantity(&mut item)?,
-                    deleted: item.bool("deleted")?.unwrap_or(false),
-                    tax_rates: crate::tax_rates::ids(&mut item, "tax_rates")?,
-                    metadata: item.metadata()?,
-                });
-                item.finish()?;
-            }
             let update = SubscriptionUpdate {
-                items,
+                items: item_updates(&mut params)?,
                 cancel_at_period_end: params.bool("cancel_at_period_end")?,
                 cancellation_details: cancellation_details(&mut params)?,
                 description: params.nullable_string("description")?,
@@ -194,16 +227,9 @@ pub async fn update(
                 days_until_due: params
                     .int_in("days_until_due", 0, DAYS_UNTIL_DUE_MAX)?
                     .map(|d| d as u32),
-                proration_behavior: params.one_of(
-                    "proration_behavior",
-                    |t| match t {
-                        "create_prorations" => Some(ProrationBehavior::CreateProrations),
-                        "none" => Some(ProrationBehavior::None),
-                        _ => None,
-                    },
-                    "create_prorations, none",
-                )?,
+                proration_behavior: proration_behavior(&mut params)?,
                 proration_date: params.i64("proration_date")?,
+                reset_billing_cycle: reset_billing_cycle(&mut params)?,
                 discounts: crate::discounts::discount_requests(&mut params)?,
                 default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?,
                 pause_collection: pause_collection(&mut params)?,

@@ -16,6 +16,7 @@ mod ledger;
 mod metadata;
 mod payment_methods;
 mod payments;
+mod previews;
 mod refunds;
 mod subscriptions;
 mod taxes;
@@ -42,6 +43,7 @@ pub use invoicing::{DAYS_UNTIL_DUE_DEFAULT, DRAFT_WINDOW_S_DEFAULT};
 pub use keys::{NewKey, KEY_PREFIX_LIVE, KEY_PREFIX_TEST};
 pub use metadata::MetadataUpdate;
 pub use payment_methods::PaymentMethodParams;
+pub use previews::PreviewRequest;
 pub use refunds::{NewRefund, REFUND_REASONS};
 pub use subscriptions::{
     Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,

@@ -2,7 +2,7 @@
 
 use crate::internal;
 use kopek_app::ports::StoreResult;
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_catalog.sql"),
@@ -19,10 +19,30 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_coupons.sql"),
     include_str!("../migrations/0013_tax_rates.sql"),
     include_str!("../migrations/0014_meters.sql"),
+    include_str!("../migrations/0015_invoices_once_per_period.sql"),
 ];
 
+/// Runs the migrations not applied yet, in one transaction. Foreign keys are off while
+/// they run, as SQLite's procedure for rebuilding a table asks (a rebuilt table's
+/// dependents point at it again only once it is renamed back), and checked before
+/// commit: a migration that leaves a dangling reference is rolled back.
 pub async fn run(pool: &SqlitePool) -> StoreResult<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(internal)?;
+    let mut conn = pool.acquire().await.map_err(internal)?;
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await
+        .map_err(internal)?;
+    let migrated = migrate(&mut conn).await;
+    // The connection goes back to the pool: it must enforce foreign keys again.
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await
+        .map_err(internal)?;
+    migrated
+}
+
+async fn migrate(conn: &mut SqliteConnection) -> StoreResult<()> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(internal)?;
     sqlx::query("CREATE TABLE IF NOT EXISTS kopek_migrations (version INTEGER PRIMARY KEY) STRICT")
         .execute(&mut *tx)
         .await
@@ -41,6 +61,15 @@ pub async fn run(pool: &SqlitePool) -> StoreResult<()> {
             .execute(&mut *tx)
             .await
             .map_err(internal)?;
+    }
+    let dangling: Vec<String> = sqlx::query_scalar("PRAGMA foreign_key_check")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+    if let Some(table) = dangling.first() {
+        return Err(kopek_app::StoreError::Internal(format!(
+            "a migration left rows of {table} referring to missing rows"
+        )));
     }
     tx.commit().await.map_err(internal)
 }

@@ -12,6 +12,7 @@ mod dunning;
 mod pauses;
 mod payment_methods;
 mod plan_changes;
+mod previews;
 mod race;
 mod refunds;
 mod stripe_sdk;

@@ -281,3 +281,167 @@ store_test!(bad_plan_changes_change_nothing, |kind| async move {
     assert!(pending(&h, &p.customer).await.is_empty());
     h.assert_doctor_clean().await;
 });
+
+/// A customer on the clock paying by card (Stripe's test card 4242), subscribed to basic.
+async fn card_subscriber(h: &Harness, p: &Plans) -> (String, Value) {
+    let customer = id(&h
+        .ok(
+            "/v1/customers",
+            &format!(
+                "test_clock={}&payment_method=pm_card_visa&invoice_settings[default_payment_method]=pm_card_visa",
+                p.clock
+            ),
+        )
+        .await);
+    let sub = h
+        .ok(
+            "/v1/subscriptions",
+            &format!("customer={customer}&items[0][price]={}", p.basic),
+        )
+        .await;
+    h.drain().await;
+    (customer, sub)
+}
+
+fn line_amounts(invoice: &Value) -> Vec<i64> {
+    invoice["lines"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"].as_i64().unwrap())
+        .collect()
+}
+
+store_test!(
+    always_invoice_bills_and_collects_a_change_at_once,
+    |kind| async move {
+        let h = harness(kind).await;
+        let p = plans(&h).await;
+        let (customer, sub) = card_subscriber(&h, &p).await;
+        let sub_id = id(&sub);
+        let item = id(&sub["items"]["data"][0]);
+        h.advance(&p.clock, at(2026, 4, 16)).await;
+        // Issue 5's known answer (−5.00 and +15.00), invoiced now instead of pending
+        // (Stripe's "Prorations" guide: always_invoice invoices the proration at once).
+        let upgraded = h
+            .ok(
+                &format!("/v1/subscriptions/{sub_id}"),
+                &format!(
+                    "items[0][id]={item}&items[0][price]={}&proration_behavior=always_invoice",
+                    p.pro
+                ),
+            )
+            .await;
+        let invoice = h
+            .get(&format!(
+                "/v1/invoices/{}",
+                upgraded["latest_invoice"].as_str().unwrap()
+            ))
+            .await
+            .json();
+        assert_eq!(invoice["billing_reason"], "subscription_update");
+        assert_eq!(line_amounts(&invoice), vec![-500, 1_500]);
+        assert_eq!(invoice["total"], 1_000);
+        assert_eq!(invoice["status"], "paid", "collected with the change");
+        assert!(pending(&h, &customer).await.is_empty());
+        // A second change at the same frozen instant is its own invoice: one more pro
+        // for the remaining half.
+        let doubled = h
+            .ok(
+                &format!("/v1/subscriptions/{sub_id}"),
+                &format!(
+                    "items[0][id]={item}&items[0][quantity]=2&proration_behavior=always_invoice"
+                ),
+            )
+            .await;
+        assert_ne!(doubled["latest_invoice"], upgraded["latest_invoice"]);
+        let second = h
+            .get(&format!(
+                "/v1/invoices/{}",
+                doubled["latest_invoice"].as_str().unwrap()
+            ))
+            .await
+            .json();
+        assert_eq!(line_amounts(&second), vec![-1_500, 3_000]);
+        assert_eq!(second["status"], "paid");
+        h.advance(&p.clock, at(2026, 5, 1) + 2 * HOUR).await;
+        let renewal = latest_invoice(&h, &sub_id).await;
+        assert_eq!(renewal["billing_reason"], "subscription_cycle");
+        assert_eq!(renewal["total"], 2 * 3_000, "nothing left pending");
+        h.assert_doctor_clean().await;
+    }
+);
+
+store_test!(
+    billing_cycle_anchor_now_restarts_the_period,
+    |kind| async move {
+        let h = harness(kind).await;
+        let p = plans(&h).await;
+        let sub = subscribe(&h, &p, "").await;
+        let sub_id = id(&sub);
+        let item = id(&sub["items"]["data"][0]);
+        h.advance(&p.clock, at(2026, 4, 16)).await;
+        // Stripe's "Billing cycle" guide: resetting the anchor to now credits the unused
+        // time and bills a full new period at once.
+        let reset = h
+            .ok(
+                &format!("/v1/subscriptions/{sub_id}"),
+                &format!(
+                    "items[0][id]={item}&items[0][price]={}&billing_cycle_anchor=now",
+                    p.pro
+                ),
+            )
+            .await;
+        assert_eq!(reset["billing_cycle_anchor"], at(2026, 4, 16));
+        assert_eq!(
+            reset["items"]["data"][0]["current_period_start"],
+            at(2026, 4, 16)
+        );
+        assert_eq!(
+            reset["items"]["data"][0]["current_period_end"],
+            at(2026, 5, 16)
+        );
+        let invoice = latest_invoice(&h, &sub_id).await;
+        assert_eq!(invoice["billing_reason"], "subscription_update");
+        assert_eq!(line_amounts(&invoice), vec![3_000, -500]);
+        assert_eq!(invoice["period_end"], at(2026, 5, 16));
+        assert!(pending(&h, &p.customer).await.is_empty());
+        // Nothing renews on May 1 any more; May 16 does.
+        h.advance(&p.clock, at(2026, 5, 10)).await;
+        assert_eq!(latest_invoice(&h, &sub_id).await["id"], invoice["id"]);
+        h.advance(&p.clock, at(2026, 5, 16) + 2 * HOUR).await;
+        let renewal = latest_invoice(&h, &sub_id).await;
+        assert_eq!(renewal["billing_reason"], "subscription_cycle");
+        assert_eq!(renewal["period_start"], at(2026, 5, 16));
+        assert_eq!(renewal["total"], 3_000);
+        // Without prorations the unused time is not credited.
+        h.advance(&p.clock, at(2026, 5, 31)).await;
+        h.ok(
+            &format!("/v1/subscriptions/{sub_id}"),
+            "billing_cycle_anchor=now&proration_behavior=none",
+        )
+        .await;
+        let again = latest_invoice(&h, &sub_id).await;
+        assert_eq!(line_amounts(&again), vec![3_000]);
+        assert_eq!(again["period_start"], at(2026, 5, 31));
+        h.assert_doctor_clean().await;
+
+        // A trial's cycle starts when it ends; other anchors are not for an update.
+        let trialing = subscribe(&h, &p, "&trial_period_days=7").await;
+        for (body, param) in [
+            ("billing_cycle_anchor=now", "billing_cycle_anchor"),
+            ("billing_cycle_anchor=1790000000", "billing_cycle_anchor"),
+        ] {
+            let refused = h
+                .post(&format!("/v1/subscriptions/{}", id(&trialing)), body)
+                .await;
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(refused.json()["error"]["param"], param, "{body}");
+        }
+        let unchanged = h
+            .get(&format!("/v1/subscriptions/{}", id(&trialing)))
+            .await
+            .json();
+        assert_eq!(unchanged, trialing);
+    }
+);

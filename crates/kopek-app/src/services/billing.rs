@@ -145,7 +145,7 @@ impl App {
     }
 
     /// Renews, ends trials of, or cancels due subscriptions (locked by `tx`).
-    async fn renew(
+    pub(crate) async fn renew(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,

@@ -487,11 +487,13 @@ fn check_totals(invoice: &Invoice, out: &mut Vec<Violation>) {
 }
 
 /// A subscription's billed periods run from its start without gaps or overlaps (but
-/// where a resume restarted its cycle), and the last one is its current period.
+/// where its cycle restarted: after a pause, or cutting the last period short with
+/// `billing_cycle_anchor=now`), and the last one is its current period.
 fn check_chain(sub: &Subscription, chain: &[(i64, i64, String, bool)], out: &mut Vec<Violation>) {
     let mut expected_start = sub.start_date;
+    let mut previous_start = sub.start_date;
     for (start, end, invoice, restart) in chain {
-        if *start != expected_start && !(*restart && *start > expected_start) {
+        if *start != expected_start && !(*restart && *start > previous_start) {
             out.push(Violation {
                 invariant: "billed periods are contiguous from the subscription's start",
                 objects: vec![sub.id.clone(), invoice.clone()],
@@ -499,6 +501,7 @@ fn check_chain(sub: &Subscription, chain: &[(i64, i64, String, bool)], out: &mut
             });
         }
         expected_start = *end;
+        previous_start = *start;
     }
     match chain.last() {
         None => out.push(Violation {

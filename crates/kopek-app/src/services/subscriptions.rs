@@ -64,7 +64,10 @@ pub struct NewSubscription {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProrationBehavior {
+    /// Prorations become pending invoice items, billed on the next invoice.
     CreateProrations,
+    /// Prorations are invoiced, and collected, at once.
+    AlwaysInvoice,
     None,
 }
 
@@ -93,6 +96,9 @@ pub struct SubscriptionUpdate {
     /// The instant prorations are computed for (Stripe's `proration_date`): within the
     /// current period, not after now. Defaults to now.
     pub proration_date: Option<i64>,
+    /// `billing_cycle_anchor=now`: a new period starts now and is invoiced at once, the
+    /// unused time of the current one credited (unless `proration_behavior=none`).
+    pub reset_billing_cycle: bool,
     /// Replaces the subscription's discounts (empty: removes them all).
     pub discounts: Option<Vec<DiscountRequest>>,
     /// Replaces its default tax rates (for invoices from now on).
@@ -138,6 +144,16 @@ fn not_found(id: &str) -> AppError {
         id: id.to_owned(),
         param: Some("id"),
     }
+}
+
+/// What [`App::apply_update`] did, written but not committed.
+pub(crate) struct Updated {
+    pub sub: Subscription,
+    pub prices: HashMap<String, Price>,
+    pub now: i64,
+    pub changes: Vec<Change>,
+    /// The invoice it billed at once (`always_invoice`, or a cycle restarted now).
+    pub invoice: Option<Invoice>,
 }
 
 /// What prorations of one subscription's current period need, copied out of it so its
@@ -188,6 +204,24 @@ impl Prorations {
             self.period.end - self.period.start,
         )
         .map_err(money_error)
+    }
+
+    /// The unused time of `item` (of `price`) from `from` on, credited at what the
+    /// customer paid for it this period (`paid`: after and before discounts).
+    fn credit_from(
+        &self,
+        price: &Price,
+        item: &SubscriptionItem,
+        paid: &HashMap<String, (i64, i64)>,
+        from: i64,
+    ) -> Result<i64, AppError> {
+        let listed = self.worth_from(price, item.quantity, from)?.minor();
+        Ok(match paid.get(&item.id) {
+            Some(&(net, amount)) if amount > 0 && net != amount => {
+                kopek_core::money::scale(listed, net, amount).map_err(money_error)?
+            }
+            _ => listed,
+        })
     }
 
     /// A pending proration item of `amount` for `quantity` × `price` from `from` on,
@@ -644,6 +678,31 @@ impl App {
     ) -> Result<serde_json::Value, AppError> {
         let scope = &caller.scope;
         let mut tx = self.store.write().await?;
+        let updated = self.apply_update(&mut tx, scope, id, update).await?;
+        let rendered = self
+            .render
+            .subscription(&updated.sub, &self.render_prices(&updated.prices));
+        self.commit_at(tx, caller, updated.now, updated.changes, &rendered)
+            .await?;
+        if let Some(invoice) = updated.invoice {
+            if invoice.next_action_at.is_some_and(|t| t <= updated.now) {
+                // Collected now, as Stripe does; a decline leaves it to dunning.
+                self.collect_due(scope, &[invoice.id], updated.now).await?;
+            }
+        }
+        Ok(rendered)
+    }
+
+    /// Applies `update` to subscription `id` in `tx`, writing it, its prorations and any
+    /// invoice it bills at once, but not committing: an update commits it, a preview
+    /// rolls it back.
+    pub(crate) async fn apply_update(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        id: &str,
+        update: SubscriptionUpdate,
+    ) -> Result<Updated, AppError> {
         let mut sub = tx
             .subscriptions_for_update(scope, &[id.to_owned()])
             .await?
@@ -659,9 +718,9 @@ impl App {
                 ),
             ));
         }
-        let customer = self.live_customer(&mut tx, scope, &sub.customer).await?;
-        let now = self.time_for(&mut tx, scope, &customer).await?;
-        let mut prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
+        let customer = self.live_customer(tx, scope, &sub.customer).await?;
+        let now = self.time_for(tx, scope, &customer).await?;
+        let mut prices = self.prices_of(tx, scope, &[&sub]).await?;
         let before = sub.clone();
 
         let mut prorations = Vec::new();
@@ -679,23 +738,31 @@ impl App {
                 ))
             }
         };
-        let prorating = behavior == ProrationBehavior::CreateProrations
+        let restart = update.reset_billing_cycle;
+        if restart && sub.status == SubscriptionStatus::Trialing {
+            return Err(AppError::invalid(
+                "billing_cycle_anchor",
+                "A trialing subscription's cycle starts when its trial ends; \
+                 billing_cycle_anchor=now applies to active subscriptions.",
+            ));
+        }
+        let prorating = behavior != ProrationBehavior::None
             && sub.status != SubscriptionStatus::Trialing
             && from > target.period.start
             && from < target.period.end;
-        let paid = self.paid_this_period(&mut tx, scope, &sub).await?;
+        // A restarted cycle credits the unused time of every item below and bills the
+        // new period in full, so its changes are not prorated one by one.
+        let prorating_changes = prorating && !restart;
+        let paid = self.paid_this_period(tx, scope, &sub).await?;
         for (i, change) in update.items.iter().enumerate() {
             let param = |field: &str| format!("items[{i}][{field}]");
             let new_price = match &change.price {
-                Some(id) => Some(
-                    self.price_for(&mut tx, scope, &sub, id, &param("price"))
-                        .await?,
-                ),
+                Some(id) => Some(self.price_for(tx, scope, &sub, id, &param("price")).await?),
                 None => None,
             };
             let tax_rates = match &change.tax_rates {
                 Some(ids) => Some(
-                    self.active_tax_rates(&mut tx, scope, ids, &param("tax_rates"))
+                    self.active_tax_rates(tx, scope, ids, &param("tax_rates"))
                         .await?,
                 ),
                 None => None,
@@ -730,7 +797,7 @@ impl App {
                     metadata: Metadata::new(),
                 };
                 change.metadata.apply(&mut item.metadata)?;
-                if prorating {
+                if prorating_changes {
                     let charge = target.worth_from(&price, quantity, from)?;
                     prorations.push(target.item(
                         self,
@@ -761,19 +828,9 @@ impl App {
                 .get(&old.price)
                 .cloned()
                 .ok_or_else(|| AppError::Internal(format!("price {} is missing", old.price)))?;
-            // The unused time is credited at what the customer paid for it this period.
-            let credit = |target: &Prorations| -> Result<i64, AppError> {
-                let listed = target.worth_from(&old_price, old.quantity, from)?.minor();
-                Ok(match paid.get(&old.id) {
-                    Some(&(net, amount)) if amount > 0 && net != amount => {
-                        kopek_core::money::scale(listed, net, amount).map_err(money_error)?
-                    }
-                    _ => listed,
-                })
-            };
             if change.deleted {
-                if prorating {
-                    let credit = credit(&target)?;
+                if prorating_changes {
+                    let credit = target.credit_from(&old_price, &old, &paid, from)?;
                     prorations.push(target.item(
                         self,
                         &old_price,
@@ -812,10 +869,10 @@ impl App {
                 continue;
             }
             let item = &mut sub.items[index];
-            if prorating {
+            if prorating_changes {
                 // The unused time on the old price and quantity is credited, and the
                 // remaining time on the new ones charged.
-                let credit = credit(&target)?;
+                let credit = target.credit_from(&old_price, &old, &paid, from)?;
                 let charge = target.worth_from(&price, quantity, from)?;
                 prorations.push(target.item(
                     self,
@@ -855,6 +912,34 @@ impl App {
                 ),
             ));
         }
+        if restart {
+            if prorating {
+                for old in &before.items {
+                    let price = prices.get(&old.price).ok_or_else(|| {
+                        AppError::Internal(format!("price {} is missing", old.price))
+                    })?;
+                    let credit = target.credit_from(price, old, &paid, from)?;
+                    prorations.push(target.item(
+                        self,
+                        price,
+                        old.quantity,
+                        -credit,
+                        "Unused time on",
+                        from,
+                        &old.tax_rates,
+                    ));
+                }
+            }
+            let period = billing::period_from(sub.interval(), now, now);
+            sub.billing_cycle_anchor = now;
+            sub.current_period_start = period.start;
+            sub.current_period_end = period.end;
+            let resumes = sub.pause_collection.and_then(|p| p.resumes_at);
+            sub.next_action_at = Some(resumes.map_or(period.end, |at| at.min(period.end)));
+            if sub.cancel_at_period_end {
+                sub.cancel_at = Some(period.end);
+            }
+        }
         if let Some(cancel) = update.cancel_at_period_end {
             sub.cancel_at_period_end = cancel;
             sub.cancel_at = cancel.then_some(sub.current_period_end);
@@ -871,14 +956,14 @@ impl App {
         }
         if let Some(pm) = update.default_payment_method {
             if let Some(id) = &pm {
-                self.check_attached(&mut tx, scope, id, &sub.customer, "default_payment_method")
+                self.check_attached(tx, scope, id, &sub.customer, "default_payment_method")
                     .await?;
                 if sub.default_payment_method.as_ref() != Some(id) {
                     let its = InvoiceFilter {
                         subscription: Some(sub.id.clone()),
                         ..InvoiceFilter::default()
                     };
-                    self.retry_with_new_method(&mut tx, scope, its, now).await?;
+                    self.retry_with_new_method(tx, scope, its, now).await?;
                 }
             }
             sub.default_payment_method = pm;
@@ -909,7 +994,7 @@ impl App {
         }
         if let Some(ids) = &update.default_tax_rates {
             sub.default_tax_rates = self
-                .active_tax_rates(&mut tx, scope, ids, "default_tax_rates")
+                .active_tax_rates(tx, scope, ids, "default_tax_rates")
                 .await?;
         }
         if let Some(requests) = &update.discounts {
@@ -922,11 +1007,9 @@ impl App {
                 first_amount: None,
                 existing: &before.discounts,
             };
-            sub.discounts = self.redeem(&mut tx, scope, requests, on, now).await?;
+            sub.discounts = self.redeem(tx, scope, requests, on, now).await?;
         }
         update.metadata.apply(&mut sub.metadata)?;
-        tx.update_subscriptions(scope, std::slice::from_ref(&sub))
-            .await?;
         // Metered items are worth nothing to prorate.
         prorations.retain(|item| {
             let metered = item
@@ -936,19 +1019,29 @@ impl App {
                 .is_some_and(|p| p.meter.is_some());
             item.amount != 0 || !metered
         });
+        let mut changes: Vec<Change> = Vec::new();
         for item in &prorations {
             tx.insert_invoice_item(scope, item).await?;
-        }
-        let rendered = self.render.subscription(&sub, &self.render_prices(&prices));
-        let mut changes: Vec<Change> = prorations
-            .iter()
-            .map(|item| Change {
+            changes.push(Change {
                 event_type: "invoiceitem.created",
                 object_id: item.id.clone(),
                 object: Snapshot::invoice_item(item),
                 previous: None,
-            })
-            .collect();
+            });
+        }
+        let invoicing =
+            restart || (behavior == ProrationBehavior::AlwaysInvoice && !prorations.is_empty());
+        let mut billed = Vec::new();
+        let invoice = if invoicing {
+            let invoice = self
+                .invoice_update(tx, scope, &mut sub, &prices, restart, now, &mut billed)
+                .await?;
+            Some(invoice)
+        } else {
+            None
+        };
+        tx.update_subscriptions(scope, std::slice::from_ref(&sub))
+            .await?;
         if sub != before {
             changes.push(Change {
                 event_type: "customer.subscription.updated",
@@ -957,28 +1050,117 @@ impl App {
                 previous: Some(Snapshot::Subscription(Box::new(before))),
             });
         }
-        self.commit_at(tx, caller, now, changes, &rendered).await?;
-        Ok(rendered)
+        changes.extend(billed);
+        Ok(Updated {
+            sub,
+            prices,
+            now,
+            changes,
+            invoice,
+        })
+    }
+
+    /// Bills an update at once: the new period in full when the cycle restarts, the
+    /// customer's pending items (the update's prorations among them), finalized. Writes
+    /// the invoice and returns it, its events added to `changes`.
+    #[allow(clippy::too_many_arguments)]
+    async fn invoice_update(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        sub: &mut Subscription,
+        prices: &HashMap<String, Price>,
+        restart: bool,
+        now: i64,
+        changes: &mut Vec<Change>,
+    ) -> Result<Invoice, AppError> {
+        let mut customer = self.live_customer(tx, scope, &sub.customer).await?;
+        let period = if restart {
+            Period {
+                start: sub.current_period_start,
+                end: sub.current_period_end,
+            }
+        } else {
+            Period {
+                start: now,
+                end: now,
+            }
+        };
+        let mut invoice = self.draft_invoice(NewInvoice {
+            customer: &customer,
+            subscription: Some(sub),
+            currency: sub.currency,
+            reason: BillingReason::SubscriptionUpdate,
+            period,
+            collection_method: sub.collection_method,
+            days_until_due: sub.days_until_due,
+            now,
+        });
+        if restart {
+            invoice.lines = subscription_lines(self, sub, prices, period, false)?;
+        }
+        let mut pending = tx
+            .pending_invoice_items(scope, std::slice::from_ref(&customer.id), LINES_MAX as u32)
+            .await?;
+        let swept = sweep_items(self, &mut invoice, &mut pending);
+        invoice.discounts = discounts_at(Some(sub), &customer, period.start);
+        // Only a new period uses up discounts (a `once` coupon, a month of a repeating one).
+        if restart && use_up_discounts(&invoice, Some(sub), &mut customer, period.start) {
+            tx.update_customer(scope, &customer).await?;
+        }
+        let finalized = self.finalize_one(tx, scope, &mut invoice, now).await?;
+        sub.latest_invoice = Some(invoice.id.clone());
+        tx.insert_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        tx.update_invoice_items(scope, &swept).await?;
+        changes.push(Change {
+            event_type: "invoice.created",
+            object_id: invoice.id.clone(),
+            object: Snapshot::invoice(&invoice),
+            previous: None,
+        });
+        changes.extend(finalized);
+        Ok(invoice)
     }
 
     /// What the customer paid this period for each item, as (after discounts, before):
-    /// from the invoice that billed the current period. Items it did not bill (added
-    /// since) are missing, and are credited at their list price.
+    /// from the invoice that billed the current period (the latest, or one shortly
+    /// before it when updates were invoiced since). Items it did not bill (added since)
+    /// are missing, and are credited at their list price.
     async fn paid_this_period(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,
         sub: &Subscription,
     ) -> Result<HashMap<String, (i64, i64)>, AppError> {
-        let Some(latest) = &sub.latest_invoice else {
-            return Ok(HashMap::new());
+        let bills_period = |invoice: &Invoice| {
+            invoice.period_start == sub.current_period_start
+                && invoice
+                    .lines
+                    .iter()
+                    .any(|l| l.subscription_item.is_some() && !l.proration)
         };
-        let Some(invoice) = tx.invoice(scope, latest).await? else {
-            return Ok(HashMap::new());
+        let mut found = match &sub.latest_invoice {
+            Some(latest) => tx.invoice(scope, latest).await?.filter(bills_period),
+            None => None,
         };
-        if invoice.period_start != sub.current_period_start {
-            return Ok(HashMap::new());
+        if found.is_none() && sub.latest_invoice.is_some() {
+            let filter = InvoiceFilter {
+                subscription: Some(sub.id.clone()),
+                ..InvoiceFilter::default()
+            };
+            let page = PageRequest {
+                limit: PAGE_LIMIT_MAX,
+                ..PageRequest::default()
+            };
+            found = tx
+                .invoices(scope, &filter, &page)
+                .await?
+                .and_then(|page| page.data.into_iter().find(bills_period));
         }
+        let Some(invoice) = found else {
+            return Ok(HashMap::new());
+        };
         Ok(invoice
             .lines
             .iter()
