@@ -445,3 +445,143 @@ store_test!(
         assert_eq!(unchanged, trialing);
     }
 );
+
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// The main item's new quantity.
+    Quantity(u64),
+    /// The main item moves between basic and pro.
+    Swap,
+    /// The add-on is added, or removed if there.
+    ToggleAddon,
+}
+
+// Property (issue 5): whatever changes are made during a period, the prorations add up
+// to what the time actually used on each plan costs, less what was paid for the period,
+// to within one minor unit per proration line (each is rounded once).
+store_test!(
+    prorations_of_any_sequence_of_changes_sum_to_the_time_used,
+    |kind| async move {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let h = Arc::new(harness(kind).await);
+        let p = Arc::new(plans(&h).await);
+        let change = prop_oneof![
+            (1u64..=5).prop_map(Change::Quantity),
+            Just(Change::Swap),
+            Just(Change::ToggleAddon),
+        ];
+        // Instants within April (a 30-day period), in seconds after its start.
+        let changes =
+            proptest::collection::vec((86_400i64..29 * 86_400, change), 1..6).prop_map(|mut v| {
+                v.sort_by_key(|(offset, _)| *offset);
+                v.dedup_by_key(|(offset, _)| *offset);
+                v
+            });
+        let mut runner = TestRunner::new(Config {
+            cases: 12,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let handle = tokio::runtime::Handle::current();
+        let result = tokio::task::spawn_blocking(move || {
+            runner.run(&changes, |changes| {
+                handle.block_on(check_sequence(&h, &p, &changes));
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+);
+
+async fn check_sequence(h: &Harness, p: &Plans, changes: &[(i64, Change)]) {
+    let start = at(2026, 4, 1);
+    let end = at(2026, 5, 1);
+    let clock = id(&h
+        .ok(
+            "/v1/test_helpers/test_clocks",
+            &format!("frozen_time={start}"),
+        )
+        .await);
+    let customer = id(&h.ok("/v1/customers", &format!("test_clock={clock}")).await);
+    let sub = h
+        .ok(
+            "/v1/subscriptions",
+            &format!(
+                "customer={customer}&items[0][price]={}&collection_method=send_invoice",
+                p.basic
+            ),
+        )
+        .await;
+    let sub_id = id(&sub);
+    let main = id(&sub["items"]["data"][0]);
+    h.advance(&clock, end - HOUR).await;
+
+    // The plan in force from each instant on, as (instant, cost of a whole period).
+    let (mut pro, mut quantity, mut addon): (bool, u64, Option<String>) = (false, 1, None);
+    let cost = |pro: bool, quantity: u64, addon: bool| {
+        (if pro { 3_000 } else { 1_000 }) * quantity as i64 + if addon { 400 } else { 0 }
+    };
+    let mut plans_in_force = vec![(start, cost(pro, quantity, false))];
+    for (offset, change) in changes {
+        let instant = start + offset;
+        let body = match change {
+            Change::Quantity(q) => {
+                quantity = *q;
+                format!("items[0][id]={main}&items[0][quantity]={q}")
+            }
+            Change::Swap => {
+                pro = !pro;
+                let price = if pro { &p.pro } else { &p.basic };
+                format!("items[0][id]={main}&items[0][price]={price}")
+            }
+            Change::ToggleAddon => match addon.take() {
+                Some(item) => format!("items[0][id]={item}&items[0][deleted]=true"),
+                None => format!("items[0][price]={}", p.addon),
+            },
+        };
+        let updated = h
+            .ok(
+                &format!("/v1/subscriptions/{sub_id}"),
+                &format!("{body}&proration_date={instant}"),
+            )
+            .await;
+        if matches!(change, Change::ToggleAddon) && !body.contains("deleted") {
+            addon = updated["items"]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["price"]["id"] == p.addon.as_str())
+                .map(id);
+        }
+        plans_in_force.push((instant, cost(pro, quantity, addon.is_some())));
+    }
+    let prorations = pending(h, &customer).await;
+    // What the time used costs, times the period's length (kept exact).
+    let period = end - start;
+    let mut used = 0i128;
+    for (i, (from, cost)) in plans_in_force.iter().enumerate() {
+        let to = plans_in_force.get(i + 1).map_or(end, |(t, _)| *t);
+        used += i128::from(*cost) * i128::from(to - from);
+    }
+    let paid = i128::from(plans_in_force[0].1) * i128::from(period);
+    let billed: i128 = prorations.iter().map(|&a| i128::from(a)).sum::<i128>() * i128::from(period);
+    let tolerance = prorations.len() as i128 * i128::from(period);
+    assert!(
+        (paid + billed - used).abs() <= tolerance,
+        "changes {changes:?}: prorations {prorations:?} sum to {}, the time used less what was paid is {:.2}",
+        billed / i128::from(period),
+        (used - paid) as f64 / period as f64
+    );
+    h.advance(&clock, end + 2 * HOUR).await;
+    let renewal = latest_invoice(h, &sub_id).await;
+    let last = plans_in_force.last().unwrap().1;
+    assert_eq!(
+        renewal["subtotal"].as_i64().unwrap(),
+        last + prorations.iter().sum::<i64>()
+    );
+}
