@@ -313,6 +313,7 @@ impl BillingTx for StoreTx {
             "payment_intents",
             "invoice_items",
             "invoices",
+            "subscription_schedules",
             "subscriptions",
             "customers",
         ] {
@@ -865,7 +866,13 @@ impl BillingTx for StoreTx {
 
     async fn clock_next_due(&mut self, scope: &Scope, clock: &str) -> StoreResult<Option<i64>> {
         let mut next = None;
-        for table in ["subscriptions", "invoices", "charges", "refunds"] {
+        for table in [
+            "subscription_schedules",
+            "subscriptions",
+            "invoices",
+            "charges",
+            "refunds",
+        ] {
             let mut q = scoped(
                 &format!("SELECT MIN(next_action_at) FROM {table} WHERE account_id = "),
                 scope,

@@ -27,6 +27,7 @@ mod payments;
 mod refunds;
 mod render;
 mod request;
+mod subscription_schedules;
 mod subscriptions;
 mod tax_rates;
 mod test_clocks;
@@ -153,6 +154,18 @@ pub fn router(app: App) -> Router {
                 .delete(subscriptions::cancel),
         )
         .route("/v1/subscriptions/{id}/resume", post(subscriptions::resume))
+        .route(
+            "/v1/subscription_schedules",
+            get(subscription_schedules::list).post(subscription_schedules::create),
+        )
+        .route(
+            "/v1/subscription_schedules/{id}",
+            get(subscription_schedules::retrieve).post(subscription_schedules::update),
+        )
+        .route(
+            "/v1/subscription_schedules/{id}/{action}",
+            post(subscription_schedules::action),
+        )
         .route(
             "/v1/subscriptions/{id}/discount",
             delete(discounts::delete_subscription_discount),

@@ -211,7 +211,7 @@ impl Renderer for WireRenderer {
                 "behavior": p.behavior.as_str(),
                 "resumes_at": p.resumes_at,
             })),
-            "schedule": null,
+            "schedule": sub.schedule,
             "start_date": sub.start_date,
             "status": sub.status.as_str(),
             "test_clock": sub.test_clock,
@@ -709,6 +709,69 @@ impl Renderer for WireRenderer {
 
     fn tax_rate(&self, r: &TaxRate) -> Value {
         tax_rate(r)
+    }
+
+    fn subscription_schedule(&self, s: &SubscriptionSchedule) -> Value {
+        let phases: Vec<Value> = s
+            .phases
+            .iter()
+            .map(|p| {
+                json!({
+                    "add_invoice_items": [],
+                    "application_fee_percent": null,
+                    "billing_cycle_anchor": null,
+                    "collection_method": null,
+                    "coupon": p.coupon,
+                    "currency": null,
+                    "default_payment_method": null,
+                    "default_tax_rates": [],
+                    "description": null,
+                    "discounts": p.coupon.iter().map(|c| json!({"coupon": c, "discount": null, "promotion_code": null})).collect::<Vec<_>>(),
+                    "end_date": p.end_date,
+                    "invoice_settings": null,
+                    "items": p.items.iter().map(|i| json!({
+                        "discounts": [],
+                        "metadata": {},
+                        "price": i.price,
+                        "quantity": i.quantity,
+                        "tax_rates": [],
+                    })).collect::<Vec<_>>(),
+                    "metadata": metadata(&p.metadata),
+                    "proration_behavior": p.proration_behavior,
+                    "start_date": p.start_date,
+                    "trial_end": p.trial_end,
+                })
+            })
+            .collect();
+        let current = s.current_phase.and_then(|i| s.phases.get(i));
+        json!({
+            "id": s.id,
+            "object": "subscription_schedule",
+            "application": null,
+            "canceled_at": s.canceled_at,
+            "completed_at": s.completed_at,
+            "created": s.created,
+            "current_phase": current.map(|p| json!({"end_date": p.end_date, "start_date": p.start_date})),
+            "customer": s.customer,
+            "default_settings": {
+                "application_fee_percent": null,
+                "billing_cycle_anchor": "automatic",
+                "collection_method": "charge_automatically",
+                "default_payment_method": null,
+                "description": null,
+                "invoice_settings": {"days_until_due": null},
+                "transfer_data": null,
+            },
+            "end_behavior": s.end_behavior.as_str(),
+            "livemode": s.livemode,
+            "metadata": metadata(&s.metadata),
+            "phases": phases,
+            "released_at": s.released_at,
+            "released_subscription": s.released_subscription,
+            "status": s.status.as_str(),
+            "subscription": s.subscription,
+            "test_clock": s.test_clock,
+        })
     }
 
     fn meter(&self, m: &Meter) -> Value {

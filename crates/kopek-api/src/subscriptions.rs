@@ -221,6 +221,7 @@ pub async fn update(
             let update = SubscriptionUpdate {
                 items: item_updates(&mut params)?,
                 cancel_at_period_end: params.bool("cancel_at_period_end")?,
+                cancel_at: params.i64("cancel_at")?.map(Some),
                 cancellation_details: cancellation_details(&mut params)?,
                 description: params.nullable_string("description")?,
                 default_payment_method: params.nullable_string("default_payment_method")?,

@@ -28,7 +28,9 @@ pub trait Store: Send + Sync {
 /// Every method on account-owned objects takes a [`Scope`]: there is no way to read or
 /// write across accounts or modes.
 #[async_trait]
-pub trait Tx: BillingTx + PaymentsTx + CreditsTx + DiscountsTx + TaxRatesTx + UsageTx {
+pub trait Tx:
+    BillingTx + PaymentsTx + CreditsTx + DiscountsTx + TaxRatesTx + UsageTx + SchedulesTx
+{
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()>;
@@ -606,6 +608,44 @@ pub trait TaxRatesTx: Send {
     ) -> StoreResult<Option<Page<TaxRate>>>;
 }
 
+/// Subscription schedules.
+#[async_trait]
+pub trait SchedulesTx: Send {
+    async fn insert_schedule(
+        &mut self,
+        scope: &Scope,
+        schedule: &SubscriptionSchedule,
+    ) -> StoreResult<()>;
+    async fn update_schedules(
+        &mut self,
+        scope: &Scope,
+        schedules: &[SubscriptionSchedule],
+    ) -> StoreResult<()>;
+    async fn schedule(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+    ) -> StoreResult<Option<SubscriptionSchedule>>;
+    async fn schedules_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<SubscriptionSchedule>>;
+    async fn schedules(
+        &mut self,
+        scope: &Scope,
+        filter: &ScheduleFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<SubscriptionSchedule>>>;
+    /// Schedules due by `due_by` in `lane`, oldest due first, locked.
+    async fn due_schedules_for_update(
+        &mut self,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, SubscriptionSchedule)>>;
+}
+
 /// Meters and their events.
 #[async_trait]
 pub trait UsageTx: Send {
@@ -707,6 +747,7 @@ pub trait Renderer: Send + Sync {
     fn discount(&self, discount: &Discount) -> serde_json::Value;
     fn tax_rate(&self, rate: &TaxRate) -> serde_json::Value;
     fn meter(&self, meter: &Meter) -> serde_json::Value;
+    fn subscription_schedule(&self, schedule: &SubscriptionSchedule) -> serde_json::Value;
     fn meter_event(&self, event: &crate::ReportedEvent) -> serde_json::Value;
     fn meter_event_batch(&self, outcome: &crate::BatchOutcome) -> serde_json::Value;
     /// A coupon as of `now` (its `valid` depends on the time).

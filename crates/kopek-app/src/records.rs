@@ -7,6 +7,7 @@ mod billing;
 mod credits;
 mod discounts;
 mod payments;
+mod schedules;
 mod taxes;
 mod usage;
 
@@ -16,6 +17,7 @@ pub use discounts::*;
 use kopek_core::price::PriceModel;
 use kopek_core::Currency;
 pub use payments::*;
+pub use schedules::*;
 use std::collections::BTreeMap;
 pub use taxes::*;
 pub use usage::*;

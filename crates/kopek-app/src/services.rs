@@ -18,6 +18,7 @@ mod payment_methods;
 mod payments;
 mod previews;
 mod refunds;
+mod schedules;
 mod subscriptions;
 mod taxes;
 mod test_clocks;
@@ -45,6 +46,9 @@ pub use metadata::MetadataUpdate;
 pub use payment_methods::PaymentMethodParams;
 pub use previews::PreviewRequest;
 pub use refunds::{NewRefund, REFUND_REASONS};
+pub use schedules::{
+    NewPhase, NewPhaseItem, NewSchedule, ScheduleUpdate, ITERATIONS_MAX, PHASES_MAX,
+};
 pub use subscriptions::{
     Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
     TrialEnd, TRIAL_DAYS_MAX,

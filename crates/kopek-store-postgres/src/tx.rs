@@ -25,6 +25,7 @@ include!("../../store-sql/payments.rs");
 include!("../../store-sql/credits.rs");
 include!("../../store-sql/discounts.rs");
 include!("../../store-sql/usage.rs");
+include!("../../store-sql/schedules.rs");
 
 impl PostgresTx {
     /// Inserts meter events in one statement over arrays (`UNNEST`), skipping repeated

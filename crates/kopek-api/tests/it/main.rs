@@ -15,6 +15,7 @@ mod plan_changes;
 mod previews;
 mod race;
 mod refunds;
+mod schedules;
 mod stripe_sdk;
 mod taxes;
 mod usage;

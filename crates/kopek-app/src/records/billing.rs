@@ -262,6 +262,9 @@ pub struct Subscription {
     pub trial_end_behavior: MissingPaymentMethod,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
+    /// The schedule driving it, while one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]

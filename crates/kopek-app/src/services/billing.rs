@@ -108,6 +108,13 @@ impl App {
         // Renewals and finalizations never leave the database, so each batch is claimed
         // and done in one transaction under row locks: nothing is written twice.
         let mut tx = self.store.write().await?;
+        // Schedules first: a phase that starts with a renewal is what the renewal bills.
+        let due = tx
+            .due_schedules_for_update(lane, now, config.batch_max)
+            .await?;
+        for (scope, schedules) in group_by_scope(due) {
+            progress.subscriptions += self.step_schedules(&mut tx, &scope, schedules, now).await?;
+        }
         let due = tx
             .due_subscriptions_for_update(lane, now, config.batch_max)
             .await?;

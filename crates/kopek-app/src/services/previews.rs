@@ -84,7 +84,7 @@ impl App {
         }
         if let Some(update) = request.subscription_details {
             let updated = self
-                .apply_update(&mut tx, scope, &id, update)
+                .apply_update(&mut tx, scope, &id, update, None)
                 .await
                 .map_err(in_details)?;
             if let Some(invoice) = updated.invoice {
@@ -92,6 +92,25 @@ impl App {
                 return Ok(as_preview(invoice));
             }
             sub = updated.sub;
+        }
+        if let Some(schedule_id) = sub.schedule.clone() {
+            // A phase starting by the renewal changes what it bills: step into it first.
+            let due = tx
+                .schedules_for_update(scope, &[schedule_id])
+                .await?
+                .into_iter()
+                .filter(|s| {
+                    s.next_action_at
+                        .is_some_and(|t| t <= sub.current_period_end)
+                })
+                .collect::<Vec<_>>();
+            if let Some(at) = due.first().and_then(|s| s.next_action_at) {
+                self.step_schedules(&mut tx, scope, due, at).await?;
+                sub = tx
+                    .subscription(scope, &id)
+                    .await?
+                    .ok_or_else(|| AppError::Internal(format!("{id} vanished")))?;
+            }
         }
         let latest = sub.latest_invoice.clone();
         let renews_at = sub.current_period_end;

@@ -88,6 +88,8 @@ pub struct ItemUpdate {
 pub struct SubscriptionUpdate {
     pub items: Vec<ItemUpdate>,
     pub cancel_at_period_end: Option<bool>,
+    /// Cancels at that instant (`Some(Some(_))`), or no more (`Some(None)`).
+    pub cancel_at: Option<Option<i64>>,
     pub cancellation_details: Option<CancellationDetails>,
     pub description: Option<Option<String>>,
     pub days_until_due: Option<u32>,
@@ -345,7 +347,28 @@ impl App {
         caller: &Caller,
         new: NewSubscription,
     ) -> Result<serde_json::Value, AppError> {
-        let scope = &caller.scope;
+        let mut tx = self.store.write().await?;
+        let created = self
+            .create_in(&mut tx, &caller.scope, new, None, None)
+            .await?;
+        let rendered = self
+            .render
+            .subscription(&created.sub, &self.render_prices(&created.prices));
+        self.commit_at(tx, caller, created.now, created.changes, &rendered)
+            .await?;
+        Ok(rendered)
+    }
+
+    /// Creates a subscription and its first invoice in `tx`, without committing: at
+    /// `at` (by default the customer's time), driven by `schedule` if given.
+    pub(crate) async fn create_in(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        new: NewSubscription,
+        at: Option<i64>,
+        schedule: Option<&str>,
+    ) -> Result<Updated, AppError> {
         if new.items.is_empty() {
             return Err(AppError::invalid(
                 "items",
@@ -358,11 +381,13 @@ impl App {
                 format!("A subscription has at most {ITEMS_MAX} items."),
             ));
         }
-        let mut tx = self.store.write().await?;
-        let customer = self.live_customer(&mut tx, scope, &new.customer).await?;
-        let now = self.time_for(&mut tx, scope, &customer).await?;
+        let customer = self.live_customer(tx, scope, &new.customer).await?;
+        let now = match at {
+            Some(at) => at,
+            None => self.time_for(tx, scope, &customer).await?,
+        };
         if let Some(pm) = &new.default_payment_method {
-            self.check_attached(&mut tx, scope, pm, &customer.id, "default_payment_method")
+            self.check_attached(tx, scope, pm, &customer.id, "default_payment_method")
                 .await?;
         }
 
@@ -426,7 +451,7 @@ impl App {
             item.metadata.apply(&mut metadata)?;
             let tax_rates = self
                 .active_tax_rates(
-                    &mut tx,
+                    tx,
                     scope,
                     &item.tax_rates,
                     &format!("items[{i}][tax_rates]"),
@@ -557,11 +582,12 @@ impl App {
             latest_invoice: None,
             discounts: Vec::new(),
             default_tax_rates: self
-                .active_tax_rates(&mut tx, scope, &new.default_tax_rates, "default_tax_rates")
+                .active_tax_rates(tx, scope, &new.default_tax_rates, "default_tax_rates")
                 .await?,
             pause_collection: None,
             trial_end_behavior: new.trial_end_behavior,
             test_clock: customer.test_clock.clone(),
+            schedule: schedule.map(str::to_owned),
             description: new.description,
             metadata,
             next_action_at: Some(period.end),
@@ -593,7 +619,7 @@ impl App {
             first_amount: Some(invoice.lines.iter().map(|l| l.amount).sum()),
             existing: &[],
         };
-        sub.discounts = self.redeem(&mut tx, scope, &new.discounts, on, now).await?;
+        sub.discounts = self.redeem(tx, scope, &new.discounts, on, now).await?;
         let mut customer = customer;
         let mut customer_changed = customer.currency.is_none();
         customer.currency = Some(currency);
@@ -603,7 +629,7 @@ impl App {
             customer_changed |=
                 use_up_discounts(&invoice, Some(&mut sub), &mut customer, period.start);
         }
-        let finalized = self.finalize_one(&mut tx, scope, &mut invoice, now).await?;
+        let finalized = self.finalize_one(tx, scope, &mut invoice, now).await?;
         sub.latest_invoice = Some(invoice.id.clone());
 
         tx.insert_subscription(scope, &sub).await?;
@@ -613,7 +639,6 @@ impl App {
         if customer_changed {
             tx.update_customer(scope, &customer).await?;
         }
-        let rendered = self.render.subscription(&sub, &self.render_prices(&prices));
         let mut changes = vec![
             Change {
                 event_type: "customer.subscription.created",
@@ -629,8 +654,13 @@ impl App {
             },
         ];
         changes.extend(finalized);
-        self.commit_at(tx, caller, now, changes, &rendered).await?;
-        Ok(rendered)
+        Ok(Updated {
+            sub,
+            prices,
+            now,
+            changes,
+            invoice: Some(invoice),
+        })
     }
 
     pub async fn subscription(
@@ -678,7 +708,7 @@ impl App {
     ) -> Result<serde_json::Value, AppError> {
         let scope = &caller.scope;
         let mut tx = self.store.write().await?;
-        let updated = self.apply_update(&mut tx, scope, id, update).await?;
+        let updated = self.apply_update(&mut tx, scope, id, update, None).await?;
         let rendered = self
             .render
             .subscription(&updated.sub, &self.render_prices(&updated.prices));
@@ -695,13 +725,14 @@ impl App {
 
     /// Applies `update` to subscription `id` in `tx`, writing it, its prorations and any
     /// invoice it bills at once, but not committing: an update commits it, a preview
-    /// rolls it back.
+    /// rolls it back. It happens `at` that instant (by default the customer's time).
     pub(crate) async fn apply_update(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,
         id: &str,
         update: SubscriptionUpdate,
+        at: Option<i64>,
     ) -> Result<Updated, AppError> {
         let mut sub = tx
             .subscriptions_for_update(scope, &[id.to_owned()])
@@ -719,7 +750,10 @@ impl App {
             ));
         }
         let customer = self.live_customer(tx, scope, &sub.customer).await?;
-        let now = self.time_for(tx, scope, &customer).await?;
+        let now = match at {
+            Some(at) => at,
+            None => self.time_for(tx, scope, &customer).await?,
+        };
         let mut prices = self.prices_of(tx, scope, &[&sub]).await?;
         let before = sub.clone();
 
@@ -939,6 +973,22 @@ impl App {
             if sub.cancel_at_period_end {
                 sub.cancel_at = Some(period.end);
             }
+        }
+        if let Some(cancel_at) = update.cancel_at {
+            if cancel_at.is_some_and(|t| t <= now) {
+                return Err(AppError::invalid(
+                    "cancel_at",
+                    "cancel_at must be in the future; cancel the subscription to end it now.",
+                ));
+            }
+            sub.cancel_at_period_end = false;
+            sub.cancel_at = cancel_at;
+            sub.canceled_at = cancel_at.map(|_| now);
+            sub.cancellation_details.reason =
+                cancel_at.map(|_| "cancellation_requested".to_owned());
+            // The billing clock wakes at the cancellation, even within a period.
+            sub.next_action_at =
+                Some(cancel_at.map_or(sub.current_period_end, |t| t.min(sub.current_period_end)));
         }
         if let Some(cancel) = update.cancel_at_period_end {
             sub.cancel_at_period_end = cancel;
