@@ -402,3 +402,56 @@ store_test!(
         assert_eq!(sub["start_date"], may);
     }
 );
+
+store_test!(
+    a_phase_that_can_no_longer_apply_lets_go,
+    |kind| async move {
+        let h = harness(kind).await;
+        let w = world(&h).await;
+        let [p10, p20, _] = &w.prices;
+        let schedule = h
+            .ok(
+                "/v1/subscription_schedules",
+                &format!(
+                    "customer={}&phases[0][items][0][price]={p10}&phases[0][iterations]=1\
+                 &phases[1][items][0][price]={p20}&phases[1][iterations]=1",
+                    w.customer
+                ),
+            )
+            .await;
+        let sub_id = schedule["subscription"].as_str().unwrap().to_owned();
+        let other = h
+            .ok(
+                "/v1/subscriptions",
+                &format!("customer={}&items[0][price]={p10}", w.customer),
+            )
+            .await;
+        // The second phase's price is archived before it starts.
+        h.ok(&format!("/v1/prices/{p20}"), "active=false").await;
+        h.advance(&w.clock, at(2026, 5, 1) + 2 * HOUR).await;
+        let abandoned = h
+            .get(&format!("/v1/subscription_schedules/{}", id(&schedule)))
+            .await
+            .json();
+        assert_eq!(abandoned["status"], "released");
+        assert!(abandoned["metadata"]["kopek_abandoned"]
+            .as_str()
+            .unwrap()
+            .contains("archived"));
+        // Both subscriptions renewed, the scheduled one on the price it had.
+        assert_eq!(
+            billed(&h, &sub_id).await.last().unwrap(),
+            &(at(2026, 5, 1), 1_000)
+        );
+        assert_eq!(
+            billed(&h, &id(&other)).await.last().unwrap(),
+            &(at(2026, 5, 1), 1_000)
+        );
+        let events = h
+            .get("/v1/events?type=subscription_schedule.aborted")
+            .await
+            .json();
+        assert_eq!(events["data"].as_array().unwrap().len(), 1);
+        h.assert_doctor_clean().await;
+    }
+);

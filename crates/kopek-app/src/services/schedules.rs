@@ -536,13 +536,75 @@ impl App {
                 stepped.push(schedule);
                 continue;
             }
-            changes.extend(self.step_schedule(tx, scope, &mut schedule, now).await?);
+            match self.step_schedule(tx, scope, &mut schedule, now).await {
+                Ok(done) => changes.extend(done),
+                Err(e @ AppError::Internal(_)) => return Err(e),
+                // A phase that can no longer apply (its price archived since, its coupon
+                // used up) must not hold up the rest of the billing run: the schedule
+                // lets go of its subscription, which goes on as it is.
+                Err(refused) => changes.extend(
+                    self.abandon(tx, scope, &mut schedule, now, &refused)
+                        .await?,
+                ),
+            }
             stepped.push(schedule);
         }
         tx.update_schedules(scope, &stepped).await?;
         let events = self.stamp_events(scope, now, None, changes);
         tx.insert_events(scope, &events).await?;
         Ok(stepped.len())
+    }
+
+    /// Ends a schedule whose next step was refused: released if it has a subscription
+    /// (left as it is), canceled if it had not started.
+    async fn abandon(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        schedule: &mut SubscriptionSchedule,
+        now: i64,
+        refused: &AppError,
+    ) -> Result<Vec<Change>, AppError> {
+        let before = self.render.subscription_schedule(schedule);
+        let mut changes = Vec::new();
+        let sub = match &schedule.subscription {
+            Some(id) => tx
+                .subscriptions_for_update(scope, std::slice::from_ref(id))
+                .await?
+                .pop(),
+            None => None,
+        };
+        if let Some(mut sub) = sub {
+            let previous = sub.clone();
+            sub.schedule = None;
+            tx.update_subscriptions(scope, std::slice::from_ref(&sub))
+                .await?;
+            changes.push(Change {
+                event_type: "customer.subscription.updated",
+                object_id: sub.id.clone(),
+                object: Snapshot::subscription(&sub),
+                previous: Some(Snapshot::subscription(&previous)),
+            });
+            schedule.status = ScheduleStatus::Released;
+            schedule.released_at = Some(now);
+            schedule.released_subscription = schedule.subscription.take();
+        } else {
+            schedule.status = ScheduleStatus::Canceled;
+            schedule.canceled_at = Some(now);
+        }
+        schedule.current_phase = None;
+        schedule.next_action_at = None;
+        schedule.metadata.insert(
+            "kopek_abandoned".into(),
+            refused.to_string().chars().take(500).collect(),
+        );
+        changes.push(Change {
+            event_type: "subscription_schedule.aborted",
+            object_id: schedule.id.clone(),
+            object: Snapshot::Rendered(self.render.subscription_schedule(schedule)),
+            previous: Some(Snapshot::Rendered(before)),
+        });
+        Ok(changes)
     }
 
     async fn step_schedule(

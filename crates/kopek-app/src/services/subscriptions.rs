@@ -716,8 +716,10 @@ impl App {
             .await?;
         if let Some(invoice) = updated.invoice {
             if invoice.next_action_at.is_some_and(|t| t <= updated.now) {
-                // Collected now, as Stripe does; a decline leaves it to dunning.
-                self.collect_due(scope, &[invoice.id], updated.now).await?;
+                // Collected now, as Stripe does; a decline leaves it to dunning. The
+                // change is committed already: if the attempt cannot even start (the
+                // store busy), the invoice stays due and the worker collects it.
+                let _attempted = self.collect_due(scope, &[invoice.id], updated.now).await;
             }
         }
         Ok(rendered)
