@@ -140,6 +140,17 @@ impl StoreTx {
     /// Up to `limit` rows of `table` due by `due_by` in `lane` that match `condition`,
     /// oldest due first, locked for this transaction (rows another transaction holds
     /// are skipped; SQLite's one writer needs no locks), with the scope of each.
+    async fn insert_subscription_prices(&mut self, s: &Subscription) -> StoreResult<()> {
+        let mut prices: Vec<&String> = s.items.iter().map(|i| &i.price).collect();
+        prices.sort();
+        prices.dedup();
+        let mut q = Builder::new("INSERT INTO subscription_prices (subscription, price) ");
+        q.push_values(prices, |mut b, price| {
+            b.push_bind(s.id.clone()).push_bind(price.clone());
+        });
+        self.execute(q).await.map(drop)
+    }
+
     async fn due_for_update<T>(
         &mut self,
         table: &str,
@@ -421,14 +432,24 @@ impl BillingTx for StoreTx {
                 .push_bind(encode_doc(s));
         });
         self.execute(q).await?;
-        let mut prices: Vec<&String> = s.items.iter().map(|i| &i.price).collect();
-        prices.sort();
-        prices.dedup();
-        let mut q = Builder::new("INSERT INTO subscription_prices (subscription, price) ");
-        q.push_values(prices, |mut b, price| {
-            b.push_bind(s.id.clone()).push_bind(price.clone());
-        });
-        self.execute(q).await.map(drop)
+        self.insert_subscription_prices(s).await
+    }
+
+    async fn update_subscription_prices(
+        &mut self,
+        scope: &Scope,
+        s: &Subscription,
+    ) -> StoreResult<()> {
+        // The subscription is the caller's (checked in its scope) before its rows go.
+        let mut q = scoped("SELECT id FROM subscriptions WHERE account_id = ", scope);
+        q.push(" AND id = ").push_bind(s.id.clone());
+        if self.fetch_optional(q).await?.is_none() {
+            return Err(StoreError::Internal(format!("{} is missing", s.id)));
+        }
+        let mut q = Builder::new("DELETE FROM subscription_prices WHERE subscription = ");
+        q.push_bind(s.id.clone());
+        self.execute(q).await?;
+        self.insert_subscription_prices(s).await
     }
 
     async fn update_subscriptions(

@@ -330,6 +330,13 @@ pub trait BillingTx: Send {
     ) -> StoreResult<()>;
 
     async fn insert_subscription(&mut self, scope: &Scope, sub: &Subscription) -> StoreResult<()>;
+    /// Records which prices `sub`'s items now use (for the `price` filter), after its
+    /// items changed prices. Renewals do not change them and need not call it.
+    async fn update_subscription_prices(
+        &mut self,
+        scope: &Scope,
+        sub: &Subscription,
+    ) -> StoreResult<()>;
     async fn update_subscriptions(
         &mut self,
         scope: &Scope,

@@ -106,6 +106,14 @@ store_test!(an_upgrade_halfway_prorates_exactly, |kind| async move {
     )
     .await;
     assert_eq!(pending(&h, &p.customer).await, vec![-500, 1_500]);
+    // Listed by the price it is on now, no longer by the one it left.
+    for (price, count) in [(&p.pro, 1), (&p.basic, 0)] {
+        let listed = h
+            .get(&format!("/v1/subscriptions?price={price}"))
+            .await
+            .json();
+        assert_eq!(listed["data"].as_array().unwrap().len(), count);
+    }
     h.advance(&p.clock, at(2026, 5, 1) + 2 * HOUR).await;
     let renewal = latest_invoice(&h, &id(&sub)).await;
     assert_eq!(renewal["subtotal"], 3_000 - 500 + 1_500);

@@ -1094,6 +1094,14 @@ impl App {
         };
         tx.update_subscriptions(scope, std::slice::from_ref(&sub))
             .await?;
+        let prices_of = |s: &Subscription| {
+            let mut ids: Vec<String> = s.items.iter().map(|i| i.price.clone()).collect();
+            ids.sort();
+            ids
+        };
+        if prices_of(&sub) != prices_of(&before) {
+            tx.update_subscription_prices(scope, &sub).await?;
+        }
         if sub != before {
             changes.push(Change {
                 event_type: "customer.subscription.updated",
