@@ -737,7 +737,7 @@ impl Renderer for WireRenderer {
                         "tax_rates": [],
                     })).collect::<Vec<_>>(),
                     "metadata": metadata(&p.metadata),
-                    "proration_behavior": p.proration_behavior,
+                    "proration_behavior": p.proration_behavior.as_str(),
                     "start_date": p.start_date,
                     "trial_end": p.trial_end,
                 })

@@ -9,11 +9,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use kopek_app::records::{
-    CancellationDetails, MissingPaymentMethod, PauseBehavior, PauseCollection, SubscriptionFilter,
+    CancellationDetails, MissingPaymentMethod, PauseBehavior, PauseCollection, ProrationBehavior,
+    SubscriptionFilter,
 };
 use kopek_app::{
-    App, Cancellation, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
-    TrialEnd, TRIAL_DAYS_MAX,
+    App, Cancellation, ItemUpdate, NewItem, NewSubscription, SubscriptionUpdate, TrialEnd,
+    TRIAL_DAYS_MAX,
 };
 use kopek_core::subscription::{CollectionMethod, SubscriptionStatus, ITEMS_MAX, QUANTITY_MAX};
 

@@ -26,21 +26,30 @@ impl ScheduleStatus {
         }
     }
 
-    pub fn parse(s: &str) -> Option<ScheduleStatus> {
-        [
-            ScheduleStatus::NotStarted,
-            ScheduleStatus::Active,
-            ScheduleStatus::Completed,
-            ScheduleStatus::Released,
-            ScheduleStatus::Canceled,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
-    }
-
     /// Whether the schedule still drives its subscription.
     pub fn is_live(self) -> bool {
         matches!(self, ScheduleStatus::NotStarted | ScheduleStatus::Active)
+    }
+}
+
+/// How a change of a subscription's items is prorated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProrationBehavior {
+    /// Prorations become pending invoice items, billed on the next invoice.
+    CreateProrations,
+    /// Prorations are invoiced, and collected, at once.
+    AlwaysInvoice,
+    None,
+}
+
+impl ProrationBehavior {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProrationBehavior::CreateProrations => "create_prorations",
+            ProrationBehavior::AlwaysInvoice => "always_invoice",
+            ProrationBehavior::None => "none",
+        }
     }
 }
 
@@ -80,9 +89,8 @@ pub struct SchedulePhase {
     /// The first phase only: a trial until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial_end: Option<i64>,
-    /// How the change into this phase is prorated: `create_prorations`, `none` or
-    /// `always_invoice`.
-    pub proration_behavior: String,
+    /// How the change into this phase is prorated.
+    pub proration_behavior: ProrationBehavior,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
 }

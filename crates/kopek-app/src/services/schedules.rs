@@ -7,8 +7,7 @@
 use super::discounts::{DiscountRequest, DiscountSource};
 use super::metadata::MetadataUpdate;
 use super::subscriptions::{
-    check_quantity, ItemUpdate, NewItem, NewSubscription, ProrationBehavior, SubscriptionUpdate,
-    TrialEnd,
+    check_quantity, ItemUpdate, NewItem, NewSubscription, SubscriptionUpdate, TrialEnd,
 };
 use crate::app::{App, Caller, Change};
 use crate::error::AppError;
@@ -59,22 +58,6 @@ pub struct ScheduleUpdate {
     pub phases: Option<Vec<NewPhase>>,
     pub end_behavior: Option<EndBehavior>,
     pub metadata: MetadataUpdate,
-}
-
-fn behavior_name(b: ProrationBehavior) -> &'static str {
-    match b {
-        ProrationBehavior::CreateProrations => "create_prorations",
-        ProrationBehavior::AlwaysInvoice => "always_invoice",
-        ProrationBehavior::None => "none",
-    }
-}
-
-fn behavior(name: &str) -> ProrationBehavior {
-    match name {
-        "always_invoice" => ProrationBehavior::AlwaysInvoice,
-        "none" => ProrationBehavior::None,
-        _ => ProrationBehavior::CreateProrations,
-    }
 }
 
 fn not_found(id: &str) -> AppError {
@@ -134,7 +117,7 @@ fn phase_update(
     );
     SubscriptionUpdate {
         items,
-        proration_behavior: Some(behavior(&phase.proration_behavior)),
+        proration_behavior: Some(phase.proration_behavior),
         discounts: (&phase.coupon != previous_coupon)
             .then(|| coupon_request("coupon", &phase.coupon)),
         cancel_at: cancel_at.map(Some),
@@ -291,12 +274,9 @@ impl App {
                 items,
                 coupon: phase.coupon.clone(),
                 trial_end: phase.trial_end,
-                proration_behavior: behavior_name(
-                    phase
-                        .proration_behavior
-                        .unwrap_or(ProrationBehavior::CreateProrations),
-                )
-                .to_owned(),
+                proration_behavior: phase
+                    .proration_behavior
+                    .unwrap_or(ProrationBehavior::CreateProrations),
                 metadata,
             });
             at = end;
@@ -315,9 +295,7 @@ impl App {
         let mut metadata = Metadata::new();
         new.metadata.apply(&mut metadata)?;
         let schedule = match (&new.from_subscription, &new.customer) {
-            (Some(_), Some(_)) | (Some(_), None)
-                if !new.phases.is_empty() || new.start_date.is_some() =>
-            {
+            (Some(_), _) if !new.phases.is_empty() || new.start_date.is_some() => {
                 return Err(AppError::invalid(
                     "from_subscription",
                     "A schedule from a subscription starts with its current period; pass \
@@ -370,7 +348,7 @@ impl App {
                             .collect(),
                         coupon: None,
                         trial_end: sub.trial_end.filter(|t| *t > sub.current_period_start),
-                        proration_behavior: "create_prorations".into(),
+                        proration_behavior: ProrationBehavior::CreateProrations,
                         metadata: Metadata::new(),
                     }],
                     current_phase: Some(0),
@@ -567,24 +545,11 @@ impl App {
     ) -> Result<Vec<Change>, AppError> {
         let before = self.render.subscription_schedule(schedule);
         let mut changes = Vec::new();
-        let sub = match &schedule.subscription {
-            Some(id) => tx
-                .subscriptions_for_update(scope, std::slice::from_ref(id))
-                .await?
-                .pop(),
-            None => None,
-        };
-        if let Some(mut sub) = sub {
-            let previous = sub.clone();
-            sub.schedule = None;
-            tx.update_subscriptions(scope, std::slice::from_ref(&sub))
-                .await?;
-            changes.push(Change {
-                event_type: "customer.subscription.updated",
-                object_id: sub.id.clone(),
-                object: Snapshot::subscription(&sub),
-                previous: Some(Snapshot::subscription(&previous)),
-            });
+        if self
+            .let_go(tx, scope, schedule, true, &mut changes)
+            .await?
+            .is_some()
+        {
             schedule.status = ScheduleStatus::Released;
             schedule.released_at = Some(now);
             schedule.released_subscription = schedule.subscription.take();
@@ -605,6 +570,51 @@ impl App {
             previous: Some(Snapshot::Rendered(before)),
         });
         Ok(changes)
+    }
+
+    /// Takes the schedule off its subscription, if it still has one, which goes on as it
+    /// is; with `drop_cancellation`, the cancellation the schedule's end planned goes
+    /// too. Returns the subscription as written, its event added to `changes`.
+    async fn let_go(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        schedule: &SubscriptionSchedule,
+        drop_cancellation: bool,
+        changes: &mut Vec<Change>,
+    ) -> Result<Option<Subscription>, AppError> {
+        let Some(id) = &schedule.subscription else {
+            return Ok(None);
+        };
+        let Some(mut sub) = tx
+            .subscriptions_for_update(scope, std::slice::from_ref(id))
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let previous = sub.clone();
+        sub.schedule = None;
+        let planned = schedule.phases.last().map(|p| p.end_date);
+        if drop_cancellation
+            && schedule.end_behavior == EndBehavior::Cancel
+            && sub.cancel_at.is_some()
+            && sub.cancel_at == planned
+        {
+            sub.cancel_at = None;
+            sub.canceled_at = None;
+            sub.cancellation_details.reason = None;
+            sub.next_action_at = Some(sub.current_period_end);
+        }
+        tx.update_subscriptions(scope, std::slice::from_ref(&sub))
+            .await?;
+        changes.push(Change {
+            event_type: "customer.subscription.updated",
+            object_id: sub.id.clone(),
+            object: Snapshot::subscription(&sub),
+            previous: Some(Snapshot::subscription(&previous)),
+        });
+        Ok(Some(sub))
     }
 
     async fn step_schedule(
@@ -629,16 +639,12 @@ impl App {
         let sub = tx
             .subscriptions_for_update(scope, std::slice::from_ref(&sub_id))
             .await?
-            .pop();
+            .pop()
+            .filter(|s| !s.status.is_terminal());
         let current = schedule.current_phase.unwrap_or(0);
         let mut changes = Vec::new();
         let event_type = match sub {
             // Its subscription ended some other way: the schedule goes with it.
-            Some(sub) if sub.status.is_terminal() => {
-                schedule.status = ScheduleStatus::Canceled;
-                schedule.canceled_at = Some(now);
-                "subscription_schedule.aborted"
-            }
             None => {
                 schedule.status = ScheduleStatus::Canceled;
                 schedule.canceled_at = Some(now);
@@ -663,19 +669,11 @@ impl App {
                 schedule.next_action_at = Some(schedule.phases[next].end_date);
                 "subscription_schedule.updated"
             }
-            Some(mut sub) => {
+            Some(_) => {
                 // The last phase is over: the subscription goes on alone (a cancel
                 // behavior's cancellation is due at this same instant).
-                let previous = sub.clone();
-                sub.schedule = None;
-                tx.update_subscriptions(scope, std::slice::from_ref(&sub))
+                self.let_go(tx, scope, schedule, false, &mut changes)
                     .await?;
-                changes.push(Change {
-                    event_type: "customer.subscription.updated",
-                    object_id: sub.id.clone(),
-                    object: Snapshot::subscription(&sub),
-                    previous: Some(Snapshot::subscription(&previous)),
-                });
                 schedule.status = ScheduleStatus::Completed;
                 schedule.completed_at = Some(now);
                 "subscription_schedule.completed"
@@ -854,41 +852,16 @@ impl App {
         let now = self.time_for(&mut tx, scope, &customer).await?;
         let before = self.render.subscription_schedule(&schedule);
         let mut changes = Vec::new();
-        if let Some(sub_id) = &schedule.subscription {
-            if let Some(mut sub) = tx
-                .subscriptions_for_update(scope, std::slice::from_ref(sub_id))
-                .await?
-                .pop()
-            {
-                let previous = sub.clone();
-                sub.schedule = None;
-                if cancel && !sub.status.is_terminal() {
-                    sub.status = sub
-                        .status
-                        .transition(kopek_core::subscription::SubscriptionStatus::Canceled)
-                        .map_err(|e| AppError::invalid("id", format!("{e}.")))?;
-                    sub.canceled_at = Some(now);
-                    sub.ended_at = Some(now);
-                    sub.next_action_at = None;
-                    sub.cancellation_details.reason = Some("cancellation_requested".into());
-                } else if schedule.end_behavior == EndBehavior::Cancel {
-                    // Released: the cancellation the schedule planned goes with it.
-                    sub.cancel_at = None;
-                    sub.next_action_at = Some(sub.current_period_end);
-                }
-                tx.update_subscriptions(scope, std::slice::from_ref(&sub))
-                    .await?;
-                changes.push(Change {
-                    event_type: if cancel {
-                        "customer.subscription.deleted"
-                    } else {
-                        "customer.subscription.updated"
-                    },
-                    object_id: sub.id.clone(),
-                    object: Snapshot::subscription(&sub),
-                    previous: Some(Snapshot::subscription(&previous)),
-                });
-            }
+        let sub = self
+            .let_go(&mut tx, scope, &schedule, !cancel, &mut changes)
+            .await?;
+        if let Some(mut sub) = sub.filter(|s| cancel && !s.status.is_terminal()) {
+            // Canceled now by the billing run's own cancellation, which invoices a
+            // metered subscription's last usage.
+            sub.cancel_at = Some(now);
+            sub.canceled_at = Some(now);
+            sub.cancellation_details.reason = Some("cancellation_requested".into());
+            self.renew(&mut tx, scope, vec![sub], now).await?;
         }
         if cancel {
             schedule.status = ScheduleStatus::Canceled;

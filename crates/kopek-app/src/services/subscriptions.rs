@@ -62,15 +62,6 @@ pub struct NewSubscription {
     pub metadata: MetadataUpdate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProrationBehavior {
-    /// Prorations become pending invoice items, billed on the next invoice.
-    CreateProrations,
-    /// Prorations are invoiced, and collected, at once.
-    AlwaysInvoice,
-    None,
-}
-
 /// A change to a subscription's items: an existing item (`id`) gets a new price or
 /// quantity or is `deleted`; without `id`, a new item of `price` is added.
 #[derive(Debug, Clone, Default)]
