@@ -31,7 +31,10 @@ price = stripe.Price.create(
     product_data={"name": "SDK plan"}, currency="usd", unit_amount=1500,
     recurring={"interval": "month"},
 )
-sub = stripe.Subscription.create(customer=customer.id, items=[{"price": price.id}])
+sub = stripe.Subscription.create(
+    customer=customer.id, items=[{"price": price.id}],
+    collection_method="send_invoice", days_until_due=30,
+)
 check(sub.status == "active", "subscription is active")
 check(sub["items"].data[0].current_period_end == JAN_1_2026 + 31 * DAY, "first period ends Feb 1")
 
@@ -60,4 +63,15 @@ check(sub.status == "canceled", "canceled now")
 check(sub.cancellation_details.feedback == "unused", "feedback kept")
 found = stripe.Subscription.list(customer=customer.id, status="all")
 check([s.id for s in found.data] == [sub.id], "list with status=all")
+
+# default_incomplete: the first invoice waits for the caller to pay it.
+waiting = stripe.Customer.create(email="waiting@example.com", test_clock=clock.id)
+sub = stripe.Subscription.create(
+    customer=waiting.id, items=[{"price": price.id}], payment_behavior="default_incomplete",
+)
+check(sub.status == "incomplete", "default_incomplete starts incomplete")
+first = stripe.Invoice.retrieve(sub.latest_invoice)
+check(first.status == "open" and first.attempt_count == 0, "first invoice not attempted")
+stripe.Invoice.pay(first.id, paid_out_of_band=True)
+check(stripe.Subscription.retrieve(sub.id).status == "active", "active once paid")
 print("ok")

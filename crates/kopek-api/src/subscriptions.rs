@@ -13,8 +13,8 @@ use kopek_app::records::{
     SubscriptionFilter,
 };
 use kopek_app::{
-    App, Cancellation, ItemUpdate, NewItem, NewSubscription, SubscriptionUpdate, TrialEnd,
-    TRIAL_DAYS_MAX,
+    App, Cancellation, ItemUpdate, NewItem, NewSubscription, PaymentBehavior, SubscriptionUpdate,
+    TrialEnd, TRIAL_DAYS_MAX,
 };
 use kopek_core::subscription::{CollectionMethod, SubscriptionStatus, ITEMS_MAX, QUANTITY_MAX};
 
@@ -116,6 +116,16 @@ pub(crate) fn proration_behavior(params: &mut Params) -> ApiResult<Option<Prorat
     )
 }
 
+fn payment_behavior(params: &mut Params) -> ApiResult<PaymentBehavior> {
+    Ok(params
+        .one_of(
+            "payment_behavior",
+            PaymentBehavior::parse,
+            PaymentBehavior::NAMES,
+        )?
+        .unwrap_or_default())
+}
+
 /// `billing_cycle_anchor` of an existing subscription: `now` restarts its cycle.
 pub(crate) fn reset_billing_cycle(params: &mut Params) -> ApiResult<bool> {
     Ok(params
@@ -182,6 +192,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
                 default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?
                     .unwrap_or_default(),
                 trial_end_behavior: trial_settings(&mut params)?,
+                payment_behavior: payment_behavior(&mut params)?,
                 metadata: params.metadata()?,
             };
             params.expand()?;
@@ -235,6 +246,7 @@ pub async fn update(
                 discounts: crate::discounts::discount_requests(&mut params)?,
                 default_tax_rates: crate::tax_rates::ids(&mut params, "default_tax_rates")?,
                 pause_collection: pause_collection(&mut params)?,
+                payment_behavior: payment_behavior(&mut params)?,
                 metadata: params.metadata()?,
             };
             params.expand()?;

@@ -50,8 +50,8 @@ pub use schedules::{
     NewPhase, NewPhaseItem, NewSchedule, ScheduleUpdate, ITERATIONS_MAX, PHASES_MAX,
 };
 pub use subscriptions::{
-    Cancellation, ItemUpdate, NewItem, NewSubscription, SubscriptionUpdate, TrialEnd,
-    TRIAL_DAYS_MAX,
+    Cancellation, ItemUpdate, NewItem, NewSubscription, PaymentBehavior, SubscriptionUpdate,
+    TrialEnd, INCOMPLETE_WINDOW_S, TRIAL_DAYS_MAX,
 };
 pub use taxes::{NewTaxRate, RateTaxes, TaxRateUpdate, TAX_RATES_MAX};
 pub use test_clocks::TEST_CLOCK_LIFETIME_S;

@@ -49,6 +49,7 @@ async fn seed_one(app: &App, caller: &Caller, price: &str) -> Result<(), String>
             discounts: Vec::new(),
             default_tax_rates: Vec::new(),
             trial_end_behavior: Default::default(),
+            payment_behavior: Default::default(),
             description: None,
             metadata: MetadataUpdate::default(),
         },

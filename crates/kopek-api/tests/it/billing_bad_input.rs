@@ -57,7 +57,9 @@ store_test!(
         let sub = h
             .ok(
                 "/v1/subscriptions",
-                &format!("customer={customer}&items[0][price]={monthly}"),
+                &format!(
+                    "customer={customer}&items[0][price]={monthly}&collection_method=send_invoice"
+                ),
             )
             .await;
         let canceled = h

@@ -10,6 +10,7 @@ mod discounts;
 mod disputes;
 mod dunning;
 mod pauses;
+mod payment_behavior;
 mod payment_methods;
 mod plan_changes;
 mod previews;

@@ -66,7 +66,7 @@ store_test!(
                 .ok(
                     "/v1/subscriptions",
                     &format!(
-                        "customer={}&items[0][price]={price}",
+                        "customer={}&items[0][price]={price}&collection_method=send_invoice&days_until_due=30",
                         customer["id"].as_str().unwrap()
                     ),
                 )

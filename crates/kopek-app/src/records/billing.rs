@@ -197,6 +197,21 @@ pub struct PauseCollection {
     pub resumes_at: Option<i64>,
 }
 
+/// Stripe's `pending_update`: the items (and cycle) a subscription takes once the
+/// invoice billing the change is paid; discarded, and the invoice voided, at
+/// `expires_at`. Until then the subscription goes on as it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingUpdate {
+    pub expires_at: i64,
+    /// The invoice whose payment applies it.
+    pub invoice: String,
+    pub items: Vec<SubscriptionItem>,
+    /// The new cycle's (start, end), when the update restarted it
+    /// (`billing_cycle_anchor=now`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<(i64, i64)>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancellationDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,6 +280,9 @@ pub struct Subscription {
     /// The schedule driving it, while one does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// An update waiting for its invoice to be paid (`payment_behavior=pending_if_incomplete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_update: Option<PendingUpdate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
@@ -279,6 +297,19 @@ impl Subscription {
     pub fn interval(&self) -> Interval {
         Interval::new(self.interval, self.interval_count)
             .expect("a stored subscription has a valid interval")
+    }
+
+    /// When the billing clock must look at a live subscription next: its period's end,
+    /// or sooner a cancellation, collection resuming, or a pending update expiring.
+    pub fn next_look(&self) -> i64 {
+        [
+            self.cancel_at,
+            self.pause_collection.and_then(|p| p.resumes_at),
+            self.pending_update.as_ref().map(|p| p.expires_at),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.current_period_end, i64::min)
     }
 }
 

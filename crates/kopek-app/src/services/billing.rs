@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::ports::Tx;
 use crate::records::*;
 use kopek_core::billing;
-use kopek_core::invoice::{BillingReason, LINES_MAX};
+use kopek_core::invoice::{BillingReason, InvoiceStatus, LINES_MAX};
 use kopek_core::period::Period;
 use kopek_core::subscription::{CollectionMethod, SubscriptionStatus};
 use std::collections::{BTreeMap, HashMap};
@@ -163,8 +163,10 @@ impl App {
             .into_iter()
             .filter(|s| !s.status.is_terminal())
             .collect();
+        let count = subs.len();
+        let subs = self.expire_waiting(tx, scope, subs, now).await?;
         if subs.is_empty() {
-            return Ok(0);
+            return Ok(count);
         }
         let refs: Vec<&Subscription> = subs.iter().collect();
         let prices = self.prices_of(tx, scope, &refs).await?;
@@ -358,8 +360,7 @@ impl App {
             sub.current_period_start = period.start;
             sub.current_period_end = period.end;
             sub.latest_invoice = Some(invoice.id.clone());
-            let resumes = sub.pause_collection.and_then(|p| p.resumes_at);
-            sub.next_action_at = Some(resumes.map_or(period.end, |at| at.min(period.end)));
+            sub.next_action_at = Some(sub.next_look());
             changes.push(Change {
                 event_type: "invoice.created",
                 object_id: invoice.id.clone(),
@@ -394,7 +395,96 @@ impl App {
         }
         let events = self.stamp_events(scope, now, None, changes);
         tx.insert_events(scope, &events).await?;
-        Ok(updated.len())
+        Ok(count)
+    }
+
+    /// How long the end of a wait for a payment is put off while that payment's outcome
+    /// is not known.
+    const IN_FLIGHT_RECHECK_S: i64 = 3_600;
+
+    /// Ends what waited too long for a payment: a subscription still `incomplete` at
+    /// the end of its window becomes `incomplete_expired`, a pending update past its
+    /// `expires_at` is discarded, and either way the unpaid invoice is voided. Returns
+    /// the subscriptions still due for the rest of the run (an update expiring with its
+    /// period).
+    async fn expire_waiting(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        subs: Vec<Subscription>,
+        now: i64,
+    ) -> Result<Vec<Subscription>, AppError> {
+        let mut rest = Vec::with_capacity(subs.len());
+        let mut updated = Vec::new();
+        let mut changes = Vec::new();
+        for mut sub in subs {
+            let incomplete = sub.status == SubscriptionStatus::Incomplete;
+            let expired = sub
+                .pending_update
+                .as_ref()
+                .filter(|p| p.expires_at <= now)
+                .map(|p| p.invoice.clone());
+            let unpaid = match (incomplete, expired) {
+                (true, _) => sub.latest_invoice.clone(),
+                (false, Some(invoice)) => Some(invoice),
+                (false, None) => {
+                    rest.push(sub);
+                    continue;
+                }
+            };
+            let unpaid = match unpaid {
+                Some(id) => tx.invoices_for_update(scope, &[id]).await?.pop(),
+                None => None,
+            };
+            if let Some(invoice) = unpaid.filter(|i| i.status == InvoiceStatus::Open) {
+                match self.refuse_while_paid(tx, scope, &invoice).await {
+                    Ok(()) => {}
+                    Err(AppError::Invalid { .. }) => {
+                        // A payment of it is in flight, or its outcome unknown until
+                        // reconciliation finds it out (which can take days): look again
+                        // later, without spinning the billing clock meanwhile.
+                        sub.next_action_at = Some(now + Self::IN_FLIGHT_RECHECK_S);
+                        updated.push(sub);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+                let credited = invoice.pre_payment_credit_notes_amount != 0
+                    || invoice.post_payment_credit_notes_amount != 0;
+                if !credited {
+                    changes.extend(self.void_in(tx, scope, invoice, now).await?);
+                }
+            }
+            let before = sub.clone();
+            let event_type = if incomplete {
+                sub.status = sub
+                    .status
+                    .transition(SubscriptionStatus::IncompleteExpired)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                sub.ended_at = Some(now);
+                sub.next_action_at = None;
+                "customer.subscription.deleted"
+            } else {
+                sub.pending_update = None;
+                sub.next_action_at = Some(sub.next_look());
+                "customer.subscription.pending_update_expired"
+            };
+            changes.push(Change {
+                event_type,
+                object_id: sub.id.clone(),
+                object: Snapshot::subscription(&sub),
+                previous: Some(Snapshot::Subscription(Box::new(before))),
+            });
+            if sub.next_action_at.is_some_and(|t| t <= now) {
+                rest.push(sub);
+            } else {
+                updated.push(sub);
+            }
+        }
+        tx.update_subscriptions(scope, &updated).await?;
+        let events = self.stamp_events(scope, now, None, changes);
+        tx.insert_events(scope, &events).await?;
+        Ok(rest)
     }
 
     /// Finalizes `invoices`, applying their customers' balances, posts their ledger

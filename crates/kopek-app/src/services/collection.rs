@@ -557,8 +557,8 @@ impl App {
     }
 
     /// Moves the active subscriptions of failed renewal invoices to past due. (A first
-    /// invoice that fails leaves its subscription as it is: Stripe's `incomplete` comes
-    /// with `payment_behavior`.)
+    /// invoice that fails leaves its subscription `incomplete`, as it was created, and a
+    /// plan change's invoice leaves it as it is.)
     async fn mark_past_due(
         &self,
         tx: &mut Box<dyn Tx>,
@@ -805,7 +805,8 @@ impl App {
         Ok(())
     }
 
-    /// A paid invoice brings its past-due or unpaid subscription back to active.
+    /// A paid invoice brings its past-due, unpaid or incomplete subscription back to
+    /// active, and applies the pending update it billed.
     pub(crate) async fn recover_subscriptions(
         &self,
         tx: &mut Box<dyn Tx>,
@@ -816,13 +817,43 @@ impl App {
         let ids = sorted_ids(paid.iter().filter_map(|i| i.subscription.as_ref()));
         let mut updated = Vec::new();
         for mut sub in tx.subscriptions_for_update(scope, &ids).await? {
-            if !matches!(
+            let before = sub.clone();
+            let applies = sub
+                .pending_update
+                .as_ref()
+                .is_some_and(|p| paid.iter().any(|i| i.id == p.invoice));
+            if applies {
+                let pending = sub.pending_update.take().expect("checked above");
+                sub.items = pending.items;
+                if let Some((start, end)) = pending.period {
+                    sub.billing_cycle_anchor = start;
+                    sub.current_period_start = start;
+                    sub.current_period_end = end;
+                    if sub.cancel_at_period_end {
+                        sub.cancel_at = Some(end);
+                    }
+                }
+                sub.next_action_at = Some(sub.next_look());
+                tx.update_subscription_prices(scope, &sub).await?;
+                changes.push(Change {
+                    event_type: "customer.subscription.pending_update_applied",
+                    object_id: sub.id.clone(),
+                    object: Snapshot::subscription(&sub),
+                    previous: Some(Snapshot::Subscription(Box::new(before.clone()))),
+                });
+            }
+            if sub.status == SubscriptionStatus::Incomplete {
+                // Its first invoice is paid: billing starts.
+                sub.next_action_at = Some(sub.next_look());
+            } else if !matches!(
                 sub.status,
                 SubscriptionStatus::PastDue | SubscriptionStatus::Unpaid
             ) {
+                if applies {
+                    updated.push(sub);
+                }
                 continue;
             }
-            let before = sub.clone();
             sub.status = sub
                 .status
                 .transition(SubscriptionStatus::Active)

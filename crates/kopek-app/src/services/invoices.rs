@@ -449,7 +449,46 @@ impl App {
     pub async fn void_invoice(&self, caller: &Caller, id: &str) -> Result<Invoice, AppError> {
         let scope = &caller.scope;
         let mut tx = self.store.write().await?;
-        let mut invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        let invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        let subscription = invoice.subscription.clone();
+        let mut changes = self.void_in(&mut tx, scope, invoice, now).await?;
+        // Voiding the invoice of a pending update discards the update (as on Stripe).
+        if let Some(sub) = subscription {
+            let mut subs = tx.subscriptions_for_update(scope, &[sub]).await?;
+            for sub in &mut subs {
+                if sub.pending_update.as_ref().is_some_and(|p| p.invoice == id) {
+                    let before = sub.clone();
+                    sub.pending_update = None;
+                    sub.next_action_at = Some(sub.next_look());
+                    changes.push(Change {
+                        event_type: "customer.subscription.updated",
+                        object_id: sub.id.clone(),
+                        object: Snapshot::subscription(sub),
+                        previous: Some(Snapshot::Subscription(Box::new(before))),
+                    });
+                    tx.update_subscriptions(scope, std::slice::from_ref(sub))
+                        .await?;
+                }
+            }
+        }
+        let invoice = self.invoice_for_update(&mut tx, scope, id).await?;
+        let rendered = self.render.invoice(&invoice);
+        self.commit_at(tx, caller, now, changes, &rendered).await?;
+        Ok(invoice)
+    }
+
+    /// Voids `invoice` (locked) in `tx` at `now`: posts the reversal, gives back the
+    /// customer balance it used, writes it; returns its event. Refused while it has
+    /// credit notes, or a payment of it is in flight or its outcome unknown.
+    pub(crate) async fn void_in(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        mut invoice: Invoice,
+        now: i64,
+    ) -> Result<Vec<Change>, AppError> {
+        let id = invoice.id.clone();
         let was_uncollectible = invoice.status == InvoiceStatus::Uncollectible;
         invoice.status = invoice
             .status
@@ -466,7 +505,7 @@ impl App {
                 ),
             ));
         }
-        let (_, now) = self.invoice_time(&mut tx, scope, &invoice).await?;
+        self.refuse_while_paid(tx, scope, &invoice).await?;
         let remaining = Money::new(invoice.amount_remaining, invoice.currency);
         // The customer balance the invoice used (or was credited) goes back.
         let applied =
@@ -479,6 +518,7 @@ impl App {
             taxed(&invoice),
         );
         invoice.voided_at = Some(now);
+        invoice.next_action_at = None;
         let entry = self.ledger_entry(scope, now, &invoice, "invoice.voided", postings)?;
         if applied != 0 {
             let returned = BalanceTransaction {
@@ -496,10 +536,20 @@ impl App {
                 test_clock: invoice.test_clock.clone(),
                 metadata: Metadata::new(),
             };
-            write_balance_transactions(&mut tx, scope, vec![returned]).await?;
+            write_balance_transactions(tx, scope, vec![returned]).await?;
         }
-        self.close_invoice(tx, caller, now, invoice, entry, "invoice.voided")
-            .await
+        tx.update_invoices(scope, std::slice::from_ref(&invoice))
+            .await?;
+        if let Some(entry) = &entry {
+            tx.insert_ledger_entries(scope, std::slice::from_ref(entry))
+                .await?;
+        }
+        Ok(vec![Change {
+            event_type: "invoice.voided",
+            object_id: invoice.id.clone(),
+            object: Snapshot::invoice(&invoice),
+            previous: None,
+        }])
     }
 
     pub async fn mark_uncollectible(&self, caller: &Caller, id: &str) -> Result<Invoice, AppError> {
@@ -523,6 +573,36 @@ impl App {
         .await
     }
 
+    /// No invoice is closed while a charge of it is in flight or its outcome unknown,
+    /// since that money may yet arrive.
+    pub(crate) async fn refuse_while_paid(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        invoice: &Invoice,
+    ) -> Result<(), AppError> {
+        let Some(pi) = &invoice.payment_intent else {
+            return Ok(());
+        };
+        let paying = tx.payment_intent(scope, pi).await?.is_some_and(|pi| {
+            matches!(
+                pi.status,
+                PaymentIntentStatus::Processing | PaymentIntentStatus::Unknown
+            )
+        });
+        if paying {
+            return Err(AppError::invalid(
+                "id",
+                format!(
+                    "A payment of invoice {} is in progress and its outcome is not known yet; \
+                     try again once it is.",
+                    invoice.id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Writes an invoice that was paid out of band, voided or marked uncollectible: no
     /// payment attempt is due on it any more. Refused while a charge of it is in flight
     /// or its outcome unknown, since that money may yet arrive.
@@ -536,24 +616,7 @@ impl App {
         event_type: &'static str,
     ) -> Result<Invoice, AppError> {
         let scope = &caller.scope;
-        if let Some(pi) = &invoice.payment_intent {
-            let pi = tx.payment_intent(scope, pi).await?;
-            if pi.is_some_and(|pi| {
-                matches!(
-                    pi.status,
-                    PaymentIntentStatus::Processing | PaymentIntentStatus::Unknown
-                )
-            }) {
-                return Err(AppError::invalid(
-                    "id",
-                    format!(
-                        "A payment of invoice {} is in progress and its outcome is not known \
-                         yet; try again once it is.",
-                        invoice.id
-                    ),
-                ));
-            }
-        }
+        self.refuse_while_paid(&mut tx, scope, &invoice).await?;
         invoice.next_action_at = None;
         tx.update_invoices(scope, std::slice::from_ref(&invoice))
             .await?;

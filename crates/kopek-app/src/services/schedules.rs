@@ -7,7 +7,8 @@
 use super::discounts::{DiscountRequest, DiscountSource};
 use super::metadata::MetadataUpdate;
 use super::subscriptions::{
-    check_quantity, ItemUpdate, NewItem, NewSubscription, SubscriptionUpdate, TrialEnd,
+    check_quantity, ItemUpdate, NewItem, NewSubscription, PaymentBehavior, SubscriptionUpdate,
+    TrialEnd,
 };
 use crate::app::{App, Caller, Change};
 use crate::error::AppError;
@@ -435,7 +436,17 @@ impl App {
                 previous: None,
             },
         );
+        let first_invoice: Vec<String> = changes
+            .iter()
+            .filter(|c| c.event_type == "invoice.finalized")
+            .map(|c| c.object_id.clone())
+            .collect();
         self.commit_at(tx, caller, now, changes, &rendered).await?;
+        // A schedule starting now collects its first invoice in the request, as a new
+        // subscription does; if the attempt cannot start, the worker makes it.
+        if !first_invoice.is_empty() {
+            let _attempted = self.collect_due(&caller.scope, &first_invoice, now).await;
+        }
         Ok(rendered)
     }
 
@@ -471,6 +482,7 @@ impl App {
             discounts: coupon_request("phases[0][coupon]", &first.coupon),
             default_tax_rates: Vec::new(),
             trial_end_behavior: MissingPaymentMethod::default(),
+            payment_behavior: PaymentBehavior::AllowIncomplete,
             metadata: MetadataUpdate::default(),
         };
         let created = self

@@ -10,7 +10,8 @@ use crate::error::AppError;
 use crate::ports::Tx;
 use crate::records::*;
 use kopek_core::billing;
-use kopek_core::invoice::{BillingReason, LINES_MAX};
+use kopek_core::invoice::{BillingReason, InvoiceStatus, LINES_MAX};
+use kopek_core::payment::PaymentIntentStatus;
 use kopek_core::period::{prorate, Period};
 use kopek_core::price::PriceKind;
 use kopek_core::subscription::{
@@ -40,6 +41,44 @@ pub enum TrialEnd {
     At(i64),
 }
 
+/// How long a subscription stays `incomplete`, and a pending update waits, for the
+/// invoice that needs paying (Stripe's 23 hours).
+pub const INCOMPLETE_WINDOW_S: i64 = 23 * 3600;
+
+/// What a change that needs a payment does when the payment fails (Stripe's
+/// `payment_behavior`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PaymentBehavior {
+    /// Applied anyway: a new subscription is `incomplete` until its first invoice is
+    /// paid; an update stands and its invoice goes to dunning.
+    #[default]
+    AllowIncomplete,
+    /// A new subscription is `incomplete`, its invoice open and not attempted: payment
+    /// waits for `POST /v1/invoices/:id/pay`.
+    DefaultIncomplete,
+    /// Refused with the decline (402): a new subscription ends `incomplete_expired`, an
+    /// update is not applied; either way the invoice is voided.
+    ErrorIfIncomplete,
+    /// Updates only: the change waits, as the subscription's `pending_update`, for its
+    /// invoice to be paid.
+    PendingIfIncomplete,
+}
+
+impl PaymentBehavior {
+    pub const NAMES: &'static str =
+        "allow_incomplete, default_incomplete, error_if_incomplete, pending_if_incomplete";
+
+    pub fn parse(s: &str) -> Option<PaymentBehavior> {
+        match s {
+            "allow_incomplete" => Some(PaymentBehavior::AllowIncomplete),
+            "default_incomplete" => Some(PaymentBehavior::DefaultIncomplete),
+            "error_if_incomplete" => Some(PaymentBehavior::ErrorIfIncomplete),
+            "pending_if_incomplete" => Some(PaymentBehavior::PendingIfIncomplete),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewSubscription {
     pub customer: String,
@@ -59,6 +98,7 @@ pub struct NewSubscription {
     pub default_tax_rates: Vec<String>,
     /// What the trial's end does when no payment method is there to charge.
     pub trial_end_behavior: MissingPaymentMethod,
+    pub payment_behavior: PaymentBehavior,
     pub metadata: MetadataUpdate,
 }
 
@@ -98,6 +138,7 @@ pub struct SubscriptionUpdate {
     pub default_tax_rates: Option<Vec<String>>,
     /// Pauses collection (`Some(Some(_))`) or resumes it (`Some(None)`).
     pub pause_collection: Option<Option<PauseCollection>>,
+    pub payment_behavior: PaymentBehavior,
     pub metadata: MetadataUpdate,
 }
 
@@ -129,6 +170,124 @@ pub(crate) fn check_quantity(param: impl Into<String>, quantity: u64) -> Result<
         ));
     }
     Ok(quantity)
+}
+
+/// Whether an invoice waits for a payment the customer's card is to make.
+pub(crate) fn needs_payment(invoice: &Invoice) -> bool {
+    invoice.collection_method == CollectionMethod::ChargeAutomatically
+        && invoice.status == InvoiceStatus::Open
+        && invoice.amount_remaining > 0
+}
+
+/// The parameters an update sets besides its plan (items' prices and quantities, the
+/// cycle and how it is prorated), in the order the API documents them.
+fn non_plan_params(update: &SubscriptionUpdate) -> Vec<String> {
+    let given = [
+        (
+            "cancel_at_period_end",
+            update.cancel_at_period_end.is_some(),
+        ),
+        ("cancel_at", update.cancel_at.is_some()),
+        (
+            "cancellation_details",
+            update.cancellation_details.is_some(),
+        ),
+        ("description", update.description.is_some()),
+        ("days_until_due", update.days_until_due.is_some()),
+        (
+            "default_payment_method",
+            update.default_payment_method.is_some(),
+        ),
+        ("discounts", update.discounts.is_some()),
+        ("default_tax_rates", update.default_tax_rates.is_some()),
+        ("pause_collection", update.pause_collection.is_some()),
+        ("metadata", update.metadata != MetadataUpdate::default()),
+    ];
+    let items = update.items.iter().enumerate().flat_map(|(i, item)| {
+        [
+            item.tax_rates
+                .is_some()
+                .then(|| format!("items[{i}][tax_rates]")),
+            (item.metadata != MetadataUpdate::default()).then(|| format!("items[{i}][metadata]")),
+        ]
+    });
+    given
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(param, _)| (*param).to_owned())
+        .chain(items.flatten())
+        .collect()
+}
+
+/// Checks an update against what waits for a payment (an incomplete subscription's
+/// first invoice, a pending update's invoice) and its `payment_behavior`; returns
+/// whether the change is to wait for the payment of what it bills
+/// (`error_if_incomplete`, whose decline then discards it, and
+/// `pending_if_incomplete`).
+fn check_payment_behavior(
+    sub: &Subscription,
+    update: &SubscriptionUpdate,
+) -> Result<bool, AppError> {
+    let changes_plan = !update.items.is_empty() || update.reset_billing_cycle;
+    if sub.status == SubscriptionStatus::Incomplete {
+        // As on Stripe: until its first invoice is paid, only what does not bill.
+        let plan = changes_plan.then(|| {
+            if update.items.is_empty() {
+                "billing_cycle_anchor"
+            } else {
+                "items"
+            }
+            .to_owned()
+        });
+        let refused = plan
+            .into_iter()
+            .chain(non_plan_params(update))
+            .find(|p| p != "metadata" && p != "default_payment_method");
+        if let Some(param) = refused {
+            return Err(AppError::invalid(
+                &param,
+                format!(
+                    "The subscription is incomplete until invoice {} is paid: only metadata \
+                     and default_payment_method can change meanwhile.",
+                    sub.latest_invoice.as_deref().unwrap_or("(none)")
+                ),
+            ));
+        }
+    }
+    if let Some(pending) = &sub.pending_update {
+        if changes_plan {
+            return Err(AppError::invalid(
+                "items",
+                format!(
+                    "The subscription has a pending update waiting for invoice {} to be paid; \
+                     pay or void that invoice first.",
+                    pending.invoice
+                ),
+            ));
+        }
+    }
+    match update.payment_behavior {
+        PaymentBehavior::AllowIncomplete => Ok(false),
+        PaymentBehavior::DefaultIncomplete => Err(AppError::invalid(
+            "payment_behavior",
+            "default_incomplete applies when a subscription is created; updates take \
+             allow_incomplete, error_if_incomplete or pending_if_incomplete.",
+        )),
+        PaymentBehavior::ErrorIfIncomplete => Ok(true),
+        // Stripe's pending updates carry the plan only.
+        PaymentBehavior::PendingIfIncomplete => match non_plan_params(update).first() {
+            Some(param) => Err(AppError::invalid(
+                param,
+                format!(
+                    "{param} cannot be part of a pending update; with \
+                     payment_behavior=pending_if_incomplete pass only items (price, \
+                     quantity), proration_behavior, proration_date and \
+                     billing_cycle_anchor, and change the rest in another request."
+                ),
+            )),
+            None => Ok(true),
+        },
+    }
 }
 
 fn not_found(id: &str) -> AppError {
@@ -310,7 +469,10 @@ impl App {
     ) -> Result<HashMap<String, Price>, AppError> {
         let mut ids: Vec<String> = subs
             .iter()
-            .flat_map(|s| s.items.iter().map(|i| i.price.clone()))
+            .flat_map(|s| {
+                let pending = s.pending_update.iter().flat_map(|p| &p.items);
+                s.items.iter().chain(pending).map(|i| i.price.clone())
+            })
             .collect();
         ids.sort();
         ids.dedup();
@@ -338,16 +500,118 @@ impl App {
         caller: &Caller,
         new: NewSubscription,
     ) -> Result<serde_json::Value, AppError> {
+        let behavior = new.payment_behavior;
         let mut tx = self.store.write().await?;
-        let created = self
+        let mut created = self
             .create_in(&mut tx, &caller.scope, new, None, None)
             .await?;
         let rendered = self
             .render
             .subscription(&created.sub, &self.render_prices(&created.prices));
-        self.commit_at(tx, caller, created.now, created.changes, &rendered)
+        let changes = std::mem::take(&mut created.changes);
+        self.commit_at(tx, caller, created.now, changes, &rendered)
             .await?;
-        Ok(rendered)
+        self.collect_change(caller, &created, behavior, rendered)
+            .await
+    }
+
+    /// Collects, in the request as Stripe does, the invoice a new subscription or an
+    /// update (`done`, committed) billed at once, then answers with the subscription as
+    /// the payment left it. A decline under `error_if_incomplete` voids the invoice,
+    /// takes the change back and answers 402; any other outcome is left to the
+    /// subscription's lifecycle (dunning, the incomplete window, a pending update). An
+    /// attempt that cannot even start (the store busy) leaves the invoice due for the
+    /// worker.
+    async fn collect_change(
+        &self,
+        caller: &Caller,
+        done: &Updated,
+        behavior: PaymentBehavior,
+        rendered: serde_json::Value,
+    ) -> Result<serde_json::Value, AppError> {
+        let scope = &caller.scope;
+        let Some(invoice) = &done.invoice else {
+            return Ok(rendered);
+        };
+        if invoice.next_action_at.is_none_or(|t| t > done.now) {
+            return Ok(rendered);
+        }
+        let _attempted = self
+            .collect_due(scope, std::slice::from_ref(&invoice.id), done.now)
+            .await;
+        let mut tx = self.store.write().await?;
+        let invoice = tx
+            .invoices_for_update(scope, std::slice::from_ref(&invoice.id))
+            .await?
+            .pop()
+            .ok_or_else(|| AppError::Internal(format!("{} vanished", invoice.id)))?;
+        let mut sub = tx
+            .subscriptions_for_update(scope, std::slice::from_ref(&done.sub.id))
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(&done.sub.id))?;
+        let declined = match &invoice.payment_intent {
+            Some(pi) if invoice.status == InvoiceStatus::Open => tx
+                .payment_intent(scope, pi)
+                .await?
+                .filter(|pi| pi.status == PaymentIntentStatus::RequiresPaymentMethod)
+                .and_then(|pi| pi.last_payment_error),
+            _ => None,
+        };
+        let (status, body, answer) = match declined {
+            Some(decline) if behavior == PaymentBehavior::ErrorIfIncomplete => {
+                let mut changes = self.void_in(&mut tx, scope, invoice, done.now).await?;
+                let before = sub.clone();
+                if sub.status == SubscriptionStatus::Incomplete {
+                    sub.status = sub
+                        .status
+                        .transition(SubscriptionStatus::IncompleteExpired)
+                        .map_err(|e| AppError::Internal(e.to_string()))?;
+                    sub.ended_at = Some(done.now);
+                    sub.next_action_at = None;
+                } else {
+                    sub.pending_update = None;
+                    sub.next_action_at = Some(sub.next_look());
+                }
+                changes.push(Change {
+                    event_type: if sub.status.is_terminal() {
+                        "customer.subscription.deleted"
+                    } else {
+                        "customer.subscription.updated"
+                    },
+                    object_id: sub.id.clone(),
+                    object: Snapshot::subscription(&sub),
+                    previous: Some(Snapshot::Subscription(Box::new(before))),
+                });
+                tx.update_subscriptions(scope, std::slice::from_ref(&sub))
+                    .await?;
+                let events = self.stamp_events(scope, done.now, None, changes);
+                tx.insert_events(scope, &events).await?;
+                let (status, body) = self.render.card_error(&decline, None);
+                (
+                    status,
+                    body,
+                    Err(AppError::Card {
+                        decline,
+                        param: None,
+                    }),
+                )
+            }
+            _ => {
+                let prices = self.prices_of(&mut tx, scope, &[&sub]).await?;
+                let body = self.render.subscription(&sub, &self.render_prices(&prices));
+                (200, body.clone(), Ok(body))
+            }
+        };
+        // The answer replaces the one committed with the change: a retry with the same
+        // key replays it, and never attempts a second payment.
+        if let Some(key) = &caller.idempotency_key {
+            let body = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.to_string()))?;
+            tx.complete_idempotency_key(scope, key, status, &body)
+                .await?;
+        }
+        tx.commit().await?;
+        answer
     }
 
     /// Creates a subscription and its first invoice in `tx`, without committing: at
@@ -579,6 +843,7 @@ impl App {
             trial_end_behavior: new.trial_end_behavior,
             test_clock: customer.test_clock.clone(),
             schedule: schedule.map(str::to_owned),
+            pending_update: None,
             description: new.description,
             metadata,
             next_action_at: Some(period.end),
@@ -620,8 +885,24 @@ impl App {
             customer_changed |=
                 use_up_discounts(&invoice, Some(&mut sub), &mut customer, period.start);
         }
+        if new.payment_behavior == PaymentBehavior::PendingIfIncomplete {
+            return Err(AppError::invalid(
+                "payment_behavior",
+                "pending_if_incomplete applies to updates; create a subscription with \
+                 allow_incomplete, default_incomplete or error_if_incomplete.",
+            ));
+        }
         let finalized = self.finalize_one(tx, scope, &mut invoice, now).await?;
         sub.latest_invoice = Some(invoice.id.clone());
+        if !trial && needs_payment(&invoice) {
+            // As on Stripe: active once the first invoice is paid, and ended
+            // (incomplete_expired, the invoice voided) if it is not within the window.
+            sub.status = SubscriptionStatus::Incomplete;
+            sub.next_action_at = Some(now + INCOMPLETE_WINDOW_S);
+            if new.payment_behavior == PaymentBehavior::DefaultIncomplete {
+                invoice.next_action_at = None;
+            }
+        }
 
         tx.insert_subscription(scope, &sub).await?;
         tx.insert_invoices(scope, std::slice::from_ref(&invoice))
@@ -697,23 +978,19 @@ impl App {
         id: &str,
         update: SubscriptionUpdate,
     ) -> Result<serde_json::Value, AppError> {
-        let scope = &caller.scope;
+        let behavior = update.payment_behavior;
         let mut tx = self.store.write().await?;
-        let updated = self.apply_update(&mut tx, scope, id, update, None).await?;
+        let mut updated = self
+            .apply_update(&mut tx, &caller.scope, id, update, None)
+            .await?;
         let rendered = self
             .render
             .subscription(&updated.sub, &self.render_prices(&updated.prices));
-        self.commit_at(tx, caller, updated.now, updated.changes, &rendered)
+        let changes = std::mem::take(&mut updated.changes);
+        self.commit_at(tx, caller, updated.now, changes, &rendered)
             .await?;
-        if let Some(invoice) = updated.invoice {
-            if invoice.next_action_at.is_some_and(|t| t <= updated.now) {
-                // Collected now, as Stripe does; a decline leaves it to dunning. The
-                // change is committed already: if the attempt cannot even start (the
-                // store busy), the invoice stays due and the worker collects it.
-                let _attempted = self.collect_due(scope, &[invoice.id], updated.now).await;
-            }
-        }
-        Ok(rendered)
+        self.collect_change(caller, &updated, behavior, rendered)
+            .await
     }
 
     /// Applies `update` to subscription `id` in `tx`, writing it, its prorations and any
@@ -747,6 +1024,7 @@ impl App {
             Some(at) => at,
             None => self.time_for(tx, scope, &customer).await?,
         };
+        let waits = check_payment_behavior(&sub, &update)?;
         let mut prices = self.prices_of(tx, scope, &[&sub]).await?;
         let before = sub.clone();
 
@@ -1083,6 +1361,26 @@ impl App {
         } else {
             None
         };
+        if waits && invoice.as_ref().is_some_and(needs_payment) {
+            // Until the invoice is paid the subscription goes on as it was.
+            let invoice = invoice.as_ref().expect("checked above");
+            let expires_at = (now + INCOMPLETE_WINDOW_S).min(before.current_period_end);
+            let waiting = PendingUpdate {
+                expires_at,
+                invoice: invoice.id.clone(),
+                items: sub.items.clone(),
+                period: restart.then_some((sub.current_period_start, sub.current_period_end)),
+            };
+            sub.items = before.items.clone();
+            sub.billing_cycle_anchor = before.billing_cycle_anchor;
+            sub.current_period_start = before.current_period_start;
+            sub.current_period_end = before.current_period_end;
+            if sub.cancel_at_period_end {
+                sub.cancel_at = Some(sub.current_period_end);
+            }
+            sub.pending_update = Some(waiting);
+            sub.next_action_at = Some(sub.next_look());
+        }
         tx.update_subscriptions(scope, std::slice::from_ref(&sub))
             .await?;
         let prices_of = |s: &Subscription| {

@@ -19,6 +19,9 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 const DAY: i64 = 86_400;
+const VISA: &str = "pm_card_visa";
+/// The slow test card: the gateway makes the charge, then takes long to answer.
+const SLOW: &str = "pm_card_kopek_slow";
 
 fn app(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> App {
     let ids = Arc::new(RandomIds);
@@ -33,9 +36,10 @@ fn app(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> App {
 }
 
 /// `n` daily subscriptions whose first renewal fell due a minute ago (real time), so a
-/// worker on the real clock renews each exactly once; their customers pay with `card`
-/// (a sandbox test card), so each first invoice is due to be charged.
-async fn seed(store: Arc<dyn Store>, n: usize, card: Option<&str>) -> Scope {
+/// worker on the real clock (with no draft window, see [`kopek`]) renews each exactly
+/// once, finalizes the renewal and charges it to `card` (a sandbox test card). Their
+/// first invoices were paid with `pm_card_visa` when they subscribed.
+async fn seed(store: Arc<dyn Store>, n: usize, card: &str) -> Scope {
     let wall = SystemClock.now();
     let seeder = app(store, FixedClock::new(wall - DAY - 60));
     let (account, _) = seeder.create_account().await.unwrap();
@@ -88,18 +92,19 @@ async fn seed(store: Arc<dyn Store>, n: usize, card: Option<&str>) -> Scope {
             .create_customer(
                 &caller,
                 CustomerParams {
-                    payment_method: card.map(str::to_owned),
-                    default_payment_method: card.map(|c| Some(c.to_owned())),
+                    payment_method: Some(VISA.to_owned()),
+                    default_payment_method: Some(Some(VISA.to_owned())),
                     ..CustomerParams::default()
                 },
             )
             .await
             .unwrap();
+        let customer_id = customer.id.clone();
         seeder
             .create_subscription(
                 &caller,
                 NewSubscription {
-                    customer: customer.id,
+                    customer: customer_id,
                     items: vec![NewItem {
                         price: price.id.clone(),
                         quantity: None,
@@ -116,12 +121,30 @@ async fn seed(store: Arc<dyn Store>, n: usize, card: Option<&str>) -> Scope {
                     discounts: Vec::new(),
                     default_tax_rates: Vec::new(),
                     trial_end_behavior: Default::default(),
+                    payment_behavior: Default::default(),
                     description: None,
                     metadata: MetadataUpdate::default(),
                 },
             )
             .await
             .unwrap();
+        if card != VISA {
+            let pm = seeder
+                .attach_payment_method(&caller, card, &customer.id)
+                .await
+                .unwrap();
+            seeder
+                .update_customer(
+                    &caller,
+                    &customer.id,
+                    CustomerParams {
+                        default_payment_method: Some(Some(pm.id)),
+                        ..CustomerParams::default()
+                    },
+                )
+                .await
+                .unwrap();
+        }
     }
     caller.scope
 }
@@ -152,10 +175,12 @@ async fn subscriptions(store: &Arc<dyn Store>, scope: &Scope) -> Vec<Subscriptio
     subs
 }
 
-/// What the sandbox gateway charged, from its own books.
-async fn sandbox_charges(store: &Arc<dyn Store>, scope: &Scope) -> Vec<SandboxCharge> {
+/// What the sandbox gateway charged to `card`, from its own books.
+async fn sandbox_charges(store: &Arc<dyn Store>, scope: &Scope, card: &str) -> Vec<SandboxCharge> {
     let mut tx = store.read().await.unwrap();
-    tx.sandbox_charges(&scope.account_id).await.unwrap()
+    let mut books = tx.sandbox_charges(&scope.account_id).await.unwrap();
+    books.retain(|c| c.reference == card);
+    books
 }
 
 fn kopek(url: &str, args: &[&str]) -> Child {
@@ -164,6 +189,8 @@ fn kopek(url: &str, args: &[&str]) -> Child {
         .arg(url)
         .args(args)
         .env("KOPEK_LOG", "warn")
+        // Renewals are finalized, and so charged, as soon as they are created.
+        .env("KOPEK_DRAFT_WINDOW_S", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -187,10 +214,11 @@ store_test!(
     |kind: StoreKind| async move {
         let (store, url) = fresh_store_with_url(kind).await;
         let n = 1_000;
-        let scope = seed(store.clone(), n, Some("pm_card_visa")).await;
+        let scope = seed(store.clone(), n, VISA).await;
+        let since = SystemClock.now();
         let a = kopek(&url, &["worker", "--drain", "--worker-batch-max", "50"]);
         let b = kopek(&url, &["worker", "--drain", "--worker-batch-max", "50"]);
-        let in_process = app(store.clone(), Arc::new(SystemClock));
+        let in_process = app(store.clone(), Arc::new(SystemClock)).with_draft_window(0);
         let schedulers: Vec<_> = (0..3)
             .map(|i| {
                 let app = in_process.clone();
@@ -213,14 +241,16 @@ store_test!(
             counts.values().all(|&c| c == 1),
             "a subscription was renewed twice"
         );
-        // The first invoices were collected by whichever worker got them, each once: the
-        // gateway's own books hold one successful charge per invoice.
-        let books = sandbox_charges(&store, &scope).await;
-        assert_eq!(books.len(), n, "one charge per first invoice");
+        // The renewals were collected by whichever worker got them, each once: the
+        // gateway's own books hold one successful charge per invoice, the first
+        // invoices' (made when subscribing) and the renewals' (made since).
+        let books = sandbox_charges(&store, &scope, VISA).await;
+        assert_eq!(books.len(), 2 * n, "one charge per invoice");
+        assert_eq!(books.iter().filter(|c| c.created >= since).count(), n);
         let mut keys: Vec<&str> = books.iter().map(|c| c.idempotency_key.as_str()).collect();
         keys.sort();
         keys.dedup();
-        assert_eq!(keys.len(), n, "no key charged twice");
+        assert_eq!(keys.len(), 2 * n, "no key charged twice");
         assert!(books.iter().all(|c| c.status == "succeeded"));
         for sub in subscriptions(&store, &scope).await {
             assert!(
@@ -239,7 +269,7 @@ store_test!(
     |kind: StoreKind| async move {
         let (store, url) = fresh_store_with_url(kind).await;
         let n = 1_500;
-        let scope = seed(store.clone(), n, None).await;
+        let scope = seed(store.clone(), n, VISA).await;
         let mut worker = kopek(
             &url,
             &[
@@ -287,8 +317,8 @@ store_test!(
     |kind: StoreKind| async move {
         let (store, url) = fresh_store_with_url(kind).await;
         let n = 3;
-        // The slow test card: the gateway makes the charge, then takes 1.5 s to answer.
-        let scope = seed(store.clone(), n, Some("pm_card_kopek_slow")).await;
+        let scope = seed(store.clone(), n, SLOW).await;
+        let since = SystemClock.now();
         let flags = [
             "--gateway-timeout-ms",
             "2000",
@@ -300,21 +330,22 @@ store_test!(
         let mut worker = kopek(&url, &[&["worker"][..], &flags[..]].concat());
         // Kill it once the gateway has charged but before the answer is recorded.
         for _ in 0..2_000 {
-            if !sandbox_charges(&store, &scope).await.is_empty() {
+            if !sandbox_charges(&store, &scope, SLOW).await.is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         worker.kill().await.unwrap();
-        let charged = sandbox_charges(&store, &scope).await;
+        let charged = sandbox_charges(&store, &scope, SLOW).await;
         assert_eq!(
             charged.len(),
             1,
             "killed after the first charge: {charged:?}"
         );
         let mut tx = store.read().await.unwrap();
-        let (charges, _) = tx.charges_after(&scope, 0, 100).await.unwrap();
+        let (mut charges, _) = tx.charges_after(&scope, 0, 100).await.unwrap();
         drop(tx);
+        charges.retain(|c| c.created >= since);
         assert!(
             charges.iter().all(|c| c.status == ChargeStatus::Pending),
             "nothing was recorded yet"
@@ -327,12 +358,13 @@ store_test!(
             "the restarted worker",
         )
         .await;
-        let books = sandbox_charges(&store, &scope).await;
+        let books = sandbox_charges(&store, &scope, SLOW).await;
         assert_eq!(books.len(), n, "each invoice charged once: {books:?}");
         let mut tx = store.read().await.unwrap();
-        let (charges, _) = tx.charges_after(&scope, 0, 100).await.unwrap();
+        let (mut charges, _) = tx.charges_after(&scope, 0, 100).await.unwrap();
         drop(tx);
-        assert_eq!(charges.len(), n, "one attempt per invoice");
+        charges.retain(|c| c.created >= since);
+        assert_eq!(charges.len(), n, "one attempt per renewal");
         assert!(
             charges.iter().all(|c| c.status == ChargeStatus::Succeeded),
             "{charges:?}"
