@@ -608,6 +608,8 @@ impl Renderer for WireRenderer {
             .iter()
             .map(|l| credit_note_line(l, n.livemode))
             .collect();
+        let subtotal = n.amount - n.exclusive_tax() + n.discount_amount();
+        let inclusive = n.tax() - n.exclusive_tax();
         json!({
             "id": n.id,
             "object": "credit_note",
@@ -617,8 +619,8 @@ impl Renderer for WireRenderer {
             "currency": n.currency.lowercase(),
             "customer": n.customer,
             "customer_balance_transaction": n.customer_balance_transaction,
-            "discount_amount": 0,
-            "discount_amounts": [],
+            "discount_amount": n.discount_amount(),
+            "discount_amounts": sum_discounts(n.lines.iter().flat_map(|l| &l.discount_amounts)),
             "effective_at": n.created,
             "invoice": n.invoice,
             "lines": {
@@ -644,12 +646,13 @@ impl Renderer for WireRenderer {
             })).collect::<Vec<_>>(),
             "shipping_cost": null,
             "status": if n.voided { "void" } else { "issued" },
-            "subtotal": n.amount,
-            "subtotal_excluding_tax": n.amount,
+            // Stripe's: the subtotal is before exclusive tax and discounts.
+            "subtotal": subtotal,
+            "subtotal_excluding_tax": subtotal - inclusive,
             "test_clock": n.test_clock,
             "total": n.amount,
-            "total_excluding_tax": n.amount,
-            "total_taxes": [],
+            "total_excluding_tax": n.amount - n.tax(),
+            "total_taxes": n.taxes.iter().map(tax_amount).collect::<Vec<_>>(),
             "type": n.kind(),
             "voided_at": n.voided_at,
             // kopek's additions: where the amount beyond what was owed went.
@@ -983,6 +986,18 @@ fn discount_amount(a: &DiscountAmount) -> Value {
     json!({"amount": a.amount, "discount": a.discount})
 }
 
+/// Discount amounts summed per discount, in the order the discounts first appear.
+fn sum_discounts<'a>(amounts: impl Iterator<Item = &'a DiscountAmount>) -> Vec<Value> {
+    let mut sums: Vec<DiscountAmount> = Vec::new();
+    for a in amounts {
+        match sums.iter_mut().find(|s| s.discount == a.discount) {
+            Some(sum) => sum.amount += a.amount,
+            None => sums.push(a.clone()),
+        }
+    }
+    sums.iter().map(discount_amount).collect()
+}
+
 fn decline(d: &kopek_app::ports::Decline, payment_method: Option<&str>) -> Value {
     json!({
         "type": "card_error",
@@ -1008,15 +1023,15 @@ pub fn credit_note_line(l: &CreditNoteLine, livemode: bool) -> Value {
         "object": "credit_note_line_item",
         "amount": l.amount,
         "description": l.description,
-        "discount_amount": 0,
-        "discount_amounts": [],
+        "discount_amount": l.discount_amount(),
+        "discount_amounts": l.discount_amounts.iter().map(discount_amount).collect::<Vec<_>>(),
         "invoice_line_item": l.invoice_line_item,
         "livemode": livemode,
         "metadata": {},
         "pretax_credit_amounts": [],
         "quantity": l.quantity,
         "tax_rates": [],
-        "taxes": [],
+        "taxes": l.taxes.iter().map(tax_amount).collect::<Vec<_>>(),
         "type": if l.invoice_line_item.is_some() { "invoice_line_item" } else { "custom_line_item" },
         "unit_amount": l.unit_amount,
         "unit_amount_decimal": l.unit_amount.map(|a| a.to_string()),

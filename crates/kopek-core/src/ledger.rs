@@ -332,13 +332,13 @@ pub struct CreditNoteSplit {
     pub out_of_band: i64,
 }
 
-/// Issuing a credit note: revenue and the tax on it are reduced by what it credits (but
-/// for refunds, which post when they succeed).
+/// Issuing a credit note: revenue and tax payable are reduced by what it credits (but
+/// for refunds, which post when they succeed); `tax` is the note's tax on that part.
 pub fn credit_note_issued(
     customer: &str,
     currency: crate::Currency,
     split: CreditNoteSplit,
-    taxed: Taxed,
+    tax: i64,
 ) -> Result<Vec<Posting>, LedgerError> {
     let credited = Money::sum(
         currency,
@@ -347,7 +347,10 @@ pub fn credit_note_issued(
             .map(|a| Money::new(a, currency)),
     )
     .map_err(LedgerError::Money)?;
-    let (revenue, tax) = taxed.split(credited.minor())?;
+    let revenue = credited
+        .minor()
+        .checked_sub(tax)
+        .ok_or(LedgerError::Money(MoneyError::Overflow))?;
     lines(
         currency,
         &[
@@ -365,9 +368,9 @@ pub fn credit_note_voided(
     customer: &str,
     currency: crate::Currency,
     split: CreditNoteSplit,
-    taxed: Taxed,
+    tax: i64,
 ) -> Result<Vec<Posting>, LedgerError> {
-    Ok(credit_note_issued(customer, currency, split, taxed)?
+    Ok(credit_note_issued(customer, currency, split, tax)?
         .into_iter()
         .map(|p| Posting {
             amount: Money::new(-p.amount.minor(), p.amount.currency()),
@@ -417,8 +420,8 @@ mod tests {
             invoice_voided("cus_1", usd(2000), -500, false, Taxed::default()).unwrap(),
             invoice_uncollectible("cus_1", usd(2000)).unwrap(),
             invoice_finalized("cus_1", usd(-500), 0, 500).unwrap(),
-            credit_note_issued("cus_1", usd(0).currency(), split, taxed).unwrap(),
-            credit_note_voided("cus_1", usd(0).currency(), split, taxed).unwrap(),
+            credit_note_issued("cus_1", usd(0).currency(), split, 100).unwrap(),
+            credit_note_voided("cus_1", usd(0).currency(), split, 100).unwrap(),
             balance_adjusted("cus_1", usd(-700)).unwrap(),
             refunded(usd(700), taxed).unwrap(),
         ] {

@@ -338,3 +338,179 @@ store_test!(bad_tax_rates_change_nothing, |kind| async move {
     assert_eq!(listed["data"][0]["id"], vat);
     h.assert_doctor_clean().await;
 });
+
+store_test!(
+    credit_notes_take_back_the_tax_of_the_lines_they_credit,
+    |kind| async move {
+        let h = harness(kind).await;
+        let vat = rate(&h, "19", false).await;
+        // An open invoice of 9.99 taxed 19% (1.90, rounded once on the line) and 10.00
+        // untaxed: 21.89, of which 1.90 is tax.
+        let customer = id(&h.ok("/v1/customers", "").await);
+        let invoice = id(&h
+            .ok(
+                "/v1/invoices",
+                &format!("customer={customer}&collection_method=send_invoice"),
+            )
+            .await);
+        for item in [
+            format!("amount=999&description=Taxed&tax_rates[0]={vat}"),
+            "amount=1000&description=Untaxed".to_owned(),
+        ] {
+            h.ok(
+                "/v1/invoiceitems",
+                &format!("customer={customer}&invoice={invoice}&currency=usd&{item}"),
+            )
+            .await;
+        }
+        let sent = h.ok(&format!("/v1/invoices/{invoice}/send"), "").await;
+        assert_eq!(sent["total"], 2_189);
+        assert_eq!(sent["total_taxes"][0]["amount"], 190);
+        let taxed_line = sent["lines"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["description"] == "Taxed")
+            .map(id)
+            .unwrap();
+        assert_eq!(ledger(&h, "tax_payable").await, -190);
+        // The taxed line credited in thirds: each third takes back its share of the
+        // line's tax (1.90 × 333/999 = 0.6333…), shares rounded cumulatively so the
+        // three come to the line's 1.90 exactly: 0.63, 0.64, 0.63.
+        let mut taken = Vec::new();
+        for _ in 0..3 {
+            let note = h
+                .ok(
+                    "/v1/credit_notes",
+                    &format!(
+                        "invoice={invoice}&lines[0][type]=invoice_line_item\
+                         &lines[0][invoice_line_item]={taxed_line}&lines[0][amount]=333"
+                    ),
+                )
+                .await;
+            let tax = note["total_taxes"][0]["amount"].as_i64().unwrap();
+            assert_eq!(note["lines"]["data"][0]["amount"], 333);
+            assert_eq!(note["lines"]["data"][0]["taxes"][0]["amount"], tax);
+            assert_eq!(note["lines"]["data"][0]["taxes"][0]["taxable_amount"], 333);
+            assert_eq!(note["subtotal"], 333);
+            assert_eq!(note["total_excluding_tax"], 333);
+            assert_eq!(note["amount"], 333 + tax);
+            assert_eq!(note["total"], 333 + tax);
+            taken.push(tax);
+        }
+        assert_eq!(taken, [63, 64, 63]);
+        // All of the line's tax is back, none of the untaxed line's amount was taxed.
+        assert_eq!(ledger(&h, "tax_payable").await, 0);
+        let credited = h.get(&format!("/v1/invoices/{invoice}")).await.json();
+        assert_eq!(credited["amount_remaining"], 1_000);
+        // Crediting the untaxed line takes back no tax (in proportion to the invoice it
+        // would take 0.87), and leaves the invoice credited in full.
+        let untaxed_line = sent["lines"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["description"] == "Untaxed")
+            .map(id)
+            .unwrap();
+        let rest = h
+            .ok(
+                "/v1/credit_notes",
+                &format!(
+                    "invoice={invoice}&lines[0][type]=invoice_line_item\
+                     &lines[0][invoice_line_item]={untaxed_line}&lines[0][amount]=1000"
+                ),
+            )
+            .await;
+        assert_eq!(rest["amount"], 1_000);
+        assert_eq!(rest["total_taxes"], serde_json::json!([]));
+        assert_eq!(ledger(&h, "tax_payable").await, 0);
+        assert_eq!(ledger(&h, "revenue").await, 0);
+        let credited = h.get(&format!("/v1/invoices/{invoice}")).await.json();
+        assert_eq!(credited["status"], "paid");
+        assert_eq!(credited["amount_remaining"], 0);
+
+        // A note by amount alone takes the invoice's taxes in proportion: half of
+        // 50.00 + 9.50 of tax is 29.75, of which 4.75 is tax.
+        let half = sent_usd(&h, &vat).await;
+        let note = h
+            .ok("/v1/credit_notes", &format!("invoice={half}&amount=2975"))
+            .await;
+        assert_eq!(note["total_taxes"][0]["amount"], 475);
+        assert_eq!(note["total_taxes"][0]["taxable_amount"], 2_500);
+        assert_eq!(note["total_excluding_tax"], 2_500);
+        assert_eq!(note["subtotal"], 2_500);
+        assert_eq!(ledger(&h, "tax_payable").await, -475);
+        h.assert_doctor_clean().await;
+    }
+);
+
+store_test!(
+    a_refunding_credit_note_takes_back_its_tax_when_the_refund_succeeds,
+    |kind| async move {
+        let h = harness(kind).await;
+        let vat = rate(&h, "19", false).await;
+        let customer = id(&h
+            .ok(
+                "/v1/customers",
+                "payment_method=pm_card_visa&invoice_settings[default_payment_method]=pm_card_visa",
+            )
+            .await);
+        let invoice = id(&h
+            .ok(
+                "/v1/invoices",
+                &format!("customer={customer}&auto_advance=true"),
+            )
+            .await);
+        for item in [
+            format!("amount=1000&description=Taxed&tax_rates[0]={vat}"),
+            "amount=1000&description=Untaxed".to_owned(),
+        ] {
+            h.ok(
+                "/v1/invoiceitems",
+                &format!("customer={customer}&invoice={invoice}&currency=usd&{item}"),
+            )
+            .await;
+        }
+        let finalized = h.ok(&format!("/v1/invoices/{invoice}/finalize"), "").await;
+        h.drain().await;
+        let paid = h.get(&format!("/v1/invoices/{invoice}")).await.json();
+        assert_eq!(paid["status"], "paid");
+        assert_eq!(paid["amount_paid"], 2_190);
+        let taxed_line = finalized["lines"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["description"] == "Taxed")
+            .map(id)
+            .unwrap();
+        // The taxed line in full: 11.90, 10.00 refunded and 1.90 credited to the
+        // customer's balance. Its 1.90 of tax comes back in full, split between the
+        // note (0.30 on the credit) and its refund (1.60 on the refund), although the
+        // invoice's tax in proportion to 11.90 would be only 1.03.
+        let note = h
+            .ok(
+                "/v1/credit_notes",
+                &format!(
+                    "invoice={invoice}&lines[0][type]=invoice_line_item\
+                     &lines[0][invoice_line_item]={taxed_line}&lines[0][amount]=1000\
+                     &refund_amount=1000&credit_amount=190"
+                ),
+            )
+            .await;
+        assert_eq!(note["amount"], 1_190);
+        assert_eq!(note["total_taxes"][0]["amount"], 190);
+        assert_eq!(note["type"], "post_payment");
+        h.drain().await;
+        let refund = h
+            .get(&format!(
+                "/v1/refunds/{}",
+                note["refunds"][0]["refund"].as_str().unwrap()
+            ))
+            .await
+            .json();
+        assert_eq!(refund["status"], "succeeded");
+        assert_eq!(ledger(&h, "tax_payable").await, 0);
+        assert_eq!(ledger(&h, "revenue").await, -1_000);
+        h.assert_doctor_clean().await;
+    }
+);

@@ -1,6 +1,8 @@
 //! Credit notes and the movements of customers' credit balances.
 
 use super::billing::{currency, is_false};
+use super::discounts::DiscountAmount;
+use super::taxes::TaxAmount;
 use super::Metadata;
 use kopek_core::Currency;
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,30 @@ pub struct CreditNoteLine {
     pub quantity: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_amount: Option<i64>,
+    /// The invoice line's discounts and taxes on the part credited, in proportion
+    /// (`amount` is before both, as on Stripe; a custom line has neither).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discount_amounts: Vec<DiscountAmount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taxes: Vec<TaxAmount>,
+}
+
+impl CreditNoteLine {
+    pub fn discount_amount(&self) -> i64 {
+        self.discount_amounts.iter().map(|d| d.amount).sum()
+    }
+
+    /// What the line takes off the invoice: its amount less its discounts, plus its
+    /// exclusive taxes.
+    pub fn credited(&self) -> i64 {
+        let exclusive: i64 = self
+            .taxes
+            .iter()
+            .filter(|t| !t.inclusive)
+            .map(|t| t.amount)
+            .sum();
+        self.amount - self.discount_amount() + exclusive
+    }
 }
 
 /// A reduction of a finalized invoice. Its amount first reduces what is still owed
@@ -42,8 +68,13 @@ pub struct CreditNote {
     pub customer: String,
     #[serde(with = "currency")]
     pub currency: Currency,
+    /// Its total: what it takes off the invoice, taxes included.
     pub amount: i64,
     pub lines: Vec<CreditNoteLine>,
+    /// The tax it takes back, per rate: its lines' or, without lines, the invoice's in
+    /// proportion to the amount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taxes: Vec<TaxAmount>,
     pub pre_payment_amount: i64,
     pub post_payment_amount: i64,
     pub refund_amount: i64,
@@ -70,6 +101,29 @@ pub struct CreditNote {
 }
 
 impl CreditNote {
+    pub fn tax(&self) -> i64 {
+        self.taxes.iter().map(|t| t.amount).sum()
+    }
+
+    pub fn exclusive_tax(&self) -> i64 {
+        self.taxes
+            .iter()
+            .filter(|t| !t.inclusive)
+            .map(|t| t.amount)
+            .sum()
+    }
+
+    pub fn discount_amount(&self) -> i64 {
+        self.lines.iter().map(CreditNoteLine::discount_amount).sum()
+    }
+
+    /// The part of its tax that its refund takes back (the refund posts it when the
+    /// gateway confirms), and so the rest is what issuing the note takes back.
+    pub fn refund_tax(&self) -> i64 {
+        kopek_core::tax::tax_part(self.refund_amount, self.amount, self.tax())
+            .expect("the refund is at most the amount, so its part is at most the tax")
+    }
+
     /// `pre_payment` when it only reduced what was owed, `post_payment` otherwise.
     pub fn kind(&self) -> &'static str {
         if self.post_payment_amount > 0 {

@@ -7,7 +7,7 @@
 //! gateway confirms it, as every refund does. Voiding is allowed while the invoice is
 //! open, as on Stripe, and reverses what the note took off what was owed.
 
-use super::invoicing::{money_error, taxed, write_balance_transactions};
+use super::invoicing::{money_error, sum_taxes, write_balance_transactions};
 use super::metadata::MetadataUpdate;
 use super::refunds::Reserve;
 use crate::app::{cursor_not_found, App, Caller, Change};
@@ -122,8 +122,12 @@ impl App {
             credit: note.credit_amount,
             out_of_band: note.out_of_band_amount,
         };
-        let postings =
-            ledger::credit_note_issued(&invoice.customer, invoice.currency, split, taxed(&invoice));
+        let postings = ledger::credit_note_issued(
+            &invoice.customer,
+            invoice.currency,
+            split,
+            note.tax() - note.refund_tax(),
+        );
         let entry = self.ledger_entry_for(
             scope,
             now,
@@ -313,7 +317,8 @@ impl App {
                 ));
             }
         }
-        let from_lines: i64 = lines.iter().map(|l| l.amount).sum();
+        apportion(&invoice, &issued, &mut lines)?;
+        let from_lines: i64 = lines.iter().map(CreditNoteLine::credited).sum();
         let amount = match (new.amount, lines.is_empty()) {
             (Some(amount), true) => amount,
             (None, false) => from_lines,
@@ -348,6 +353,11 @@ impl App {
                 ),
             ));
         }
+        let taxes = if lines.is_empty() {
+            taxes_in_proportion(&invoice, &issued, amount)?
+        } else {
+            sum_taxes(lines.iter().flat_map(|l| &l.taxes))
+        };
         let pre_payment_amount = if invoice.status == InvoiceStatus::Open {
             amount.min(invoice.amount_remaining)
         } else {
@@ -439,6 +449,7 @@ impl App {
             currency: invoice.currency,
             amount,
             lines,
+            taxes,
             pre_payment_amount,
             post_payment_amount,
             refund_amount,
@@ -531,6 +542,8 @@ impl App {
                     description: credited.description.clone(),
                     quantity: *quantity,
                     unit_amount: None,
+                    discount_amounts: Vec::new(),
+                    taxes: Vec::new(),
                 })
             }
             NewCreditNoteLine::Custom {
@@ -560,6 +573,8 @@ impl App {
                     description: Some(description.clone()),
                     quantity: Some(*quantity),
                     unit_amount: Some(*unit_amount),
+                    discount_amounts: Vec::new(),
+                    taxes: Vec::new(),
                 })
             }
         }
@@ -695,8 +710,12 @@ impl App {
             credit: 0,
             out_of_band: 0,
         };
-        let postings =
-            ledger::credit_note_voided(&invoice.customer, invoice.currency, split, taxed(&invoice));
+        let postings = ledger::credit_note_voided(
+            &invoice.customer,
+            invoice.currency,
+            split,
+            note.tax() - note.refund_tax(),
+        );
         let entry = self.ledger_entry_for(
             scope,
             now,
@@ -748,4 +767,81 @@ fn credited_on(issued: &[&CreditNote], line: &str) -> i64 {
         .filter(|l| l.invoice_line_item.as_deref() == Some(line))
         .map(|l| l.amount)
         .sum()
+}
+
+/// Gives each line crediting an invoice line its share of that line's discounts and
+/// taxes. Shares are cumulative (what everything credited on the line so far is due,
+/// less what earlier credits took), so crediting a line in parts takes back exactly its
+/// discounts and taxes once it is all credited.
+fn apportion(
+    invoice: &Invoice,
+    issued: &[&CreditNote],
+    lines: &mut [CreditNoteLine],
+) -> Result<(), AppError> {
+    for i in 0..lines.len() {
+        let Some(id) = lines[i].invoice_line_item.clone() else {
+            continue;
+        };
+        let line = invoice
+            .lines
+            .iter()
+            .find(|l| l.id == id)
+            .ok_or_else(|| AppError::Internal(format!("{id} is not on {}", invoice.id)))?;
+        let earlier: i64 = lines[..i]
+            .iter()
+            .filter(|l| l.invoice_line_item.as_deref() == Some(id.as_str()))
+            .map(|l| l.amount)
+            .sum();
+        let before = credited_on(issued, &id) + earlier;
+        let after = before + lines[i].amount;
+        // Checked against what is left of the line, so 0 < after <= line.amount.
+        let share = |x: i64| -> Result<i64, AppError> {
+            let upto = |g: i64| kopek_core::money::scale(g, x, line.amount);
+            Ok(upto(after).map_err(money_error)? - upto(before).map_err(money_error)?)
+        };
+        let mut discounts = Vec::with_capacity(line.discount_amounts.len());
+        for d in &line.discount_amounts {
+            discounts.push(DiscountAmount {
+                discount: d.discount.clone(),
+                amount: share(d.amount)?,
+            });
+        }
+        let mut taxes = Vec::with_capacity(line.taxes.len());
+        for t in &line.taxes {
+            taxes.push(TaxAmount {
+                tax_rate: t.tax_rate.clone(),
+                amount: share(t.amount)?,
+                inclusive: t.inclusive,
+                taxable_amount: share(t.taxable_amount)?,
+            });
+        }
+        lines[i].discount_amounts = discounts;
+        lines[i].taxes = taxes;
+    }
+    Ok(())
+}
+
+/// The taxes a note of `amount` without lines takes back: each of the invoice's in
+/// proportion to the amount, cumulatively over the notes issued before it.
+fn taxes_in_proportion(
+    invoice: &Invoice,
+    issued: &[&CreditNote],
+    amount: i64,
+) -> Result<Vec<TaxAmount>, AppError> {
+    let before: i64 = issued.iter().map(|n| n.amount).sum();
+    let part =
+        |g: i64, of: i64| kopek_core::tax::tax_part(g, invoice.total, of).map_err(money_error);
+    invoice
+        .total_taxes
+        .iter()
+        .map(|t| {
+            Ok(TaxAmount {
+                tax_rate: t.tax_rate.clone(),
+                amount: part(before + amount, t.amount)? - part(before, t.amount)?,
+                inclusive: t.inclusive,
+                taxable_amount: part(before + amount, t.taxable_amount)?
+                    - part(before, t.taxable_amount)?,
+            })
+        })
+        .collect()
 }

@@ -147,6 +147,21 @@ pub(crate) fn item_line(app: &App, item: &InvoiceItem) -> InvoiceLine {
 }
 
 /// What an invoice charged and how much was tax, for reversals of part of it.
+/// Tax amounts summed per rate, in the order the rates first appear.
+pub(crate) fn sum_taxes<'a>(taxes: impl Iterator<Item = &'a TaxAmount>) -> Vec<TaxAmount> {
+    let mut sums: Vec<TaxAmount> = Vec::new();
+    for t in taxes {
+        match sums.iter_mut().find(|s| s.tax_rate == t.tax_rate) {
+            Some(sum) => {
+                sum.amount += t.amount;
+                sum.taxable_amount += t.taxable_amount;
+            }
+            None => sums.push(t.clone()),
+        }
+    }
+    sums
+}
+
 pub(crate) fn taxed(invoice: &Invoice) -> ledger::Taxed {
     ledger::Taxed {
         total: invoice.total,
@@ -197,20 +212,10 @@ impl App {
             })
             .collect();
         let taxes = self.tax.line_taxes(invoice.currency, &lines)?;
-        let mut totals: Vec<TaxAmount> = Vec::new();
         for (line, taxes) in invoice.lines.iter_mut().zip(taxes) {
-            for tax in &taxes {
-                match totals.iter_mut().find(|t| t.tax_rate == tax.tax_rate) {
-                    Some(total) => {
-                        total.amount += tax.amount;
-                        total.taxable_amount += tax.taxable_amount;
-                    }
-                    None => totals.push(tax.clone()),
-                }
-            }
             line.taxes = taxes;
         }
-        invoice.total_taxes = totals;
+        invoice.total_taxes = sum_taxes(invoice.lines.iter().flat_map(|l| &l.taxes));
         Ok(())
     }
 }

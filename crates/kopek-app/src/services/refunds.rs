@@ -308,11 +308,22 @@ impl App {
                     refund.status = RefundStatus::Succeeded;
                     refund.gateway_id = Some(gateway_id.clone());
                     refund.next_action_at = None;
-                    let taxed = charge
-                        .invoice
-                        .as_ref()
-                        .and_then(|i| taxes.get(i).copied())
-                        .unwrap_or_default();
+                    // A credit note's refund takes back its part of the note's tax.
+                    let note = match &refund.credit_note {
+                        Some(id) => tx.credit_note(scope, id, false).await?,
+                        None => None,
+                    };
+                    let taxed = match note {
+                        Some(note) => ledger::Taxed {
+                            total: refund.amount,
+                            tax: note.refund_tax(),
+                        },
+                        None => charge
+                            .invoice
+                            .as_ref()
+                            .and_then(|i| taxes.get(i).copied())
+                            .unwrap_or_default(),
+                    };
                     let postings =
                         ledger::refunded(Money::new(refund.amount, refund.currency), taxed);
                     entries.extend(self.ledger_entry_for(
