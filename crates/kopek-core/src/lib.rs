@@ -24,6 +24,7 @@ pub mod price;
 pub mod subscription;
 pub mod tax;
 pub mod usage;
+pub mod webhook;
 
 pub use currency::Currency;
 pub use money::{Money, MoneyError};

@@ -2,7 +2,7 @@
 //! own verifier must refuse, and genuine ones that Stripe's Python SDK and the Standard
 //! Webhooks reference library accept unchanged.
 
-use kopek_notify::signature::{
+use kopek_core::webhook::signature::{
     sign, verify, verify_stripe, Headers, Secret, Signed, VerifyError, TOLERANCE_S,
 };
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! with the reason, resolving names through a stub resolver (this test connects to
 //! nothing), and public URLs pass with exactly the addresses that were checked.
 
-use kopek_notify::ssrf::{parse, vet, Policy, Refusal, Vetted};
+use kopek_core::webhook::ssrf::{parse, vet, Policy, Refusal, Vetted};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
