@@ -31,6 +31,7 @@ mod subscription_schedules;
 mod subscriptions;
 mod tax_rates;
 mod test_clocks;
+mod webhook_endpoints;
 
 pub use openapi::openapi_document;
 pub use render::WireRenderer;
@@ -116,6 +117,20 @@ pub fn router(app: App) -> Router {
         .route(
             "/v1/billing/meter_events/batch",
             post(billing_meters::create_batch).layer(DefaultBodyLimit::max(BATCH_BODY_BYTES_MAX)),
+        )
+        .route(
+            "/v1/webhook_endpoints",
+            get(webhook_endpoints::list).post(webhook_endpoints::create),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}",
+            get(webhook_endpoints::retrieve)
+                .post(webhook_endpoints::update)
+                .delete(webhook_endpoints::delete),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}/rotate_secret",
+            post(webhook_endpoints::rotate_secret),
         )
         .route(
             "/v1/tax_rates",

@@ -870,6 +870,26 @@ impl Renderer for WireRenderer {
         })
     }
 
+    fn webhook_endpoint(&self, e: &WebhookEndpoint, secret: bool) -> Value {
+        let mut rendered = json!({
+            "id": e.id,
+            "object": "webhook_endpoint",
+            "api_version": null,
+            "application": null,
+            "created": e.created,
+            "description": e.description,
+            "enabled_events": e.enabled_events,
+            "livemode": e.livemode,
+            "metadata": metadata(&e.metadata),
+            "status": if e.disabled { "disabled" } else { "enabled" },
+            "url": e.url,
+        });
+        if secret {
+            rendered["secret"] = json!(e.secret);
+        }
+        rendered
+    }
+
     fn deleted(&self, object: &str, id: &str) -> Value {
         json!({"id": id, "object": object, "deleted": true})
     }

@@ -23,6 +23,10 @@ pub struct App {
     pub(crate) gateway_timeout: std::time::Duration,
     /// How long a renewal (or auto-advancing) draft waits before it is finalized.
     pub(crate) draft_window_s: i64,
+    /// Resolves webhook hosts for the URL guard.
+    pub(crate) resolver: Arc<dyn crate::ports::Resolver>,
+    /// What webhooks may reach beyond the public internet (nothing unless configured).
+    pub(crate) url_policy: kopek_core::webhook::ssrf::Policy,
 }
 
 /// Who is calling, and under which idempotency key (already claimed by the caller).
@@ -91,7 +95,21 @@ impl App {
                 crate::services::GATEWAY_TIMEOUT_MS_DEFAULT,
             ),
             draft_window_s: crate::services::DRAFT_WINDOW_S_DEFAULT,
+            resolver: Arc::new(crate::ports::SystemResolver),
+            url_policy: kopek_core::webhook::ssrf::Policy::default(),
         }
+    }
+
+    /// Resolves webhook hosts with `resolver` instead of the system's.
+    pub fn with_resolver(mut self, resolver: Arc<dyn crate::ports::Resolver>) -> App {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Lets webhooks reach the hosts and ranges `policy` names (for development).
+    pub fn with_url_policy(mut self, policy: kopek_core::webhook::ssrf::Policy) -> App {
+        self.url_policy = policy;
+        self
     }
 
     /// Computes tax with `engine` instead of kopek's tax rates.

@@ -29,7 +29,7 @@ pub trait Store: Send + Sync {
 /// write across accounts or modes.
 #[async_trait]
 pub trait Tx:
-    BillingTx + PaymentsTx + CreditsTx + DiscountsTx + TaxRatesTx + UsageTx + SchedulesTx
+    BillingTx + PaymentsTx + CreditsTx + DiscountsTx + TaxRatesTx + UsageTx + SchedulesTx + WebhooksTx
 {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
@@ -615,6 +615,32 @@ pub trait TaxRatesTx: Send {
     ) -> StoreResult<Option<Page<TaxRate>>>;
 }
 
+/// Webhook endpoints.
+#[async_trait]
+pub trait WebhooksTx: Send {
+    async fn insert_webhook_endpoint(
+        &mut self,
+        scope: &Scope,
+        endpoint: &WebhookEndpoint,
+    ) -> StoreResult<()>;
+    async fn update_webhook_endpoint(
+        &mut self,
+        scope: &Scope,
+        endpoint: &WebhookEndpoint,
+    ) -> StoreResult<()>;
+    async fn delete_webhook_endpoint(&mut self, scope: &Scope, id: &str) -> StoreResult<()>;
+    async fn webhook_endpoint(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+    async fn webhook_endpoints(
+        &mut self,
+        scope: &Scope,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<WebhookEndpoint>>>;
+}
+
 /// Subscription schedules.
 #[async_trait]
 pub trait SchedulesTx: Send {
@@ -719,6 +745,26 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> i64;
 }
 
+/// Resolves a webhook URL's host name to the addresses the URL guard judges (and a
+/// sender connects to).
+#[async_trait]
+pub trait Resolver: Send + Sync {
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<std::net::IpAddr>, String>;
+}
+
+/// The operating system's resolver.
+pub struct SystemResolver;
+
+#[async_trait]
+impl Resolver for SystemResolver {
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<std::net::IpAddr>, String> {
+        let found = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(found.map(|addr| addr.ip()).collect())
+    }
+}
+
 /// Fresh object ids (`cus_…`) and secrets.
 pub trait IdSource: Send + Sync {
     fn id(&self, prefix: &str) -> String;
@@ -753,6 +799,8 @@ pub trait Renderer: Send + Sync {
     fn balance_transaction(&self, transaction: &BalanceTransaction) -> serde_json::Value;
     fn discount(&self, discount: &Discount) -> serde_json::Value;
     fn tax_rate(&self, rate: &TaxRate) -> serde_json::Value;
+    /// An endpoint, with its signing secret only when `secret` (made or rotated just now).
+    fn webhook_endpoint(&self, endpoint: &WebhookEndpoint, secret: bool) -> serde_json::Value;
     fn meter(&self, meter: &Meter) -> serde_json::Value;
     fn subscription_schedule(&self, schedule: &SubscriptionSchedule) -> serde_json::Value;
     fn meter_event(&self, event: &crate::ReportedEvent) -> serde_json::Value;

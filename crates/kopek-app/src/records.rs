@@ -10,6 +10,7 @@ mod payments;
 mod schedules;
 mod taxes;
 mod usage;
+mod webhooks;
 
 pub use billing::*;
 pub use credits::*;
@@ -21,6 +22,7 @@ pub use schedules::*;
 use std::collections::BTreeMap;
 pub use taxes::*;
 pub use usage::*;
+pub use webhooks::*;
 
 /// Who is asking: every store query is made within one account and one mode.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

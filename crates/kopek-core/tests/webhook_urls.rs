@@ -2,7 +2,7 @@
 //! with the reason, resolving names through a stub resolver (this test connects to
 //! nothing), and public URLs pass with exactly the addresses that were checked.
 
-use kopek_core::webhook::ssrf::{parse, vet, Policy, Refusal, Vetted};
+use kopek_core::webhook::ssrf::{parse, parse_range, vet, Policy, Refusal, Vetted};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -196,4 +196,15 @@ fn an_operator_can_allow_named_hosts_and_ranges_for_development() {
     assert!(check("http://10.0.0.1/", &by_range).is_err());
     // Odd spellings stay refused: the allowance is for addresses, not for spellings.
     assert!(check("http://2130706433/", &by_range).is_err());
+}
+
+#[test]
+fn ranges_are_read_as_an_operator_writes_them() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(parse_range("127.0.0.0/8"), Ok((ip("127.0.0.0"), 8)));
+    assert_eq!(parse_range("fd00::/8"), Ok((ip("fd00::"), 8)));
+    assert_eq!(parse_range("10.1.2.3"), Ok((ip("10.1.2.3"), 32)));
+    for bad in ["", "localhost", "10.0.0.0/33", "::/129", "10.0.0.0/x"] {
+        assert!(parse_range(bad).is_err(), "{bad}");
+    }
 }

@@ -26,6 +26,7 @@ include!("../../store-sql/credits.rs");
 include!("../../store-sql/discounts.rs");
 include!("../../store-sql/usage.rs");
 include!("../../store-sql/schedules.rs");
+include!("../../store-sql/webhooks.rs");
 
 impl PostgresTx {
     /// Inserts meter events in one statement over arrays (`UNNEST`), skipping repeated

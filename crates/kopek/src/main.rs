@@ -60,6 +60,25 @@ struct Cli {
         global = true
     )]
     sandbox_slow_ms: u64,
+    /// Host names webhooks may reach although they are not public: for development only
+    /// (comma-separated).
+    #[arg(
+        long,
+        env = "KOPEK_WEBHOOK_ALLOW_HOSTS",
+        value_delimiter = ',',
+        global = true
+    )]
+    webhook_allow_hosts: Vec<String>,
+    /// Address ranges webhooks may reach although they are not public, such as
+    /// 127.0.0.0/8: for development only (comma-separated).
+    #[arg(
+        long,
+        env = "KOPEK_WEBHOOK_ALLOW_RANGES",
+        value_delimiter = ',',
+        value_parser = kopek_core::webhook::ssrf::parse_range,
+        global = true
+    )]
+    webhook_allow_ranges: Vec<(std::net::IpAddr, u8)>,
     #[command(subcommand)]
     command: Command,
 }
@@ -211,6 +230,10 @@ fn app(store: Arc<dyn Store>, cli: &Cli) -> App {
     )
     .with_draft_window(cli.draft_window_s)
     .with_gateway_timeout_ms(cli.gateway_timeout_ms)
+    .with_url_policy(kopek_core::webhook::ssrf::Policy {
+        allowed_hosts: cli.webhook_allow_hosts.clone(),
+        allowed_ranges: cli.webhook_allow_ranges.clone(),
+    })
 }
 
 async fn account_id(app: &App) -> Result<String, String> {

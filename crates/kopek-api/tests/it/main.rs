@@ -20,6 +20,7 @@ mod schedules;
 mod stripe_sdk;
 mod taxes;
 mod usage;
+mod webhook_endpoints;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -65,7 +66,8 @@ pub async fn harness(kind: StoreKind) -> Harness {
             live: None,
         },
     )
-    .with_gateway_timeout_ms(GATEWAY_TIMEOUT_MS);
+    .with_gateway_timeout_ms(GATEWAY_TIMEOUT_MS)
+    .with_resolver(Arc::new(StubResolver));
     let (_, key) = app.create_account().await.unwrap();
     Harness {
         router: kopek_api::router(app.clone()),
@@ -74,6 +76,24 @@ pub async fn harness(kind: StoreKind) -> Harness {
         clock,
         sandbox,
         store,
+    }
+}
+
+/// The tests' DNS: a few names, public and not, and nothing else (tests reach no
+/// resolver and no address but loopback).
+pub struct StubResolver;
+
+#[async_trait::async_trait]
+impl kopek_app::ports::Resolver for StubResolver {
+    async fn resolve(&self, host: &str, _port: u16) -> Result<Vec<std::net::IpAddr>, String> {
+        let ips: &[&str] = match host {
+            "hooks.example.com" => &["93.184.216.34"],
+            "other.example.com" => &["93.184.216.35"],
+            "internal.example.com" => &["10.0.0.5"],
+            "rebind.example.com" => &["93.184.216.34", "127.0.0.1"],
+            _ => return Err(format!("{host}: no such name")),
+        };
+        Ok(ips.iter().map(|ip| ip.parse().unwrap()).collect())
     }
 }
 

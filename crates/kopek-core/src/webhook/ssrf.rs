@@ -64,6 +64,30 @@ impl Policy {
     }
 }
 
+/// Reads an address range as `address/prefix` (`127.0.0.0/8`, `fd00::/8`); an address
+/// alone is itself.
+pub fn parse_range(text: &str) -> Result<(IpAddr, u8), String> {
+    let (ip, prefix) = match text.split_once('/') {
+        Some((ip, prefix)) => (ip, Some(prefix)),
+        None => (text, None),
+    };
+    let ip: IpAddr = ip
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text} is not an address range such as 127.0.0.0/8"))?;
+    let bits = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(p) => p
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= bits)
+            .ok_or_else(|| format!("{text}: the prefix length must be 0 to {bits}"))?,
+        None => bits,
+    };
+    Ok((ip, prefix))
+}
+
 /// Why a URL is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
