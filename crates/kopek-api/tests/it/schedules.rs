@@ -455,3 +455,66 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+store_test!(
+    deleting_a_customer_cancels_their_schedules,
+    |kind| async move {
+        let h = harness(kind).await;
+        let w = world(&h).await;
+        let [p10, p20, _] = &w.prices;
+        // One schedule not started yet (from May 1), one driving a subscription now.
+        let later = h
+            .ok(
+                "/v1/subscription_schedules",
+                &format!(
+                    "customer={}&start_date={}&phases[0][items][0][price]={p10}&phases[0][iterations]=2",
+                    w.customer,
+                    at(2026, 5, 1)
+                ),
+            )
+            .await;
+        assert_eq!(later["status"], "not_started");
+        let now = h
+            .ok(
+                "/v1/subscription_schedules",
+                &format!(
+                    "customer={}&phases[0][items][0][price]={p20}&phases[0][iterations]=1\
+                     &phases[1][items][0][price]={p10}&phases[1][iterations]=1",
+                    w.customer
+                ),
+            )
+            .await;
+        assert_eq!(now["status"], "active");
+        let deleted = h
+            .send(
+                "DELETE",
+                &format!("/v1/customers/{}", w.customer),
+                Some(&h.key),
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(deleted.status, StatusCode::OK);
+        for schedule in [&later, &now] {
+            let found = h
+                .get(&format!("/v1/subscription_schedules/{}", id(schedule)))
+                .await
+                .json();
+            assert_eq!(found["status"], "canceled", "{found}");
+            assert_eq!(found["canceled_at"], at(2026, 4, 1));
+        }
+        // May 1 passes: the schedule that had not started starts nothing.
+        h.advance(&w.clock, at(2026, 5, 1) + 2 * HOUR).await;
+        let subs = h
+            .get(&format!(
+                "/v1/subscriptions?customer={}&status=all",
+                w.customer
+            ))
+            .await
+            .json();
+        let subs = subs["data"].as_array().unwrap();
+        assert_eq!(subs.len(), 1, "{subs:?}");
+        assert_eq!(subs[0]["status"], "canceled");
+        h.assert_doctor_clean().await;
+    }
+);

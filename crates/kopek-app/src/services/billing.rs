@@ -437,7 +437,7 @@ impl App {
                 None => None,
             };
             if let Some(invoice) = unpaid.filter(|i| i.status == InvoiceStatus::Open) {
-                match self.refuse_while_paid(tx, scope, &invoice).await {
+                match self.refuse_while_paying(tx, scope, &invoice, "id").await {
                     Ok(()) => {}
                     Err(AppError::Invalid { .. }) => {
                         // A payment of it is in flight, or its outcome unknown until

@@ -17,7 +17,6 @@ use crate::records::*;
 use kopek_core::invoice::{InvoiceStatus, LINES_MAX};
 use kopek_core::ledger::{self, CreditNoteSplit};
 use kopek_core::money::LINE_ROUNDING;
-use kopek_core::payment::PaymentIntentStatus;
 use rust_decimal::Decimal;
 
 /// Credit notes one invoice may carry, void ones included.
@@ -97,7 +96,11 @@ impl App {
         } = self.plan_credit_note(&mut tx, scope, new, true).await?;
         let now = note.created;
         let before = Snapshot::invoice(&invoice);
-        self.refuse_while_paying(&mut tx, scope, &invoice).await?;
+        if invoice.status == InvoiceStatus::Open {
+            // Money on its way may yet pay what the note would take off.
+            self.refuse_while_paying(&mut tx, scope, &invoice, "invoice")
+                .await?;
+        }
 
         invoice.pre_payment_credit_notes_amount += note.pre_payment_amount;
         invoice.post_payment_credit_notes_amount += note.post_payment_amount;
@@ -198,36 +201,6 @@ impl App {
             self.commit_at(tx, caller, now, changes, &response).await?;
         }
         Ok(note)
-    }
-
-    /// No credit is taken off an invoice while a payment of it is in flight or its
-    /// outcome unknown: that payment may yet arrive, for the amount it was.
-    async fn refuse_while_paying(
-        &self,
-        tx: &mut Box<dyn Tx>,
-        scope: &Scope,
-        invoice: &Invoice,
-    ) -> Result<(), AppError> {
-        let Some(pi) = &invoice.payment_intent else {
-            return Ok(());
-        };
-        let paying = tx.payment_intent(scope, pi).await?.is_some_and(|pi| {
-            matches!(
-                pi.status,
-                PaymentIntentStatus::Processing | PaymentIntentStatus::Unknown
-            )
-        });
-        if paying && invoice.status == InvoiceStatus::Open {
-            return Err(AppError::invalid(
-                "invoice",
-                format!(
-                    "A payment of invoice {} is in progress and its outcome is not known yet; \
-                     try again once it is.",
-                    invoice.id
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Checks `new` against its invoice and works out the note; `lock` takes the invoice

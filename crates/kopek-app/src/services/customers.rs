@@ -314,6 +314,10 @@ impl App {
         let mut changes = self
             .cancel_all_subscriptions(&mut tx, &caller.scope, id, now)
             .await?;
+        changes.extend(
+            self.cancel_schedules_of(&mut tx, &caller.scope, id, now)
+                .await?,
+        );
         let last = self.render.customer(&customer);
         customer.deleted = true;
         tx.update_customer(&caller.scope, &customer).await?;

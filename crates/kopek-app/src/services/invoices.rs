@@ -505,7 +505,7 @@ impl App {
                 ),
             ));
         }
-        self.refuse_while_paid(tx, scope, &invoice).await?;
+        self.refuse_while_paying(tx, scope, &invoice, "id").await?;
         let remaining = Money::new(invoice.amount_remaining, invoice.currency);
         // The customer balance the invoice used (or was credited) goes back.
         let applied =
@@ -573,13 +573,14 @@ impl App {
         .await
     }
 
-    /// No invoice is closed while a charge of it is in flight or its outcome unknown,
-    /// since that money may yet arrive.
-    pub(crate) async fn refuse_while_paid(
+    /// No invoice is closed or credited while a charge of it is in flight or its
+    /// outcome unknown, since that money may yet arrive; refused naming `param`.
+    pub(crate) async fn refuse_while_paying(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,
         invoice: &Invoice,
+        param: &str,
     ) -> Result<(), AppError> {
         let Some(pi) = &invoice.payment_intent else {
             return Ok(());
@@ -592,7 +593,7 @@ impl App {
         });
         if paying {
             return Err(AppError::invalid(
-                "id",
+                param,
                 format!(
                     "A payment of invoice {} is in progress and its outcome is not known yet; \
                      try again once it is.",
@@ -616,7 +617,8 @@ impl App {
         event_type: &'static str,
     ) -> Result<Invoice, AppError> {
         let scope = &caller.scope;
-        self.refuse_while_paid(&mut tx, scope, &invoice).await?;
+        self.refuse_while_paying(&mut tx, scope, &invoice, "id")
+            .await?;
         invoice.next_action_at = None;
         tx.update_invoices(scope, std::slice::from_ref(&invoice))
             .await?;

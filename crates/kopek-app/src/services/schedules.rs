@@ -126,6 +126,8 @@ fn phase_update(
     }
 }
 
+/// Pages of a deleted customer's schedules canceled with it, at most.
+const CUSTOMER_SCHEDULE_PAGES_MAX: usize = 100;
 impl App {
     /// Checks `phases` and lays them end to end from `start`.
     async fn build_phases(
@@ -835,6 +837,65 @@ impl App {
         });
         self.commit_at(tx, caller, now, changes, &rendered).await?;
         Ok(rendered)
+    }
+
+    /// Cancels every live schedule of `customer` (being deleted, its subscriptions
+    /// canceled already): none starts or steps a subscription for them again.
+    pub(crate) async fn cancel_schedules_of(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        customer: &str,
+        now: i64,
+    ) -> Result<Vec<Change>, AppError> {
+        let filter = ScheduleFilter {
+            customer: Some(customer.to_owned()),
+        };
+        let mut page = PageRequest {
+            limit: PAGE_LIMIT_MAX,
+            ..PageRequest::default()
+        };
+        let mut changes = Vec::new();
+        for _ in 0..CUSTOMER_SCHEDULE_PAGES_MAX {
+            let found = tx
+                .schedules(scope, &filter, &page)
+                .await?
+                .ok_or_else(|| AppError::Internal("schedule cursor vanished".into()))?;
+            let ids: Vec<String> = found
+                .data
+                .iter()
+                .filter(|s| s.status.is_live())
+                .map(|s| s.id.clone())
+                .collect();
+            // Re-read under lock: one may have ended since it was listed.
+            let mut live = tx.schedules_for_update(scope, &ids).await?;
+            live.retain(|s| s.status.is_live());
+            for schedule in &mut live {
+                let before = self.render.subscription_schedule(schedule);
+                schedule.status = ScheduleStatus::Canceled;
+                schedule.canceled_at = Some(now);
+                schedule.current_phase = None;
+                schedule.next_action_at = None;
+                changes.push(Change {
+                    event_type: "subscription_schedule.canceled",
+                    object_id: schedule.id.clone(),
+                    object: Snapshot::Rendered(self.render.subscription_schedule(schedule)),
+                    previous: Some(Snapshot::Rendered(before)),
+                });
+            }
+            tx.update_schedules(scope, &live).await?;
+            match found.data.last() {
+                Some(last) if found.has_more => page.starting_after = Some(last.id.clone()),
+                _ => return Ok(changes),
+            }
+        }
+        Err(AppError::Conflict {
+            param: None,
+            message: format!(
+                "Customer {customer} has too many subscription schedules to cancel at once; \
+                 cancel some first."
+            ),
+        })
     }
 
     /// Releases (`cancel == false`: the subscription goes on alone) or cancels (the
