@@ -252,6 +252,15 @@ impl BillingTx for StoreTx {
             .await
     }
 
+    async fn customers_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Customer>> {
+        self.by_ids("customers", CUSTOMER_COLUMNS, scope, ids, true, customer)
+            .await
+    }
+
     async fn insert_test_clock(&mut self, scope: &Scope, c: &TestClock) -> StoreResult<()> {
         let mut q = Builder::new(
             "INSERT INTO test_clocks (account_id, livemode, id, created, status, doc) ",

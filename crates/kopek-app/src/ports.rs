@@ -295,6 +295,12 @@ pub trait BillingTx: Send {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<Customer>>;
+    /// The customers found among `ids`, locked for update.
+    async fn customers_for_update(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Customer>>;
 
     async fn insert_test_clock(&mut self, scope: &Scope, clock: &TestClock) -> StoreResult<()>;
     async fn update_test_clock(&mut self, scope: &Scope, clock: &TestClock) -> StoreResult<()>;

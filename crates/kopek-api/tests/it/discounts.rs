@@ -509,3 +509,35 @@ store_test!(bad_coupons_change_nothing, |kind| async move {
     assert_eq!(error_param(&refused), "coupon");
     h.assert_doctor_clean().await;
 });
+
+store_test!(
+    a_renewal_uses_up_a_customers_once_discount_and_keeps_the_rest_of_the_customer,
+    |kind| async move {
+        let h = harness(kind).await;
+        let s = setup(&h, at(2026, 1, 1)).await;
+        h.ok(
+            "/v1/coupons",
+            "id=FIVE&amount_off=500&currency=usd&duration=once",
+        )
+        .await;
+        let sub = subscribe(&h, &s, "").await;
+        // Mid-period the customer gets a once coupon, and other changes.
+        h.advance(&s.clock, at(2026, 1, 15)).await;
+        h.ok(
+            &format!("/v1/customers/{}", s.customer),
+            "coupon=FIVE&email=ann%40example.com&metadata[crm]=42",
+        )
+        .await;
+        h.advance(&s.clock, at(2026, 3, 1) + 2 * HOUR).await;
+        // February's renewal takes it; March's is in full.
+        assert_eq!(
+            totals(&h, &id(&sub)).await,
+            vec![(2000, 0), (1500, 500), (2000, 0)]
+        );
+        let customer = h.get(&format!("/v1/customers/{}", s.customer)).await.json();
+        assert!(customer["discount"].is_null(), "{customer}");
+        assert_eq!(customer["email"], "ann@example.com");
+        assert_eq!(customer["metadata"]["crm"], "42");
+        h.assert_doctor_clean().await;
+    }
+);

@@ -343,8 +343,9 @@ impl App {
             self.count_usage(tx, scope, &mut invoice, false).await?;
             swept.extend(sweep_items(self, &mut invoice, &mut pending));
             invoice.discounts = discounts_at(Some(&sub), customer, period.start);
+            let had = customer.discount.as_ref().map(|d| d.id.clone());
             if use_up_discounts(&invoice, Some(&mut sub), customer, period.start) {
-                discounted.push(customer.id.clone());
+                discounted.extend(had.map(|d| (customer.id.clone(), d)));
             }
             self.set_totals(&mut invoice)?;
             invoice.automatically_finalizes_at = Some(now + self.draft_window_s);
@@ -388,10 +389,21 @@ impl App {
         tx.insert_invoices(scope, &invoices).await?;
         tx.update_subscriptions(scope, &updated).await?;
         tx.update_invoice_items(scope, &swept).await?;
-        discounted.sort();
-        discounted.dedup();
-        for id in &discounted {
-            tx.update_customer(scope, &customers[id]).await?;
+        if !discounted.is_empty() {
+            // The batch read its customers without a lock; one may have changed since (an
+            // API request): re-read them locked and take off only the discount used up.
+            discounted.sort();
+            discounted.dedup();
+            let ids: Vec<String> = discounted.iter().map(|(c, _)| c.clone()).collect();
+            for mut customer in tx.customers_for_update(scope, &ids).await? {
+                let used = discounted.iter().any(|(c, d)| {
+                    *c == customer.id && customer.discount.as_ref().is_some_and(|x| x.id == *d)
+                });
+                if used {
+                    customer.discount = None;
+                    tx.update_customer(scope, &customer).await?;
+                }
+            }
         }
         let events = self.stamp_events(scope, now, None, changes);
         tx.insert_events(scope, &events).await?;
