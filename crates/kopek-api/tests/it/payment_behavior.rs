@@ -399,6 +399,9 @@ store_test!(
             .await;
         assert_eq!(blocked.status, StatusCode::BAD_REQUEST);
         assert_eq!(blocked.json()["error"]["param"], "items");
+        // Until it is paid, the subscription is listed by the price in force.
+        let by_pro = get(&h, &format!("/v1/subscriptions?price={}", w.pro)).await;
+        assert!(by_pro["data"].as_array().unwrap().is_empty());
 
         // Paid with another card (the failing one stays the default).
         let visa = id(&h
