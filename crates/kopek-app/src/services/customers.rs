@@ -280,7 +280,8 @@ impl App {
         id: &str,
     ) -> Result<Value, AppError> {
         let mut tx = self.store.write().await?;
-        let mut customer = live_customer(tx.customer(&caller.scope, id).await?, id)?;
+        let locked = tx.customers_for_update(&caller.scope, &[id.to_owned()]).await?;
+        let mut customer = live_customer(locked.into_iter().next(), id)?;
         let discount = customer.discount.take().ok_or_else(|| AppError::NotFound {
             object: "discount",
             id: format!("{id}/discount"),
@@ -308,16 +309,21 @@ impl App {
     /// answers `deleted: true` rather than 404.
     pub async fn delete_customer(&self, caller: &Caller, id: &str) -> Result<Value, AppError> {
         let mut tx = self.store.write().await?;
-        let mut customer = live_customer(tx.customer(&caller.scope, id).await?, id)?;
+        let customer = live_customer(tx.customer(&caller.scope, id).await?, id)?;
         let now = self.time_for(&mut tx, &caller.scope, &customer).await?;
-        // As on Stripe, deleting a customer cancels their subscriptions at once.
+        // As on Stripe, deleting a customer cancels their subscriptions at once, and
+        // kopek their schedules too. Rows are locked in the billing run's order
+        // (schedules, subscriptions, then customers), so the two never wait on each
+        // other in a circle.
         let mut changes = self
-            .cancel_all_subscriptions(&mut tx, &caller.scope, id, now)
+            .cancel_schedules_of(&mut tx, &caller.scope, id, now)
             .await?;
         changes.extend(
-            self.cancel_schedules_of(&mut tx, &caller.scope, id, now)
+            self.cancel_all_subscriptions(&mut tx, &caller.scope, id, now)
                 .await?,
         );
+        let locked = tx.customers_for_update(&caller.scope, &[id.to_owned()]).await?;
+        let mut customer = live_customer(locked.into_iter().next(), id)?;
         let last = self.render.customer(&customer);
         customer.deleted = true;
         tx.update_customer(&caller.scope, &customer).await?;
