@@ -64,6 +64,15 @@ async fn customer(h: &Harness, w: &World, card: &str) -> String {
         .await)
 }
 
+/// Subscribes `customer` to basic with `extra` parameters; expects 200.
+async fn subscribe(h: &Harness, w: &World, customer: &str, extra: &str) -> Value {
+    h.ok(
+        "/v1/subscriptions",
+        &format!("customer={customer}&items[0][price]={}{extra}", w.basic),
+    )
+    .await
+}
+
 /// Makes `card` the customer's default payment method.
 async fn switch_card(h: &Harness, customer: &str, card: &str) -> String {
     let pm = id(&h
@@ -133,12 +142,7 @@ store_test!(
         let w = world(&h).await;
         let cus = customer(&h, &w, "pm_card_chargeCustomerFail").await;
         // allow_incomplete is the default: the subscription is created, incomplete.
-        let sub = h
-            .ok(
-                "/v1/subscriptions",
-                &format!("customer={cus}&items[0][price]={}", w.basic),
-            )
-            .await;
+        let sub = subscribe(&h, &w, &cus, "").await;
         assert_eq!(sub["status"], "incomplete");
         let first = invoice(&h, &sub["latest_invoice"]).await;
         assert_eq!(first["status"], "open");
@@ -195,12 +199,7 @@ store_test!(
         let h = harness(kind).await;
         let w = world(&h).await;
         let cus = customer(&h, &w, "pm_card_chargeCustomerFail").await;
-        let sub = h
-            .ok(
-                "/v1/subscriptions",
-                &format!("customer={cus}&items[0][price]={}", w.basic),
-            )
-            .await;
+        let sub = subscribe(&h, &w, &cus, "").await;
         h.advance(&w.clock, at(2026, 4, 1) + 23 * HOUR - 1).await;
         let waiting = get(&h, &format!("/v1/subscriptions/{}", id(&sub))).await;
         assert_eq!(waiting["status"], "incomplete");
@@ -267,15 +266,7 @@ store_test!(
         let h = harness(kind).await;
         let w = world(&h).await;
         let cus = customer(&h, &w, "pm_card_visa").await;
-        let sub = h
-            .ok(
-                "/v1/subscriptions",
-                &format!(
-                    "customer={cus}&items[0][price]={}&payment_behavior=default_incomplete",
-                    w.basic
-                ),
-            )
-            .await;
+        let sub = subscribe(&h, &w, &cus, "&payment_behavior=default_incomplete").await;
         assert_eq!(sub["status"], "incomplete");
         h.drain().await;
         let first = invoice(&h, &sub["latest_invoice"]).await;
@@ -295,12 +286,7 @@ store_test!(
         let h = harness(kind).await;
         let w = world(&h).await;
         let cus = customer(&h, &w, "pm_card_visa").await;
-        let sub = h
-            .ok(
-                "/v1/subscriptions",
-                &format!("customer={cus}&items[0][price]={}", w.basic),
-            )
-            .await;
+        let sub = subscribe(&h, &w, &cus, "").await;
         let (sub_id, item) = (id(&sub), id(&sub["items"]["data"][0]));
         h.advance(&w.clock, at(2026, 4, 16)).await;
         switch_card(&h, &cus, "pm_card_chargeCustomerFail").await;
@@ -349,12 +335,7 @@ store_test!(
 /// pro with `pending_if_incomplete`: returns (customer, subscription id, the reply).
 async fn pending_upgrade(h: &Harness, w: &World) -> (String, String, Value) {
     let cus = customer(h, w, "pm_card_visa").await;
-    let sub = h
-        .ok(
-            "/v1/subscriptions",
-            &format!("customer={cus}&items[0][price]={}", w.basic),
-        )
-        .await;
+    let sub = subscribe(h, w, &cus, "").await;
     let (sub_id, item) = (id(&sub), id(&sub["items"]["data"][0]));
     h.advance(&w.clock, at(2026, 4, 16)).await;
     switch_card(h, &cus, "pm_card_chargeCustomerFail").await;
@@ -502,12 +483,7 @@ store_test!(
         assert!(subscriptions_of(&h, &cus).await.is_empty());
         assert!(invoices_of(&h, &cus).await.is_empty());
 
-        let sub = h
-            .ok(
-                "/v1/subscriptions",
-                &format!("customer={cus}&items[0][price]={}", w.basic),
-            )
-            .await;
+        let sub = subscribe(&h, &w, &cus, "").await;
         let (sub_id, item) = (id(&sub), id(&sub["items"]["data"][0]));
         let change = format!("items[0][id]={item}&items[0][price]={}", w.pro);
         for (body, param) in [

@@ -449,17 +449,13 @@ impl App {
                 None => None,
             };
             if let Some(invoice) = unpaid.filter(|i| i.status == InvoiceStatus::Open) {
-                match self.refuse_while_paying(tx, scope, &invoice, "id").await {
-                    Ok(()) => {}
-                    Err(AppError::Invalid { .. }) => {
-                        // A payment of it is in flight, or its outcome unknown until
-                        // reconciliation finds it out (which can take days): look again
-                        // later, without spinning the billing clock meanwhile.
-                        sub.next_action_at = Some(now + Self::IN_FLIGHT_RECHECK_S);
-                        updated.push(sub);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+                if self.payment_in_flight(tx, scope, &invoice).await? {
+                    // Its outcome may stay unknown until reconciliation finds it out
+                    // (which can take days): look again later, without spinning the
+                    // billing clock meanwhile.
+                    sub.next_action_at = Some(now + Self::IN_FLIGHT_RECHECK_S);
+                    updated.push(sub);
+                    continue;
                 }
                 let credited = invoice.pre_payment_credit_notes_amount != 0
                     || invoice.post_payment_credit_notes_amount != 0;

@@ -3,6 +3,7 @@ use super::metadata::MetadataUpdate;
 use super::{DiscountRequest, NewBalanceTransaction};
 use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
+use crate::ports::Tx;
 use crate::records::*;
 use serde_json::Value;
 
@@ -280,8 +281,7 @@ impl App {
         id: &str,
     ) -> Result<Value, AppError> {
         let mut tx = self.store.write().await?;
-        let locked = tx.customers_for_update(&caller.scope, &[id.to_owned()]).await?;
-        let mut customer = live_customer(locked.into_iter().next(), id)?;
+        let mut customer = locked_live_customer(&mut tx, &caller.scope, id).await?;
         let discount = customer.discount.take().ok_or_else(|| AppError::NotFound {
             object: "discount",
             id: format!("{id}/discount"),
@@ -322,8 +322,7 @@ impl App {
             self.cancel_all_subscriptions(&mut tx, &caller.scope, id, now)
                 .await?,
         );
-        let locked = tx.customers_for_update(&caller.scope, &[id.to_owned()]).await?;
-        let mut customer = live_customer(locked.into_iter().next(), id)?;
+        let mut customer = locked_live_customer(&mut tx, &caller.scope, id).await?;
         let last = self.render.customer(&customer);
         customer.deleted = true;
         tx.update_customer(&caller.scope, &customer).await?;
@@ -349,6 +348,16 @@ impl App {
             .await?
             .ok_or_else(|| cursor_not_found("customer", page))
     }
+}
+
+/// The customer `id`, locked for update, unless deleted.
+async fn locked_live_customer(
+    tx: &mut Box<dyn Tx>,
+    scope: &Scope,
+    id: &str,
+) -> Result<Customer, AppError> {
+    let locked = tx.customers_for_update(scope, &[id.to_owned()]).await?;
+    live_customer(locked.into_iter().next(), id)
 }
 
 fn not_found(id: &str) -> AppError {

@@ -573,8 +573,27 @@ impl App {
         .await
     }
 
-    /// No invoice is closed or credited while a charge of it is in flight or its
-    /// outcome unknown, since that money may yet arrive; refused naming `param`.
+    /// Whether a charge of `invoice` is in flight or its outcome unknown: money that
+    /// may yet arrive.
+    pub(crate) async fn payment_in_flight(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        invoice: &Invoice,
+    ) -> Result<bool, AppError> {
+        let Some(pi) = &invoice.payment_intent else {
+            return Ok(false);
+        };
+        Ok(tx.payment_intent(scope, pi).await?.is_some_and(|pi| {
+            matches!(
+                pi.status,
+                PaymentIntentStatus::Processing | PaymentIntentStatus::Unknown
+            )
+        }))
+    }
+
+    /// No invoice is closed or credited while a payment of it is in flight
+    /// ([`App::payment_in_flight`]); refused naming `param`.
     pub(crate) async fn refuse_while_paying(
         &self,
         tx: &mut Box<dyn Tx>,
@@ -582,16 +601,7 @@ impl App {
         invoice: &Invoice,
         param: &str,
     ) -> Result<(), AppError> {
-        let Some(pi) = &invoice.payment_intent else {
-            return Ok(());
-        };
-        let paying = tx.payment_intent(scope, pi).await?.is_some_and(|pi| {
-            matches!(
-                pi.status,
-                PaymentIntentStatus::Processing | PaymentIntentStatus::Unknown
-            )
-        });
-        if paying {
+        if self.payment_in_flight(tx, scope, invoice).await? {
             return Err(AppError::invalid(
                 param,
                 format!(

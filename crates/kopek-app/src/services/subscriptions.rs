@@ -624,6 +624,13 @@ impl App {
         at: Option<i64>,
         schedule: Option<&str>,
     ) -> Result<Updated, AppError> {
+        if new.payment_behavior == PaymentBehavior::PendingIfIncomplete {
+            return Err(AppError::invalid(
+                "payment_behavior",
+                "pending_if_incomplete applies to updates; create a subscription with \
+                 allow_incomplete, default_incomplete or error_if_incomplete.",
+            ));
+        }
         if new.items.is_empty() {
             return Err(AppError::invalid(
                 "items",
@@ -884,13 +891,6 @@ impl App {
             invoice.discounts = discounts_at(Some(&sub), &customer, period.start);
             customer_changed |=
                 use_up_discounts(&invoice, Some(&mut sub), &mut customer, period.start);
-        }
-        if new.payment_behavior == PaymentBehavior::PendingIfIncomplete {
-            return Err(AppError::invalid(
-                "payment_behavior",
-                "pending_if_incomplete applies to updates; create a subscription with \
-                 allow_incomplete, default_incomplete or error_if_incomplete.",
-            ));
         }
         let finalized = self.finalize_one(tx, scope, &mut invoice, now).await?;
         sub.latest_invoice = Some(invoice.id.clone());
@@ -1361,9 +1361,8 @@ impl App {
         } else {
             None
         };
-        if waits && invoice.as_ref().is_some_and(needs_payment) {
+        if let Some(invoice) = invoice.as_ref().filter(|i| waits && needs_payment(i)) {
             // Until the invoice is paid the subscription goes on as it was.
-            let invoice = invoice.as_ref().expect("checked above");
             let expires_at = (now + INCOMPLETE_WINDOW_S).min(before.current_period_end);
             let waiting = PendingUpdate {
                 expires_at,
