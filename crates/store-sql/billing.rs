@@ -95,6 +95,17 @@ impl StoreTx {
         ));
         q.push_bind(claim.due_by);
         push_lane(&mut q, lane);
+        self.lease_candidates(table, q, claim).await
+    }
+
+    /// Leases the rows `candidates` (a `SELECT id FROM table WHERE …` without its end)
+    /// selects that no live lease holds, as [`StoreTx::claim_due`] does.
+    async fn lease_candidates(
+        &mut self,
+        table: &str,
+        mut q: Builder,
+        claim: &Claim,
+    ) -> StoreResult<Vec<Due>> {
         q.push(" AND (lease_expires IS NULL OR lease_expires < ")
             .push_bind(claim.lease_now)
             .push(") ORDER BY next_action_at LIMIT ")
@@ -263,7 +274,7 @@ impl BillingTx for StoreTx {
 
     async fn insert_test_clock(&mut self, scope: &Scope, c: &TestClock) -> StoreResult<()> {
         let mut q = Builder::new(
-            "INSERT INTO test_clocks (account_id, livemode, id, created, status, doc) ",
+            "INSERT INTO test_clocks (account_id, livemode, id, created, status, frozen_time, doc) ",
         );
         q.push_values([c], |mut b, c| {
             b.push_bind(scope.account_id.clone())
@@ -271,6 +282,7 @@ impl BillingTx for StoreTx {
                 .push_bind(c.id.clone())
                 .push_bind(c.created)
                 .push_bind(c.status.as_str())
+                .push_bind(c.frozen_time)
                 .push_bind(encode_doc(c));
         });
         self.execute(q).await.map(drop)
@@ -279,6 +291,8 @@ impl BillingTx for StoreTx {
     async fn update_test_clock(&mut self, scope: &Scope, c: &TestClock) -> StoreResult<()> {
         let mut q = Builder::new("UPDATE test_clocks SET status = ");
         q.push_bind(c.status.as_str())
+            .push(", frozen_time = ")
+            .push_bind(c.frozen_time)
             .push(", doc = ")
             .push_bind(encode_doc(c))
             .push(", lease_owner = NULL, lease_expires = NULL WHERE account_id = ");

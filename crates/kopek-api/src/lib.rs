@@ -31,6 +31,7 @@ mod subscription_schedules;
 mod subscriptions;
 mod tax_rates;
 mod test_clocks;
+mod webhook_deliveries;
 mod webhook_endpoints;
 
 pub use openapi::openapi_document;
@@ -131,6 +132,23 @@ pub fn router(app: App) -> Router {
         .route(
             "/v1/webhook_endpoints/{id}/rotate_secret",
             post(webhook_endpoints::rotate_secret),
+        )
+        .route("/v1/webhook_deliveries", get(webhook_deliveries::list))
+        .route(
+            "/v1/webhook_deliveries/replay",
+            post(webhook_deliveries::replay_range),
+        )
+        .route(
+            "/v1/webhook_deliveries/{id}",
+            get(webhook_deliveries::retrieve),
+        )
+        .route(
+            "/v1/webhook_deliveries/{id}/attempts",
+            get(webhook_deliveries::attempts),
+        )
+        .route(
+            "/v1/webhook_deliveries/{id}/replay",
+            post(webhook_deliveries::replay),
         )
         .route(
             "/v1/tax_rates",

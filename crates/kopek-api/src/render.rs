@@ -894,6 +894,39 @@ impl Renderer for WireRenderer {
         json!({"id": id, "object": object, "deleted": true})
     }
 
+    fn webhook_delivery(&self, d: &WebhookDelivery) -> Value {
+        json!({
+            "id": d.id,
+            "object": "webhook_delivery",
+            "attempt_count": d.attempts_total,
+            "created": d.created,
+            "delivered_at": d.delivered_at,
+            "endpoint": d.endpoint,
+            "event": d.event,
+            "event_type": d.event_type,
+            "last_error": d.last_error,
+            "livemode": d.livemode,
+            "next_attempt_at": (d.status == DeliveryStatus::Pending).then_some(d.next_attempt_at),
+            "status": d.status.as_str(),
+            "test_clock": d.test_clock,
+        })
+    }
+
+    fn webhook_attempt(&self, a: &WebhookAttempt) -> Value {
+        json!({
+            "id": a.id,
+            "object": "webhook_delivery_attempt",
+            "created": a.created,
+            "delivery": a.delivery,
+            "duration_ms": a.duration_ms,
+            "error": a.error,
+            "next_attempt_at": a.next_attempt_at,
+            "number": a.number,
+            "response_body": a.response_body,
+            "response_status": a.response_status,
+        })
+    }
+
     fn event(&self, e: &Event, object: Value, previous_attributes: Option<Value>) -> Value {
         let mut data = json!({"object": object});
         if let Some(previous) = previous_attributes {

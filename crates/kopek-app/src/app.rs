@@ -27,6 +27,16 @@ pub struct App {
     pub(crate) resolver: Arc<dyn crate::ports::Resolver>,
     /// What webhooks may reach beyond the public internet (nothing unless configured).
     pub(crate) url_policy: kopek_core::webhook::ssrf::Policy,
+    pub(crate) webhooks: WebhookSettings,
+}
+
+/// How webhooks are sent.
+#[derive(Clone)]
+pub(crate) struct WebhookSettings {
+    /// None: deliveries are recorded but wait until a sender is configured.
+    pub sender: Option<Arc<dyn crate::ports::WebhookSender>>,
+    pub schedule: kopek_core::webhook::retry::Schedule,
+    pub timeout: std::time::Duration,
 }
 
 /// Who is calling, and under which idempotency key (already claimed by the caller).
@@ -97,6 +107,13 @@ impl App {
             draft_window_s: crate::services::DRAFT_WINDOW_S_DEFAULT,
             resolver: Arc::new(crate::ports::SystemResolver),
             url_policy: kopek_core::webhook::ssrf::Policy::default(),
+            webhooks: WebhookSettings {
+                sender: None,
+                schedule: kopek_core::webhook::retry::Schedule::default(),
+                timeout: std::time::Duration::from_millis(
+                    crate::services::WEBHOOK_TIMEOUT_MS_DEFAULT,
+                ),
+            },
         }
     }
 
@@ -218,7 +235,7 @@ impl App {
     ) -> Result<(), AppError> {
         let events =
             self.stamp_events(&caller.scope, now, caller.idempotency_key.as_ref(), changes);
-        tx.insert_events(&caller.scope, &events).await?;
+        self.record_events(&mut *tx, &caller.scope, &events).await?;
         if let Some(key) = &caller.idempotency_key {
             let body = serde_json::to_vec(response)
                 .map_err(|e| AppError::Internal(format!("response did not serialize: {e}")))?;

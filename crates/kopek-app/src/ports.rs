@@ -73,6 +73,8 @@ pub trait Tx:
     ) -> StoreResult<Option<Page<Price>>>;
     async fn price_count_for_product(&mut self, scope: &Scope, product: &str) -> StoreResult<u64>;
 
+    /// Use cases record events through `App::record_events`, which writes their webhook
+    /// deliveries with them.
     async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()>;
     async fn event(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Event>>;
     async fn events(
@@ -645,6 +647,51 @@ pub trait WebhooksTx: Send {
         scope: &Scope,
         page: &PageRequest,
     ) -> StoreResult<Option<Page<WebhookEndpoint>>>;
+    /// Every endpoint of the scope (there are at most 16), oldest first.
+    async fn all_webhook_endpoints(&mut self, scope: &Scope) -> StoreResult<Vec<WebhookEndpoint>>;
+    /// The endpoint, locked for the transaction (its failure streak is updated).
+    async fn webhook_endpoint_for_update(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+
+    async fn insert_webhook_deliveries(
+        &mut self,
+        scope: &Scope,
+        deliveries: &[WebhookDelivery],
+    ) -> StoreResult<()>;
+    /// Writes the delivery back and releases its lease.
+    async fn update_webhook_delivery(
+        &mut self,
+        scope: &Scope,
+        delivery: &WebhookDelivery,
+    ) -> StoreResult<()>;
+    /// Leases pending deliveries due by `claim.due_by` (real time) or, for those on a
+    /// test clock, by the clock's frozen time: of every scope, oldest due first.
+    async fn claim_due_webhook_deliveries(&mut self, claim: &Claim) -> StoreResult<Vec<Due>>;
+    async fn webhook_delivery(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+    ) -> StoreResult<Option<WebhookDelivery>>;
+    async fn webhook_deliveries(
+        &mut self,
+        scope: &Scope,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<WebhookDelivery>>>;
+    async fn insert_webhook_attempt(
+        &mut self,
+        scope: &Scope,
+        attempt: &WebhookAttempt,
+    ) -> StoreResult<()>;
+    async fn webhook_attempts(
+        &mut self,
+        scope: &Scope,
+        delivery: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<WebhookAttempt>>>;
 }
 
 /// Subscription schedules.
@@ -771,6 +818,34 @@ impl Resolver for SystemResolver {
     }
 }
 
+/// One webhook request, to be sent to exactly the addresses the URL guard vetted.
+pub struct WebhookRequest<'a> {
+    pub target: &'a kopek_core::webhook::ssrf::Vetted,
+    pub headers: &'a [(&'static str, String)],
+    pub body: &'a [u8],
+    /// For the whole attempt: connecting, sending and reading the answer's head.
+    pub timeout: std::time::Duration,
+}
+
+/// What a receiver answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAnswer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    /// The first bytes of the body (at most [`WEBHOOK_ANSWER_HEAD_MAX`]).
+    pub body_head: Vec<u8>,
+}
+
+/// How much of a receiver's answer is kept with the attempt.
+pub const WEBHOOK_ANSWER_HEAD_MAX: usize = 1_024;
+
+/// Sends webhook requests over HTTP(S), following no redirect.
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// The answer, or why there was none (connection refused, timeout, TLS failure, …).
+    async fn send(&self, request: WebhookRequest<'_>) -> Result<WebhookAnswer, String>;
+}
+
 /// Fresh object ids (`cus_…`) and secrets.
 pub trait IdSource: Send + Sync {
     fn id(&self, prefix: &str) -> String;
@@ -817,6 +892,8 @@ pub trait Renderer: Send + Sync {
     /// A declined card as the API answers it: HTTP status and Stripe's error envelope.
     fn card_error(&self, decline: &Decline, param: Option<&str>) -> (u16, serde_json::Value);
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
+    fn webhook_delivery(&self, delivery: &WebhookDelivery) -> serde_json::Value;
+    fn webhook_attempt(&self, attempt: &WebhookAttempt) -> serde_json::Value;
     /// An event, given its object and previous attributes already rendered.
     fn event(
         &self,

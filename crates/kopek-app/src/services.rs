@@ -23,6 +23,7 @@ mod subscriptions;
 mod taxes;
 mod test_clocks;
 mod usage;
+mod webhook_deliveries;
 mod webhook_endpoints;
 
 pub use balances::{NewBalanceTransaction, ADJUSTMENT_MAX};
@@ -59,6 +60,7 @@ pub use test_clocks::TEST_CLOCK_LIFETIME_S;
 pub use usage::{
     BatchOutcome, NewMeter, NewMeterEvent, ReportedEvent, UsageSummary, SUMMARIES_MAX,
 };
+pub use webhook_deliveries::{Replayed, REPLAY_MAX, WEBHOOK_TIMEOUT_MS_DEFAULT};
 pub use webhook_endpoints::{
     NewWebhookEndpoint, WebhookEndpointUpdate, EVENT_TYPES, ROTATION_OVERLAP_S_DEFAULT,
     ROTATION_OVERLAP_S_MAX, WEBHOOK_ENDPOINTS_MAX,

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_invoices_once_per_period.sql"),
     include_str!("../migrations/0016_subscription_schedules.sql"),
     include_str!("../migrations/0017_webhook_endpoints.sql"),
+    include_str!("../migrations/0018_webhook_deliveries.sql"),
 ];
 
 /// Runs the migrations not applied yet, in one transaction. Foreign keys are off while

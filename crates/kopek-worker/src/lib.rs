@@ -1,10 +1,12 @@
 //! The worker: runs the billing clock's ticks (due renewals, drafts to finalize, advancing
-//! test clocks) until told to stop.
+//! test clocks) and sends webhooks, until told to stop.
 //!
 //! Several tick loops run side by side (`WorkerConfig::tasks`). In each, a tick that
 //! found work is followed at once by another; an idle one waits `poll`. A
 //! failed tick is logged and retried after the same pause: its transaction rolled back,
 //! and its leases expire, so nothing is lost and nothing is done twice.
+//!
+//! Webhooks go out from a loop of their own, so a slow receiver never holds up billing.
 
 use kopek_app::{App, WorkerConfig};
 use std::time::Duration;
@@ -23,32 +25,62 @@ pub async fn run(app: App, config: WorkerConfig, poll: Duration, stop: watch::Re
     for _ in 0..config.tasks.max(1) {
         loops.spawn(run_one(app.clone(), config.clone(), poll, stop.clone()));
     }
+    loops.spawn(run_sender(app.clone(), config.clone(), poll, stop.clone()));
     while loops.join_next().await.is_some() {}
     tracing::info!("the billing worker stopped");
 }
 
-async fn run_one(app: App, config: WorkerConfig, poll: Duration, mut stop: watch::Receiver<bool>) {
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let pause = match app.tick(&config).await {
+async fn run_one(app: App, config: WorkerConfig, poll: Duration, stop: watch::Receiver<bool>) {
+    repeat(poll, stop, || async {
+        match app.tick(&config).await {
             Ok(progress) if !progress.is_idle() => {
                 tracing::debug!(
                     subscriptions = progress.subscriptions,
                     invoices = progress.invoices,
                     "billing tick"
                 );
-                continue;
+                true
             }
-            Ok(_) => poll,
+            Ok(_) => false,
             Err(e) => {
                 tracing::error!(error = %e, "billing tick failed; retrying");
-                poll
+                false
             }
-        };
+        }
+    })
+    .await
+}
+
+/// Sends due webhook deliveries, pass after pass.
+async fn run_sender(app: App, config: WorkerConfig, poll: Duration, stop: watch::Receiver<bool>) {
+    repeat(poll, stop, || async {
+        match app.deliver_webhooks(&config).await {
+            Ok(sent) => sent > 0,
+            Err(e) => {
+                tracing::error!(error = %e, "webhook pass failed; retrying");
+                false
+            }
+        }
+    })
+    .await
+}
+
+/// Runs `pass` until `stop`: again at once after a pass that found work, after `poll`
+/// otherwise.
+async fn repeat<F, Fut>(poll: Duration, mut stop: watch::Receiver<bool>, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if pass().await {
+            continue;
+        }
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep(poll) => {}
             changed = stop.changed() => {
                 if changed.is_err() {
                     break;

@@ -79,6 +79,24 @@ struct Cli {
         global = true
     )]
     webhook_allow_ranges: Vec<(std::net::IpAddr, u8)>,
+    /// The waits between a failed webhook delivery's attempts, such as
+    /// `1m,5m,30m,2h,5h,10h,12h` (each stretched by up to a fifth); after the last the
+    /// delivery fails, replayable. The default spans about three days.
+    #[arg(
+        long,
+        env = "KOPEK_WEBHOOK_RETRY_SCHEDULE",
+        value_parser = kopek_core::webhook::retry::Schedule::parse,
+        global = true
+    )]
+    webhook_retry_schedule: Option<kopek_core::webhook::retry::Schedule>,
+    /// How long one webhook attempt may take, connecting included.
+    #[arg(
+        long,
+        env = "KOPEK_WEBHOOK_TIMEOUT_MS",
+        default_value_t = kopek_app::WEBHOOK_TIMEOUT_MS_DEFAULT,
+        global = true
+    )]
+    webhook_timeout_ms: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -234,6 +252,9 @@ fn app(store: Arc<dyn Store>, cli: &Cli) -> App {
         allowed_hosts: cli.webhook_allow_hosts.clone(),
         allowed_ranges: cli.webhook_allow_ranges.clone(),
     })
+    .with_webhook_sender(Arc::new(kopek_notify::HttpSender::default()))
+    .with_webhook_schedule(cli.webhook_retry_schedule.clone().unwrap_or_default())
+    .with_webhook_timeout(std::time::Duration::from_millis(cli.webhook_timeout_ms))
 }
 
 async fn account_id(app: &App) -> Result<String, String> {

@@ -20,6 +20,7 @@ mod schedules;
 mod stripe_sdk;
 mod taxes;
 mod usage;
+mod webhook_deliveries;
 mod webhook_endpoints;
 
 use axum::body::Body;
@@ -49,8 +50,17 @@ pub const SANDBOX_SLOW_MS: u64 = 1_500;
 pub const GATEWAY_TIMEOUT_MS: u64 = 1_000;
 
 pub async fn harness(kind: StoreKind) -> Harness {
+    harness_with(kind, JAN_1_2026, |app| app).await
+}
+
+/// A harness whose clock starts at `now` and whose app `configure` adjusts.
+pub async fn harness_with(
+    kind: StoreKind,
+    now: i64,
+    configure: impl FnOnce(App) -> App,
+) -> Harness {
     let store = fresh_store(kind).await;
-    let clock = FixedClock::new(JAN_1_2026);
+    let clock = FixedClock::new(now);
     let ids = Arc::new(RandomIds);
     let sandbox = Arc::new(
         kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone())
@@ -68,6 +78,7 @@ pub async fn harness(kind: StoreKind) -> Harness {
     )
     .with_gateway_timeout_ms(GATEWAY_TIMEOUT_MS)
     .with_resolver(Arc::new(StubResolver));
+    let app = configure(app);
     let (_, key) = app.create_account().await.unwrap();
     Harness {
         router: kopek_api::router(app.clone()),

@@ -59,17 +59,20 @@ pub struct Progress {
     pub invoices: usize,
     /// Payment attempts made and unknown charges reconciled.
     pub payments: usize,
+    /// Webhook delivery attempts (made by [`App::drain`]; the worker sends in its own loop).
+    pub webhooks: usize,
 }
 
 impl Progress {
     pub fn is_idle(self) -> bool {
-        self.subscriptions == 0 && self.invoices == 0 && self.payments == 0
+        self.subscriptions == 0 && self.invoices == 0 && self.payments == 0 && self.webhooks == 0
     }
 
     fn add(&mut self, other: Progress) {
         self.subscriptions += other.subscriptions;
         self.invoices += other.invoices;
         self.payments += other.payments;
+        self.webhooks += other.webhooks;
     }
 }
 
@@ -83,7 +86,7 @@ fn group_by_scope<T>(rows: impl IntoIterator<Item = (Scope, T)>) -> BTreeMap<Sco
 }
 
 impl App {
-    fn claim(&self, config: &WorkerConfig, due_by: i64) -> Claim {
+    pub(crate) fn claim(&self, config: &WorkerConfig, due_by: i64) -> Claim {
         let lease_now = self.clock.now();
         Claim {
             owner: config.owner.clone(),
@@ -406,7 +409,7 @@ impl App {
             }
         }
         let events = self.stamp_events(scope, now, None, changes);
-        tx.insert_events(scope, &events).await?;
+        self.record_events(&mut **tx, scope, &events).await?;
         Ok(count)
     }
 
@@ -491,7 +494,7 @@ impl App {
         }
         tx.update_subscriptions(scope, &updated).await?;
         let events = self.stamp_events(scope, now, None, changes);
-        tx.insert_events(scope, &events).await?;
+        self.record_events(&mut **tx, scope, &events).await?;
         Ok(rest)
     }
 
@@ -545,7 +548,7 @@ impl App {
         let changes = self.finalize_batch(tx, scope, &mut invoices, now).await?;
         tx.update_invoices(scope, &invoices).await?;
         let events = self.stamp_events(scope, now, None, changes);
-        tx.insert_events(scope, &events).await?;
+        self.record_events(&mut **tx, scope, &events).await?;
         Ok(invoices.len())
     }
 
@@ -611,7 +614,7 @@ impl App {
                         previous: None,
                     }],
                 );
-                tx.insert_events(&scope, &events).await?;
+                self.record_events(&mut *tx, &scope, &events).await?;
             }
             tx.commit().await?;
         }
@@ -633,7 +636,7 @@ impl App {
         Ok(progress)
     }
 
-    /// Runs ticks until nothing is due and no clock is advancing (bounded by `ticks_max`
+    /// Runs ticks and webhook passes until nothing is due and no clock is advancing (bounded by `ticks_max`
     /// per task), in `config.tasks` loops side by side; returns what was done. For tests,
     /// the benchmark and `kopek worker --drain`.
     pub async fn drain(&self, config: &WorkerConfig, ticks_max: u32) -> Result<Progress, AppError> {
@@ -661,7 +664,8 @@ impl App {
     ) -> Result<Progress, AppError> {
         let mut total = Progress::default();
         for _ in 0..ticks_max {
-            let done = self.tick(config).await?;
+            let mut done = self.tick(config).await?;
+            done.webhooks = self.deliver_webhooks(config).await?;
             total.add(done);
             if done.is_idle() && !self.any_clock_advancing().await? {
                 break;

@@ -367,7 +367,7 @@ impl App {
         tx.update_subscriptions(scope, &finished).await?;
         tx.update_subscriptions(scope, &past_due).await?;
         let events = self.stamp_events(scope, now, None, changes);
-        tx.insert_events(scope, &events).await?;
+        self.record_events(&mut *tx, scope, &events).await?;
         tx.commit().await?;
 
         let mut answers = Vec::with_capacity(charges.len());
@@ -468,7 +468,7 @@ impl App {
         tx.update_invoices(scope, &invoices).await?;
         tx.update_subscriptions(scope, &subs).await?;
         let events = self.stamp_events(scope, now, None, changes);
-        tx.insert_events(scope, &events).await?;
+        self.record_events(&mut **tx, scope, &events).await?;
         Ok(invoices.len())
     }
 
@@ -800,7 +800,7 @@ impl App {
         tx.update_subscriptions(scope, &subs).await?;
         tx.update_subscriptions(scope, &recovered).await?;
         let events = self.stamp_events(scope, now, None, changes);
-        tx.insert_events(scope, &events).await?;
+        self.record_events(&mut *tx, scope, &events).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -244,7 +244,7 @@ impl App {
         tx.insert_ledger_entries(scope, &entries).await?;
         tx.put_gateway_cursor(scope, last).await?;
         let events = self.stamp_events(scope, self.clock.now(), None, changes);
-        tx.insert_events(scope, &events).await?;
+        self.record_events(&mut *tx, scope, &events).await?;
         tx.commit().await?;
         Ok(updates.len())
     }

@@ -39,7 +39,7 @@ impl App {
 
     /// Renders events' snapshots on the wire. A subscription shows its items' prices as
     /// they are now: a price's amounts never change, only its descriptive fields.
-    async fn render_events(
+    pub(crate) async fn render_events(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,

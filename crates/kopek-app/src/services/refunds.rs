@@ -420,7 +420,7 @@ impl App {
         let mut tx = self.store.write().await?;
         let changes = self.settle_refunds(&mut tx, scope, now, answers).await?;
         let events = self.stamp_events(scope, now, None, changes);
-        tx.insert_events(scope, &events).await?;
+        self.record_events(&mut *tx, scope, &events).await?;
         tx.commit().await?;
         Ok(due.len())
     }
@@ -503,7 +503,7 @@ impl App {
                     .settle_refunds(&mut tx, scope, now, vec![(refund.id.clone(), Ok(outcome))])
                     .await?;
                 let events = self.stamp_events(scope, now, None, changes);
-                tx.insert_events(scope, &events).await?;
+                self.record_events(&mut *tx, scope, &events).await?;
                 let settled = tx.refund(scope, id).await?.ok_or_else(|| not_found(id))?;
                 tx.commit().await?;
                 Err(AppError::invalid(

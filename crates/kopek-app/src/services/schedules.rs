@@ -543,7 +543,7 @@ impl App {
         }
         tx.update_schedules(scope, &stepped).await?;
         let events = self.stamp_events(scope, now, None, changes);
-        tx.insert_events(scope, &events).await?;
+        self.record_events(&mut **tx, scope, &events).await?;
         Ok(stepped.len())
     }
 

@@ -586,7 +586,7 @@ impl App {
                 tx.update_subscriptions(scope, std::slice::from_ref(&sub))
                     .await?;
                 let events = self.stamp_events(scope, done.now, None, changes);
-                tx.insert_events(scope, &events).await?;
+                self.record_events(&mut *tx, scope, &events).await?;
                 let (status, body) = self.render.card_error(&decline, None);
                 (
                     status,

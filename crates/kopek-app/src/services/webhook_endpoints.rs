@@ -77,6 +77,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "test_helpers.test_clock.created",
     "test_helpers.test_clock.deleted",
     "test_helpers.test_clock.ready",
+    "webhook_endpoint.disabled",
 ];
 
 /// Endpoints one account (in one mode) may have (Stripe's limit).
@@ -192,6 +193,7 @@ impl App {
             secret: self.new_secret(),
             previous_secret: None,
             metadata: Metadata::new(),
+            failing_since: None,
         };
         new.metadata.apply(&mut endpoint.metadata)?;
         let mut tx = self.store.write().await?;
@@ -268,6 +270,10 @@ impl App {
             endpoint.description = description;
         }
         if let Some(disabled) = update.disabled {
+            if endpoint.disabled && !disabled {
+                // Enabled again: its failure streak starts over.
+                endpoint.failing_since = None;
+            }
             endpoint.disabled = disabled;
         }
         update.metadata.apply(&mut endpoint.metadata)?;

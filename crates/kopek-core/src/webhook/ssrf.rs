@@ -33,6 +33,9 @@ pub struct Target {
     pub port: u16,
     /// The host was an IP address, not a name to resolve.
     pub literal: Option<IpAddr>,
+    /// What the request asks for: the path and query (`/` when the URL has none), without
+    /// the fragment.
+    pub path: String,
 }
 
 /// A URL that may be called, and the addresses it may be called at.
@@ -143,6 +146,7 @@ pub fn parse(url: &str) -> Result<Target, Refusal> {
         _ => return Err(Malformed("only http and https URLs are called")),
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let path = request_path(&rest[authority.len()..]);
     if authority.contains('@') {
         return Err(Malformed("it carries a user or password"));
     }
@@ -168,6 +172,7 @@ pub fn parse(url: &str) -> Result<Target, Refusal> {
             host: ip.to_string(),
             port,
             literal: Some(IpAddr::V6(ip)),
+            path,
         });
     }
     let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
@@ -189,6 +194,7 @@ pub fn parse(url: &str) -> Result<Target, Refusal> {
             host,
             port,
             literal: Some(IpAddr::V4(ip)),
+            path,
         });
     }
     let labels_ok = host.len() <= 253
@@ -208,7 +214,19 @@ pub fn parse(url: &str) -> Result<Target, Refusal> {
         host,
         port,
         literal: None,
+        path,
     })
+}
+
+/// The request target of what follows a URL's authority: its path and query, the
+/// fragment (which never leaves the client) dropped.
+fn request_path(rest: &str) -> String {
+    let rest = rest.split('#').next().unwrap_or_default();
+    match rest.chars().next() {
+        Some('/') => rest.to_owned(),
+        Some(_) => format!("/{rest}"),
+        None => "/".to_owned(),
+    }
 }
 
 fn split_port(authority: &str) -> Result<(&str, Option<&str>), Refusal> {
