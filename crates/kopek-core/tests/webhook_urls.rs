@@ -154,8 +154,24 @@ fn refusals_say_why() {
 #[test]
 fn public_urls_pass_with_the_addresses_that_were_checked() {
     let policy = Policy::default();
-    let vetted = check("https://Hooks.Example.com./kopek?x=1", &policy).unwrap();
+    let vetted = check("https://Hooks.Example.com./kopek?x=1#top", &policy).unwrap();
     assert_eq!(vetted.target.host, "hooks.example.com");
+    // The request asks for the path and query; the fragment never leaves the sender.
+    assert_eq!(vetted.target.path, "/kopek?x=1");
+    assert_eq!(
+        check("https://hooks.example.com", &policy)
+            .unwrap()
+            .target
+            .path,
+        "/"
+    );
+    assert_eq!(
+        check("https://hooks.example.com?a=b", &policy)
+            .unwrap()
+            .target
+            .path,
+        "/?a=b"
+    );
     assert_eq!(vetted.addrs, ["93.184.216.34:443".parse().unwrap()]);
     let vetted = check("http://hooks.example.com:8443/", &policy).unwrap();
     assert_eq!(vetted.addrs, ["93.184.216.34:8443".parse().unwrap()]);
