@@ -1,5 +1,6 @@
 //! The kopek binary as real processes: several workers at once, and a worker killed with
-//! SIGKILL in the middle of its billing batches. On both stores.
+//! SIGKILL in the middle of its billing batches and of its webhook deliveries. On both
+//! stores.
 
 use kopek_app::ports::{Clock, RandomIds, Store, SystemClock};
 use kopek_app::records::{ChargeStatus, SandboxCharge, Scope, Subscription};
@@ -371,5 +372,124 @@ store_test!(
         );
         let report = succeed(kopek(&url, &["doctor"]), "kopek doctor").await;
         assert!(report.contains("every invariant holds"), "{report}");
+    }
+);
+
+/// A webhook receiver on loopback that takes its time (so a worker can be killed with
+/// requests in flight) and records the `webhook-id` of every request it answered 200.
+async fn slow_receiver(delay: Duration) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let got: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let log = got.clone();
+    let router = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let log = log.clone();
+        async move {
+            tokio::time::sleep(delay).await;
+            let id = headers["webhook-id"].to_str().unwrap().to_owned();
+            log.lock().unwrap().push(id);
+            "ok"
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, got)
+}
+
+store_test!(
+    a_worker_killed_while_delivering_webhooks_loses_none,
+    |kind: StoreKind| async move {
+        let (store, url) = fresh_store_with_url(kind).await;
+        let (hooks, received) = slow_receiver(Duration::from_millis(100)).await;
+        let loopback = kopek_core::webhook::ssrf::Policy {
+            allowed_hosts: Vec::new(),
+            allowed_ranges: vec![kopek_core::webhook::ssrf::parse_range("127.0.0.0/8").unwrap()],
+        };
+        let seeder = app(store.clone(), Arc::new(SystemClock)).with_url_policy(loopback);
+        let (account, _) = seeder.create_account().await.unwrap();
+        let caller = Caller {
+            scope: Scope {
+                account_id: account.id,
+                livemode: false,
+            },
+            idempotency_key: None,
+        };
+        let new = kopek_app::NewWebhookEndpoint {
+            url: hooks,
+            enabled_events: vec!["*".into()],
+            ..Default::default()
+        };
+        seeder.create_webhook_endpoint(&caller, new).await.unwrap();
+        let n = 300;
+        for _ in 0..n {
+            seeder
+                .create_customer(&caller, CustomerParams::default())
+                .await
+                .unwrap();
+        }
+        let flags = [
+            "--webhook-allow-ranges",
+            "127.0.0.0/8",
+            "--webhook-timeout-ms",
+            "1000",
+            "--worker-lease-s",
+            "1",
+            "--worker-poll-ms",
+            "50",
+        ];
+        let mut worker = kopek(&url, &[&["worker"][..], &flags[..]].concat());
+        for _ in 0..2_000 {
+            if received.lock().unwrap().len() >= 40 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        worker.kill().await.unwrap();
+        let at_kill = received.lock().unwrap().len();
+        assert!((40..n).contains(&at_kill), "killed after {at_kill} of {n}");
+        // The dead worker's leases (twice the attempt timeout and a second) lapse.
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        succeed(
+            kopek(&url, &[&["worker", "--drain"][..], &flags[..]].concat()),
+            "the restarted worker",
+        )
+        .await;
+        let mut tx = store.read().await.unwrap();
+        let events = tx
+            .events(
+                &caller.scope,
+                &Default::default(),
+                &kopek_app::records::PageRequest {
+                    limit: 1_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .data;
+        let filter = kopek_app::records::DeliveryFilter {
+            status: Some(kopek_app::records::DeliveryStatus::Succeeded),
+            ..Default::default()
+        };
+        let page = kopek_app::records::PageRequest {
+            limit: 1_000,
+            ..Default::default()
+        };
+        let delivered = tx
+            .webhook_deliveries(&caller.scope, &filter, &page)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(tx);
+        assert_eq!(events.len(), n);
+        assert_eq!(delivered.data.len(), n, "every delivery succeeded");
+        let received = received.lock().unwrap().clone();
+        let mut unique = received.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), n, "every event arrived");
+        // At least once: only what was in flight when the worker died went twice.
+        let twice = received.len() - unique.len();
+        assert!(twice <= 32, "{twice} sent twice");
     }
 );
