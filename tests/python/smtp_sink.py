@@ -2,7 +2,7 @@
 accepts is written, as received, to <dir>/<n>.eml with its envelope in <n>.json.
 Prints `listening <port>` once ready; runs until killed.
 
-    smtp_sink.py <dir> [--auth user:password]
+    smtp_sink.py <dir> [--port N] [--auth user:password]
 """
 import asyncio
 import json
@@ -38,15 +38,17 @@ def authenticator(expected):
 
 
 def main():
-    directory = sys.argv[1]
+    directory, args = sys.argv[1], dict(zip(sys.argv[2::2], sys.argv[3::2]))
     options = {}
-    if len(sys.argv) > 3 and sys.argv[2] == "--auth":
-        user, password = sys.argv[3].split(":", 1)
+    if "--auth" in args:
+        user, password = args["--auth"].split(":", 1)
         options = dict(authenticator=authenticator((user, password)),
                        auth_required=True, auth_require_tls=False)
-    with socket.socket() as probe:  # a free port (the controller checks its own by connecting)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = int(args.get("--port", 0))
+    if not port:
+        with socket.socket() as probe:  # a free port (the controller checks its own)
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     controller = Controller(Sink(directory), hostname="127.0.0.1", port=port, **options)
     controller.start()
     print(f"listening {port}", flush=True)

@@ -1,5 +1,6 @@
 //! `/v1/billing_settings`: kopek's extension for what Stripe keeps in its Dashboard —
-//! the dunning policy, per account and mode.
+//! the dunning policy and the customer emails not sent (`email_opt_outs[]`), per account
+//! and mode.
 
 use crate::error::ApiResult;
 use crate::params::Params;
@@ -14,7 +15,10 @@ use kopek_app::{App, BillingSettingsUpdate};
 use kopek_core::dunning::{FinalInvoiceStatus, FinalSubscriptionStatus, RETRIES_MAX};
 
 fn update(params: &mut Params) -> ApiResult<BillingSettingsUpdate> {
-    let mut update = BillingSettingsUpdate::default();
+    let mut update = BillingSettingsUpdate {
+        email_opt_outs: crate::customers::email_opt_outs(params)?,
+        ..BillingSettingsUpdate::default()
+    };
     let Some(Some(mut dunning)) = params.object("dunning")? else {
         return Ok(update);
     };

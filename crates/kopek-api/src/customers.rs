@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use kopek_app::ports::Renderer;
-use kopek_app::records::{Address, CustomerFilter, Shipping, TaxExempt};
+use kopek_app::records::{Address, CustomerFilter, EmailKind, Shipping, TaxExempt};
 use kopek_app::{App, CustomerParams};
 
 const EMAIL_CHARS_MAX: usize = 512;
@@ -51,6 +51,41 @@ fn shipping(params: &mut Params) -> ApiResult<Option<Option<Shipping>>> {
     Ok(Some(Some(shipping)))
 }
 
+/// `email_opt_outs[]`: kinds of email not to send (kopek's extension), never an
+/// essential one.
+pub(crate) fn email_opt_outs(params: &mut Params) -> ApiResult<Option<Vec<EmailKind>>> {
+    let Some(names) = params.string_list("email_opt_outs", EmailKind::ALL.len())? else {
+        return Ok(None);
+    };
+    let mut kinds = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let param = format!("email_opt_outs[{i}]");
+        let kind = EmailKind::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = EmailKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::invalid(
+                param.clone(),
+                "parameter_invalid",
+                format!(
+                    "Unknown kind of email: {name}. Kinds are {}.",
+                    known.join(", ")
+                ),
+            )
+        })?;
+        if kind.essential() {
+            return Err(ApiError::invalid(
+                param,
+                "parameter_invalid",
+                format!("{name} emails are essential (money taken or at risk, or a change the customer must hear of in advance): they cannot be turned off."),
+            ));
+        }
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds.sort();
+    Ok(Some(kinds))
+}
+
 fn customer_params(params: &mut Params) -> ApiResult<CustomerParams> {
     let email = params.nullable_string("email")?;
     if let Some(Some(email)) = &email {
@@ -73,6 +108,7 @@ fn customer_params(params: &mut Params) -> ApiResult<CustomerParams> {
         invoice_prefix: params.string("invoice_prefix")?,
         next_invoice_sequence: params.int_in("next_invoice_sequence", 1, 1_000_000_000)?,
         preferred_locales: params.string_list("preferred_locales", LOCALES_MAX)?,
+        email_opt_outs: email_opt_outs(params)?,
         discount: single_discount(params)?,
         metadata: params.metadata()?,
         ..CustomerParams::default()
@@ -224,6 +260,27 @@ pub async fn payment_methods(
             &format!("/v1/customers/{id}/payment_methods"),
             &found,
             |pm| WireRenderer.payment_method(pm),
+        ))
+    })
+    .await
+}
+
+/// `GET /v1/customers/:id/notifications` (kopek's extension): the emails sent to the
+/// customer, or waiting to be, newest first — what support needs to see.
+pub async fn notifications(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    request::get(app, headers, uri, |app, scope, mut params| async move {
+        let page = page(&mut params)?;
+        params.finish()?;
+        let found = app.customer_notifications(&scope, &id, &page).await?;
+        ApiResult::Ok(render::list(
+            &format!("/v1/customers/{id}/notifications"),
+            &found,
+            render::notification,
         ))
     })
     .await

@@ -70,6 +70,10 @@ pub fn router(app: App) -> Router {
             get(balance_transactions::retrieve).post(balance_transactions::update),
         )
         .route(
+            "/v1/customers/{id}/notifications",
+            get(customers::notifications),
+        )
+        .route(
             "/v1/customers/{id}/discount",
             delete(discounts::delete_customer_discount),
         )

@@ -133,6 +133,7 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("/v1/credit_notes/{id}", "post", "UpdateCreditNote", "Update a credit note's memo or metadata."),
     ("/v1/credit_notes/{id}/lines", "get", "ListCreditNoteLines", "List a credit note's lines."),
     ("/v1/credit_notes/{id}/void", "post", "VoidCreditNote", "Void a credit note of an open invoice."),
+    ("/v1/customers/{id}/notifications", "get", "ListCustomerNotifications", "kopek's extension: the emails sent to a customer or waiting to be (kind, subject, language, when sent, attempts, last error), newest first."),
     ("/v1/customers/{id}/discount", "delete", "DeleteCustomerDiscount", "Remove a customer's discount."),
     ("/v1/coupons", "get", "ListCoupons", "List coupons not deleted."),
     ("/v1/coupons", "post", "CreateCoupon", "Create a coupon: percent_off, or amount_off in a currency; once, repeating for some months, or forever; limits and products."),

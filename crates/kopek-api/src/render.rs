@@ -53,6 +53,7 @@ impl Renderer for WireRenderer {
             "next_invoice_sequence": c.next_invoice_sequence,
             "phone": c.phone,
             "preferred_locales": c.preferred_locales,
+            "email_opt_outs": c.email_opt_outs.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             "shipping": c.shipping.as_ref().map(|s| json!({
                 "address": address_doc(&s.address), "name": s.name, "phone": s.phone,
             })),
@@ -576,6 +577,7 @@ impl Renderer for WireRenderer {
                 "final_subscription_status": s.final_subscription_status,
                 "final_invoice_status": s.final_invoice_status,
             },
+            "email_opt_outs": s.email_opt_outs.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         })
     }
 
@@ -1058,6 +1060,27 @@ fn decline(d: &kopek_app::ports::Decline, payment_method: Option<&str>) -> Value
         "decline_code": d.decline_code,
         "message": d.message,
         "payment_method": payment_method.map(|id| json!({"id": id, "object": "payment_method"})),
+    })
+}
+
+/// A customer email (kopek's extension).
+pub fn notification(n: &Notification) -> Value {
+    json!({
+        "id": n.id,
+        "object": "notification",
+        "attempt_count": n.attempts,
+        "created": n.created,
+        "customer": n.customer,
+        "event": n.event,
+        "kind": n.kind.as_str(),
+        "last_error": n.last_error,
+        "livemode": n.livemode,
+        "locale": n.locale,
+        "next_attempt_at": (n.status == NotificationStatus::Pending).then_some(n.next_attempt_at),
+        "sent_at": n.sent_at,
+        "status": n.status.as_str(),
+        "subject": n.subject,
+        "to": n.to,
     })
 }
 

@@ -28,6 +28,8 @@ pub struct App {
     /// What webhooks may reach beyond the public internet (nothing unless configured).
     pub(crate) url_policy: kopek_core::webhook::ssrf::Policy,
     pub(crate) webhooks: WebhookSettings,
+    /// Sends customer emails; None: they are recorded and wait.
+    pub(crate) mailer: Option<Arc<dyn crate::ports::Mailer>>,
 }
 
 /// How webhooks are sent.
@@ -114,6 +116,7 @@ impl App {
                     crate::services::WEBHOOK_TIMEOUT_MS_DEFAULT,
                 ),
             },
+            mailer: None,
         }
     }
 

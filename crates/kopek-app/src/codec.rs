@@ -96,6 +96,7 @@ pub fn customer_doc(c: &Customer) -> String {
             "footer": c.invoice_settings.footer,
         },
         "preferred_locales": c.preferred_locales,
+        "email_opt_outs": c.email_opt_outs,
         "tax_exempt": c.tax_exempt.as_str(),
         "test_clock": c.test_clock,
         "metadata": metadata_doc(&c.metadata),
@@ -178,6 +179,12 @@ pub fn customer_from_doc(columns: CustomerColumns, doc: &str) -> Decoded<Custome
             footer: text(&settings, "footer")?,
         },
         preferred_locales: strings(&doc, "preferred_locales")?,
+        email_opt_outs: match doc.get("email_opt_outs") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(kinds) => {
+                serde_json::from_value(kinds.clone()).map_err(|_| corrupt("customer"))?
+            }
+        },
         tax_exempt: text(&doc, "tax_exempt")?
             .and_then(|t| TaxExempt::parse(&t))
             .ok_or_else(|| corrupt("tax_exempt"))?,

@@ -29,7 +29,15 @@ pub trait Store: Send + Sync {
 /// write across accounts or modes.
 #[async_trait]
 pub trait Tx:
-    BillingTx + PaymentsTx + CreditsTx + DiscountsTx + TaxRatesTx + UsageTx + SchedulesTx + WebhooksTx
+    BillingTx
+    + PaymentsTx
+    + CreditsTx
+    + DiscountsTx
+    + TaxRatesTx
+    + UsageTx
+    + SchedulesTx
+    + WebhooksTx
+    + NotificationsTx
 {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
@@ -694,6 +702,32 @@ pub trait WebhooksTx: Send {
     ) -> StoreResult<Option<Page<WebhookAttempt>>>;
 }
 
+/// Customer emails.
+#[async_trait]
+pub trait NotificationsTx: Send {
+    async fn insert_notifications(
+        &mut self,
+        scope: &Scope,
+        notifications: &[Notification],
+    ) -> StoreResult<()>;
+    /// Writes it back and releases its lease.
+    async fn update_notification(
+        &mut self,
+        scope: &Scope,
+        notification: &Notification,
+    ) -> StoreResult<()>;
+    /// Leases pending emails due by `claim.due_by`, of every scope, oldest due first.
+    async fn claim_due_notifications(&mut self, claim: &Claim) -> StoreResult<Vec<Due>>;
+    async fn notification(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Notification>>;
+    /// A customer's emails, newest first.
+    async fn notifications(
+        &mut self,
+        scope: &Scope,
+        customer: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<Notification>>>;
+}
+
 /// Subscription schedules.
 #[async_trait]
 pub trait SchedulesTx: Send {
@@ -844,6 +878,31 @@ pub const WEBHOOK_ANSWER_HEAD_MAX: usize = 1_024;
 pub trait WebhookSender: Send + Sync {
     /// The answer, or why there was none (connection refused, timeout, TLS failure, …).
     async fn send(&self, request: WebhookRequest<'_>) -> Result<WebhookAnswer, String>;
+}
+
+/// One email to send: its kind, the customer's languages in order of preference, and
+/// what its template shows (`fields`: strings, and `lines`, a list of objects of strings).
+pub struct Email<'a> {
+    /// The notification's id, which the message's id is made from.
+    pub id: &'a str,
+    pub to: &'a str,
+    pub kind: EmailKind,
+    pub locales: &'a [String],
+    pub fields: &'a serde_json::Value,
+}
+
+/// What was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentEmail {
+    pub subject: String,
+    /// The template language used.
+    pub locale: String,
+}
+
+/// Renders an email from its templates and sends it (over SMTP, or into files).
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, email: Email<'_>) -> Result<SentEmail, String>;
 }
 
 /// Fresh object ids (`cus_…`) and secrets.

@@ -6,6 +6,7 @@
 mod billing;
 mod credits;
 mod discounts;
+mod notifications;
 mod payments;
 mod schedules;
 mod taxes;
@@ -17,6 +18,7 @@ pub use credits::*;
 pub use discounts::*;
 use kopek_core::price::PriceModel;
 use kopek_core::Currency;
+pub use notifications::*;
 pub use payments::*;
 pub use schedules::*;
 use std::collections::BTreeMap;
@@ -120,6 +122,9 @@ pub struct Customer {
     pub next_invoice_sequence: i64,
     pub invoice_settings: InvoiceSettings,
     pub preferred_locales: Vec<String>,
+    /// The emails the customer asked not to get (kopek's extension; essential ones
+    /// cannot be refused).
+    pub email_opt_outs: Vec<EmailKind>,
     pub tax_exempt: TaxExempt,
     pub metadata: Metadata,
     pub test_clock: Option<String>,

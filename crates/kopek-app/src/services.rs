@@ -14,6 +14,7 @@ mod invoicing;
 mod keys;
 mod ledger;
 mod metadata;
+mod notifications;
 mod payment_methods;
 mod payments;
 mod previews;

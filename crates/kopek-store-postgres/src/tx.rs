@@ -27,6 +27,7 @@ include!("../../store-sql/discounts.rs");
 include!("../../store-sql/usage.rs");
 include!("../../store-sql/schedules.rs");
 include!("../../store-sql/webhooks.rs");
+include!("../../store-sql/notifications.rs");
 
 impl PostgresTx {
     /// Inserts meter events in one statement over arrays (`UNNEST`), skipping repeated

@@ -51,14 +51,21 @@ async fn run_one(app: App, config: WorkerConfig, poll: Duration, stop: watch::Re
     .await
 }
 
-/// Sends due webhook deliveries, pass after pass.
+/// Sends due webhook deliveries and emails, pass after pass.
 async fn run_sender(app: App, config: WorkerConfig, poll: Duration, stop: watch::Receiver<bool>) {
     repeat(poll, stop, || async {
-        match app.deliver_webhooks(&config).await {
-            Ok(sent) => sent > 0,
+        let sent = match app.deliver_webhooks(&config).await {
+            Ok(sent) => sent,
             Err(e) => {
                 tracing::error!(error = %e, "webhook pass failed; retrying");
-                false
+                0
+            }
+        };
+        match app.send_emails(&config).await {
+            Ok(mailed) => sent + mailed > 0,
+            Err(e) => {
+                tracing::error!(error = %e, "email pass failed; retrying");
+                sent > 0
             }
         }
     })

@@ -97,6 +97,23 @@ struct Cli {
         global = true
     )]
     webhook_timeout_ms: u64,
+    /// The SMTP server customer emails go through: `smtp://host:25`,
+    /// `smtp://user:password@host:587?tls=required` (STARTTLS) or `smtps://host:465` (TLS).
+    /// Without one they are written to `<data-dir>/emails/*.eml`.
+    #[arg(long, env = "KOPEK_SMTP_URL", global = true)]
+    smtp_url: Option<String>,
+    /// Who customer emails come from.
+    #[arg(
+        long,
+        env = "KOPEK_EMAIL_FROM",
+        default_value = "Billing <billing@localhost>",
+        global = true
+    )]
+    email_from: String,
+    /// A directory of email templates (`<locale>/<kind>.txt` and `.html`) used before
+    /// the built-in English ones.
+    #[arg(long, env = "KOPEK_EMAIL_TEMPLATES", global = true)]
+    email_templates: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -235,11 +252,24 @@ async fn open_store(cli: &Cli) -> Result<Arc<dyn Store>, String> {
     }
 }
 
-fn app(store: Arc<dyn Store>, cli: &Cli) -> App {
+/// Customer emails: over SMTP when a server is configured, into files otherwise.
+fn mailer(cli: &Cli) -> Result<kopek_notify::EmailSender, String> {
+    let templates = match &cli.email_templates {
+        Some(dir) => kopek_notify::Templates::with_overrides(dir.clone()),
+        None => kopek_notify::Templates::default(),
+    };
+    let transport = match &cli.smtp_url {
+        Some(url) => kopek_notify::Transport::smtp(url)?,
+        None => kopek_notify::Transport::Files(cli.data_dir.join("emails")),
+    };
+    kopek_notify::EmailSender::new(templates, &cli.email_from, transport)
+}
+
+fn app(store: Arc<dyn Store>, cli: &Cli) -> Result<App, String> {
     let (clock, ids) = (Arc::new(SystemClock), Arc::new(RandomIds));
     let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone())
         .with_slow_ms(cli.sandbox_slow_ms);
-    App::new(
+    let app = App::new(
         store,
         clock,
         ids,
@@ -255,6 +285,8 @@ fn app(store: Arc<dyn Store>, cli: &Cli) -> App {
     .with_webhook_sender(Arc::new(kopek_notify::HttpSender::default()))
     .with_webhook_schedule(cli.webhook_retry_schedule.clone().unwrap_or_default())
     .with_webhook_timeout(std::time::Duration::from_millis(cli.webhook_timeout_ms))
+    .with_mailer(Arc::new(mailer(cli)?));
+    Ok(app)
 }
 
 async fn account_id(app: &App) -> Result<String, String> {
@@ -275,7 +307,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         return bench::run(command, cli.database_url.as_deref(), cli.draft_window_s).await;
     }
     let store = open_store(&cli).await?;
-    let app = app(store, &cli);
+    let app = app(store, &cli)?;
     match cli.command {
         Command::Migrate => {
             println!("kopek: the database schema is up to date");

@@ -9,6 +9,7 @@ mod credit_notes;
 mod discounts;
 mod disputes;
 mod dunning;
+mod emails;
 mod pauses;
 mod payment_behavior;
 mod payment_methods;

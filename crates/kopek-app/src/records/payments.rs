@@ -163,6 +163,9 @@ pub struct BillingSettings {
     pub final_subscription_status: String,
     /// `open` or `uncollectible`: the invoice after the last retry fails.
     pub final_invoice_status: String,
+    /// The emails the account's customers are not sent (never essential ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_opt_outs: Vec<super::EmailKind>,
 }
 
 impl BillingSettings {
@@ -182,6 +185,7 @@ impl BillingSettings {
             retry_delays_days: policy.retry_delays_days.clone(),
             final_subscription_status: policy.final_subscription_status.as_str().to_owned(),
             final_invoice_status: policy.final_invoice_status.as_str().to_owned(),
+            email_opt_outs: Vec::new(),
         }
     }
 }

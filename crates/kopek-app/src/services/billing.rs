@@ -59,7 +59,8 @@ pub struct Progress {
     pub invoices: usize,
     /// Payment attempts made and unknown charges reconciled.
     pub payments: usize,
-    /// Webhook delivery attempts (made by [`App::drain`]; the worker sends in its own loop).
+    /// Webhook delivery and email attempts (made by [`App::drain`]; the worker sends in
+    /// its own loop).
     pub webhooks: usize,
 }
 
@@ -665,7 +666,7 @@ impl App {
         let mut total = Progress::default();
         for _ in 0..ticks_max {
             let mut done = self.tick(config).await?;
-            done.webhooks = self.deliver_webhooks(config).await?;
+            done.webhooks = self.deliver_webhooks(config).await? + self.send_emails(config).await?;
             total.add(done);
             if done.is_idle() && !self.any_clock_advancing().await? {
                 break;

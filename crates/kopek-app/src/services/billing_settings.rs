@@ -1,5 +1,6 @@
-//! An account's billing settings (per mode): its dunning policy. kopek's extension; on
-//! Stripe these live in the Dashboard's Billing settings.
+//! An account's billing settings (per mode): its dunning policy and the customer emails
+//! it does not send. kopek's extension; on Stripe these live in the Dashboard's Billing
+//! settings.
 
 use crate::app::{App, Caller};
 use crate::error::AppError;
@@ -14,14 +15,28 @@ pub struct BillingSettingsUpdate {
     pub retry_delays_days: Option<Vec<i64>>,
     pub final_subscription_status: Option<FinalSubscriptionStatus>,
     pub final_invoice_status: Option<FinalInvoiceStatus>,
+    pub email_opt_outs: Option<Vec<EmailKind>>,
 }
 
 impl App {
+    async fn email_opt_outs(
+        &self,
+        tx: &mut Box<dyn crate::ports::Tx>,
+        scope: &Scope,
+    ) -> Result<Vec<EmailKind>, AppError> {
+        Ok(tx
+            .billing_settings(scope)
+            .await?
+            .map(|s| s.email_opt_outs)
+            .unwrap_or_default())
+    }
+
     pub async fn billing_settings(&self, scope: &Scope) -> Result<BillingSettings, AppError> {
         let mut tx = self.store.read().await?;
-        Ok(BillingSettings::from_policy(
-            &self.dunning_policy(&mut tx, scope).await?,
-        ))
+        let mut settings =
+            BillingSettings::from_policy(&self.dunning_policy(&mut tx, scope).await?);
+        settings.email_opt_outs = self.email_opt_outs(&mut tx, scope).await?;
+        Ok(settings)
     }
 
     pub async fn update_billing_settings(
@@ -59,7 +74,11 @@ impl App {
                 .final_invoice_status
                 .unwrap_or(current.final_invoice_status),
         };
-        let settings = BillingSettings::from_policy(&policy);
+        let mut settings = BillingSettings::from_policy(&policy);
+        settings.email_opt_outs = match update.email_opt_outs {
+            Some(kinds) => kinds,
+            None => self.email_opt_outs(&mut tx, &caller.scope).await?,
+        };
         tx.put_billing_settings(&caller.scope, &settings).await?;
         let rendered = self.render.billing_settings(&settings);
         self.commit(tx, caller, Vec::new(), &rendered).await?;

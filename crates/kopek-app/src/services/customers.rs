@@ -24,6 +24,7 @@ pub struct CustomerParams {
     pub invoice_footer: Option<Option<String>>,
     pub invoice_custom_fields: Option<Vec<(String, String)>>,
     pub preferred_locales: Option<Vec<String>>,
+    pub email_opt_outs: Option<Vec<EmailKind>>,
     pub tax_exempt: Option<TaxExempt>,
     /// Only on create: the test clock whose time the customer lives in (test mode only).
     pub test_clock: Option<String>,
@@ -62,6 +63,7 @@ impl CustomerParams {
             self.invoice_custom_fields,
         );
         set(&mut customer.preferred_locales, self.preferred_locales);
+        set(&mut customer.email_opt_outs, self.email_opt_outs);
         set(&mut customer.tax_exempt, self.tax_exempt);
         self.metadata.apply(&mut customer.metadata)
     }
@@ -94,6 +96,7 @@ impl App {
             next_invoice_sequence: 1,
             invoice_settings: InvoiceSettings::default(),
             preferred_locales: Vec::new(),
+            email_opt_outs: Vec::new(),
             tax_exempt: TaxExempt::None,
             metadata: Metadata::new(),
             test_clock: None,

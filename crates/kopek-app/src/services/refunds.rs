@@ -299,6 +299,7 @@ impl App {
             let Some((_, answer)) = answers.iter().find(|(id, _)| *id == refund.id) else {
                 continue;
             };
+            let before = self.render.refund(refund);
             let charge = charges
                 .iter_mut()
                 .find(|c| c.id == refund.charge)
@@ -373,7 +374,7 @@ impl App {
                 },
                 object_id: refund.id.clone(),
                 object: Snapshot::Rendered(self.render.refund(refund)),
-                previous: None,
+                previous: Some(Snapshot::Rendered(before)),
             });
         }
         tx.update_refunds(scope, &refunds).await?;
@@ -475,6 +476,7 @@ impl App {
                     // The worker settled it meanwhile, from the same books.
                     return Err(not_pending(&current));
                 }
+                let before = self.render.refund(&current);
                 let mut charge = tx
                     .charges_by_ids(scope, std::slice::from_ref(&current.charge), true)
                     .await?
@@ -492,7 +494,7 @@ impl App {
                     event_type: "refund.updated",
                     object_id: current.id.clone(),
                     object: Snapshot::Rendered(rendered.clone()),
-                    previous: None,
+                    previous: Some(Snapshot::Rendered(before)),
                 };
                 self.commit_at(tx, caller, now, vec![change], &rendered)
                     .await?;

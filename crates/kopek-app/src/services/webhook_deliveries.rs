@@ -70,7 +70,7 @@ fn clock_of(snapshot: &Snapshot) -> ClockOf {
 
 /// A number fixed per delivery and attempt, for the schedule's jitter: the same failure
 /// always schedules the same retry, and deliveries failing together spread out.
-fn jitter(delivery: &str, attempt: u32) -> u64 {
+pub(crate) fn jitter(delivery: &str, attempt: u32) -> u64 {
     use sha2::Digest;
     let digest = sha2::Sha256::new()
         .chain_update(delivery.as_bytes())
@@ -115,7 +115,7 @@ impl App {
     }
 
     /// Records `events` and, in the same transaction, a delivery of each to every
-    /// endpoint enabled for it. Every event goes through here.
+    /// endpoint enabled for it and the emails they cause. Every event goes through here.
     pub(crate) async fn record_events(
         &self,
         tx: &mut dyn Tx,
@@ -123,6 +123,7 @@ impl App {
         events: &[Event],
     ) -> Result<(), StoreError> {
         tx.insert_events(scope, events).await?;
+        self.write_notifications(tx, scope, events).await?;
         if events.is_empty() {
             return Ok(());
         }

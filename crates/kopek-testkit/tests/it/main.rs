@@ -54,6 +54,7 @@ fn customer(id: &str, created: i64, email: Option<&str>) -> Customer {
             footer: Some("Thanks".into()),
         },
         preferred_locales: vec!["lv".into()],
+        email_opt_outs: vec![kopek_app::records::EmailKind::UpcomingRenewal],
         tax_exempt: TaxExempt::Reverse,
         metadata: [("plan".to_owned(), "pro".to_owned())].into(),
         test_clock: None,
