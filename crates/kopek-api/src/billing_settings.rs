@@ -1,5 +1,6 @@
 //! `/v1/billing_settings`: kopek's extension for what Stripe keeps in its Dashboard —
-//! the dunning policy and the customer emails not sent (`email_opt_outs[]`), per account
+//! the dunning policy, the customer emails not sent (`email_opt_outs[]`) and how many
+//! days ahead renewals are announced (`upcoming_renewal_days[month]`, …), per account
 //! and mode.
 
 use crate::error::ApiResult;
@@ -13,12 +14,26 @@ use axum::response::Response;
 use kopek_app::ports::Renderer;
 use kopek_app::{App, BillingSettingsUpdate};
 use kopek_core::dunning::{FinalInvoiceStatus, FinalSubscriptionStatus, RETRIES_MAX};
+use kopek_core::period::IntervalUnit;
 
 fn update(params: &mut Params) -> ApiResult<BillingSettingsUpdate> {
     let mut update = BillingSettingsUpdate {
         email_opt_outs: crate::customers::email_opt_outs(params)?,
         ..BillingSettingsUpdate::default()
     };
+    if let Some(Some(mut days)) = params.object("upcoming_renewal_days")? {
+        for unit in [
+            IntervalUnit::Day,
+            IntervalUnit::Week,
+            IntervalUnit::Month,
+            IntervalUnit::Year,
+        ] {
+            if let Some(n) = days.int_in(unit.as_str(), 0, 366)? {
+                update.upcoming_renewal_days.push((unit, n as u32));
+            }
+        }
+        days.finish()?;
+    }
     let Some(Some(mut dunning)) = params.object("dunning")? else {
         return Ok(update);
     };

@@ -578,6 +578,12 @@ impl Renderer for WireRenderer {
                 "final_invoice_status": s.final_invoice_status,
             },
             "email_opt_outs": s.email_opt_outs.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "upcoming_renewal_days": {
+                "day": s.renewal_notice_days(kopek_core::period::IntervalUnit::Day),
+                "week": s.renewal_notice_days(kopek_core::period::IntervalUnit::Week),
+                "month": s.renewal_notice_days(kopek_core::period::IntervalUnit::Month),
+                "year": s.renewal_notice_days(kopek_core::period::IntervalUnit::Year),
+            },
         })
     }
 

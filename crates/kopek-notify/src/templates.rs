@@ -28,6 +28,8 @@ fn built_in(kind: EmailKind, ext: &str) -> Option<&'static str> {
         InvoiceFinalized => "invoice_finalized",
         PaymentReceipt => "payment_receipt",
         PaymentFailed => "payment_failed",
+        UpcomingRenewal => "upcoming_renewal",
+        TrialEnding => "trial_ending",
         SubscriptionCanceled => "subscription_canceled",
         RefundCreated => "refund_created",
         RefundUpdated => "refund_updated",

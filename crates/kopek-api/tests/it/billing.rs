@@ -754,7 +754,8 @@ store_test!(
             .drain(&kopek_app::WorkerConfig::new("zero-window".into()), 1_000)
             .await
             .unwrap();
-        assert_eq!(done.subscriptions, 2, "April and May renewed");
+        // Each month is announced a week ahead, then renewed: four looks at it.
+        assert_eq!(done.subscriptions, 4, "April and May announced and renewed");
         assert_eq!(done.invoices, 0, "nothing was left for the finalizing pass");
         let all = invoices(&h, &id(&sub)).await;
         assert_eq!(all.len(), 3);

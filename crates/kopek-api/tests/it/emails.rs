@@ -20,7 +20,7 @@ fn at(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// A fresh empty directory for one test.
-fn scratch(what: &str) -> PathBuf {
+pub fn scratch(what: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "kopek-{what}-{}",
         kopek_app::ports::IdSource::id(&kopek_app::ports::RandomIds, "")
@@ -81,14 +81,14 @@ impl SmtpSink {
 
 /// An email as received: its headers (unfolded), and its text and HTML parts decoded.
 #[derive(Debug)]
-struct Mail {
+pub struct Mail {
     headers: Vec<(String, String)>,
-    text: String,
+    pub text: String,
     html: String,
 }
 
 impl Mail {
-    fn header(&self, name: &str) -> &str {
+    pub fn header(&self, name: &str) -> &str {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -190,7 +190,7 @@ fn parse_mail(raw: &str) -> Mail {
 }
 
 /// Every `.eml` under `dir`, oldest first.
-fn mails_in(dir: &Path) -> Vec<Mail> {
+pub fn mails_in(dir: &Path) -> Vec<Mail> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
@@ -202,7 +202,7 @@ fn mails_in(dir: &Path) -> Vec<Mail> {
         .collect()
 }
 
-async fn mailing(kind: StoreKind, transport: Transport, templates: Templates) -> Harness {
+pub async fn mailing(kind: StoreKind, transport: Transport, templates: Templates) -> Harness {
     let sender = EmailSender::new(templates, "Billing <billing@kopek.test>", transport).unwrap();
     harness_with(kind, JAN_1_2026, move |app| {
         app.with_mailer(Arc::new(sender))
@@ -211,7 +211,7 @@ async fn mailing(kind: StoreKind, transport: Transport, templates: Templates) ->
 }
 
 /// The emails a customer was sent (or is to be), as the API lists them.
-async fn notifications(h: &Harness, customer: &str) -> Vec<Value> {
+pub async fn notifications(h: &Harness, customer: &str) -> Vec<Value> {
     let reply = h
         .get(&format!("/v1/customers/{customer}/notifications?limit=100"))
         .await;

@@ -10,6 +10,7 @@ mod discounts;
 mod disputes;
 mod dunning;
 mod emails;
+mod notices;
 mod pauses;
 mod payment_behavior;
 mod payment_methods;

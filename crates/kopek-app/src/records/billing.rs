@@ -291,7 +291,22 @@ pub struct Subscription {
     /// period end); `None` once it has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_action_at: Option<i64>,
+    /// How many days before a renewal the customer hears of it (0: not told): the
+    /// account's setting for its interval, taken when a period starts.
+    #[serde(default, skip_serializing_if = "no_days")]
+    pub renewal_notice_days: u32,
+    /// The end of the period whose advance notice (of its renewal, or of its trial
+    /// ending) went out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noticed_period_end: Option<i64>,
 }
+
+fn no_days(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How long before a trial ends the customer hears of it (Stripe: three days).
+pub const TRIAL_NOTICE_S: i64 = 3 * 86_400;
 
 impl Subscription {
     pub fn interval(&self) -> Interval {
@@ -299,13 +314,36 @@ impl Subscription {
             .expect("a stored subscription has a valid interval")
     }
 
+    /// When the advance notice of this period's end is due, unless it went out: three
+    /// days before a trial ends, or `renewal_notice_days` before a renewal. None when
+    /// the period ends in a cancellation, while collection is paused, or when the lead
+    /// would reach back to the period's start.
+    pub fn notice_at(&self) -> Option<i64> {
+        let ends = self.current_period_end;
+        if self.noticed_period_end == Some(ends)
+            || self.cancel_at_period_end
+            || self.cancel_at.is_some_and(|at| at <= ends)
+            || self.pause_collection.is_some()
+        {
+            return None;
+        }
+        let lead = match self.status {
+            SubscriptionStatus::Trialing if self.trial_end == Some(ends) => TRIAL_NOTICE_S,
+            SubscriptionStatus::Active => i64::from(self.renewal_notice_days) * 86_400,
+            _ => return None,
+        };
+        Some(ends - lead).filter(|&at| lead > 0 && at > self.current_period_start)
+    }
+
     /// When the billing clock must look at a live subscription next: its period's end,
-    /// or sooner a cancellation, collection resuming, or a pending update expiring.
+    /// or sooner a cancellation, collection resuming, a pending update expiring, or an
+    /// advance notice.
     pub fn next_look(&self) -> i64 {
         [
             self.cancel_at,
             self.pause_collection.and_then(|p| p.resumes_at),
             self.pending_update.as_ref().map(|p| p.expires_at),
+            self.notice_at(),
         ]
         .into_iter()
         .flatten()

@@ -166,6 +166,10 @@ pub struct BillingSettings {
     /// The emails the account's customers are not sent (never essential ones).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub email_opt_outs: Vec<super::EmailKind>,
+    /// Days before a renewal its customer hears of it, by interval (`day`, `week`,
+    /// `month`, `year`), where the account changed the default.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub upcoming_renewal_days: std::collections::BTreeMap<String, u32>,
 }
 
 impl BillingSettings {
@@ -186,7 +190,22 @@ impl BillingSettings {
             final_subscription_status: policy.final_subscription_status.as_str().to_owned(),
             final_invoice_status: policy.final_invoice_status.as_str().to_owned(),
             email_opt_outs: Vec::new(),
+            upcoming_renewal_days: Default::default(),
         }
+    }
+
+    /// Days before a renewal of a subscription billed by `unit` its customer is told:
+    /// the account's choice, or 7 for monthly and 30 for yearly ones, none for shorter.
+    pub fn renewal_notice_days(&self, unit: kopek_core::period::IntervalUnit) -> u32 {
+        use kopek_core::period::IntervalUnit;
+        self.upcoming_renewal_days
+            .get(unit.as_str())
+            .copied()
+            .unwrap_or(match unit {
+                IntervalUnit::Month => 7,
+                IntervalUnit::Year => 30,
+                IntervalUnit::Day | IntervalUnit::Week => 0,
+            })
     }
 }
 

@@ -174,6 +174,7 @@ impl App {
         }
         let refs: Vec<&Subscription> = subs.iter().collect();
         let prices = self.prices_of(tx, scope, &refs).await?;
+        let settings = self.stored_settings(tx, scope).await?;
         let mut customer_ids: Vec<String> = subs.iter().map(|s| s.customer.clone()).collect();
         customer_ids.sort();
         customer_ids.dedup();
@@ -261,7 +262,7 @@ impl App {
                 let before = sub.clone();
                 sub.pause_collection = None;
                 if now < sub.current_period_end {
-                    sub.next_action_at = Some(sub.current_period_end);
+                    sub.next_action_at = Some(sub.next_look());
                     changes.push(Change {
                         event_type: "customer.subscription.updated",
                         object_id: sub.id.clone(),
@@ -275,6 +276,16 @@ impl App {
             let customer = customers
                 .get_mut(&sub.customer)
                 .ok_or_else(|| AppError::Internal(format!("customer of {} is missing", sub.id)))?;
+            if now < sub.current_period_end {
+                // Woken before its period ends: for the advance notice of that end.
+                if sub.notice_at().is_some_and(|at| at <= now) {
+                    changes.push(self.advance_notice(&sub, customer, &prices, now)?);
+                    sub.noticed_period_end = Some(sub.current_period_end);
+                }
+                sub.next_action_at = Some(sub.next_look());
+                updated.push(sub);
+                continue;
+            }
             let before = sub.clone();
             let no_payment_method = sub.collection_method == CollectionMethod::ChargeAutomatically
                 && sub.default_payment_method.is_none()
@@ -364,6 +375,7 @@ impl App {
             }
             sub.current_period_start = period.start;
             sub.current_period_end = period.end;
+            sub.renewal_notice_days = settings.renewal_notice_days(sub.interval);
             sub.latest_invoice = Some(invoice.id.clone());
             sub.next_action_at = Some(sub.next_look());
             changes.push(Change {
@@ -412,6 +424,55 @@ impl App {
         let events = self.stamp_events(scope, now, None, changes);
         self.record_events(&mut **tx, scope, &events).await?;
         Ok(count)
+    }
+
+    /// The advance notice of `sub`'s period end: `customer.subscription.trial_will_end`
+    /// for a trial, else Stripe's `invoice.upcoming`, whose object is the renewal's
+    /// invoice as it stands (its licensed lines, discounts and totals; usage and pending
+    /// items are added when it is made), without an id.
+    fn advance_notice(
+        &self,
+        sub: &Subscription,
+        customer: &Customer,
+        prices: &HashMap<String, Price>,
+        now: i64,
+    ) -> Result<Change, AppError> {
+        if sub.status == SubscriptionStatus::Trialing {
+            return Ok(Change {
+                event_type: "customer.subscription.trial_will_end",
+                object_id: sub.id.clone(),
+                object: Snapshot::subscription(sub),
+                previous: None,
+            });
+        }
+        let period = billing::period_from(
+            sub.interval(),
+            sub.billing_cycle_anchor,
+            sub.current_period_end,
+        );
+        let mut upcoming = self.draft_invoice(NewInvoice {
+            customer,
+            subscription: Some(sub),
+            currency: sub.currency,
+            reason: BillingReason::SubscriptionCycle,
+            period,
+            collection_method: sub.collection_method,
+            days_until_due: sub.days_until_due,
+            now,
+        });
+        upcoming.lines = subscription_lines(self, sub, prices, period, false)?;
+        upcoming.discounts = discounts_at(Some(sub), customer, period.start);
+        self.set_totals(&mut upcoming)?;
+        let mut rendered = self.render.invoice(&upcoming);
+        rendered["id"] = serde_json::Value::Null;
+        rendered["billing_reason"] = serde_json::json!("upcoming");
+        rendered["next_payment_attempt"] = serde_json::json!(sub.current_period_end);
+        Ok(Change {
+            event_type: "invoice.upcoming",
+            object_id: sub.id.clone(),
+            object: Snapshot::Rendered(rendered),
+            previous: None,
+        })
     }
 
     /// How long the end of a wait for a payment is put off while that payment's outcome

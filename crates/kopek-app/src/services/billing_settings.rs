@@ -1,6 +1,6 @@
-//! An account's billing settings (per mode): its dunning policy and the customer emails
-//! it does not send. kopek's extension; on Stripe these live in the Dashboard's Billing
-//! settings.
+//! An account's billing settings (per mode): its dunning policy, the customer emails it
+//! does not send, and how early renewals are announced. kopek's extension; on Stripe
+//! these live in the Dashboard's Billing settings.
 
 use crate::app::{App, Caller};
 use crate::error::AppError;
@@ -8,6 +8,7 @@ use crate::records::*;
 use kopek_core::dunning::{
     FinalInvoiceStatus, FinalSubscriptionStatus, Policy, RETRIES_MAX, RETRY_DELAY_DAYS_MAX,
 };
+use kopek_core::period::IntervalUnit;
 
 /// Fields the settings are updated with; `None` leaves one as it is.
 #[derive(Debug, Clone, Default)]
@@ -16,26 +17,40 @@ pub struct BillingSettingsUpdate {
     pub final_subscription_status: Option<FinalSubscriptionStatus>,
     pub final_invoice_status: Option<FinalInvoiceStatus>,
     pub email_opt_outs: Option<Vec<EmailKind>>,
+    /// Days of notice before renewals, by interval unit, replacing those given.
+    pub upcoming_renewal_days: Vec<(IntervalUnit, u32)>,
+}
+
+/// The longest notice of a renewal: less than the shortest period of the interval.
+fn notice_days_max(unit: IntervalUnit) -> u32 {
+    match unit {
+        IntervalUnit::Day => 0,
+        IntervalUnit::Week => 6,
+        IntervalUnit::Month => 27,
+        IntervalUnit::Year => 364,
+    }
 }
 
 impl App {
-    async fn email_opt_outs(
+    /// The settings as stored, or the defaults.
+    pub(crate) async fn stored_settings(
         &self,
         tx: &mut Box<dyn crate::ports::Tx>,
         scope: &Scope,
-    ) -> Result<Vec<EmailKind>, AppError> {
-        Ok(tx
-            .billing_settings(scope)
-            .await?
-            .map(|s| s.email_opt_outs)
-            .unwrap_or_default())
+    ) -> Result<BillingSettings, AppError> {
+        Ok(match tx.billing_settings(scope).await? {
+            Some(settings) => settings,
+            None => BillingSettings::from_policy(&Policy::default()),
+        })
     }
 
     pub async fn billing_settings(&self, scope: &Scope) -> Result<BillingSettings, AppError> {
         let mut tx = self.store.read().await?;
+        let stored = self.stored_settings(&mut tx, scope).await?;
         let mut settings =
             BillingSettings::from_policy(&self.dunning_policy(&mut tx, scope).await?);
-        settings.email_opt_outs = self.email_opt_outs(&mut tx, scope).await?;
+        settings.email_opt_outs = stored.email_opt_outs;
+        settings.upcoming_renewal_days = stored.upcoming_renewal_days;
         Ok(settings)
     }
 
@@ -61,6 +76,18 @@ impl App {
                 ));
             }
         }
+        for &(unit, days) in &update.upcoming_renewal_days {
+            let max = notice_days_max(unit);
+            if days > max {
+                return Err(AppError::invalid(
+                    format!("upcoming_renewal_days[{}]", unit.as_str()),
+                    format!(
+                        "A renewal every {} can be announced 0 to {max} days ahead.",
+                        unit.as_str()
+                    ),
+                ));
+            }
+        }
         let mut tx = self.store.write().await?;
         let current = self.dunning_policy(&mut tx, &caller.scope).await?;
         let policy = Policy {
@@ -74,11 +101,15 @@ impl App {
                 .final_invoice_status
                 .unwrap_or(current.final_invoice_status),
         };
+        let stored = self.stored_settings(&mut tx, &caller.scope).await?;
         let mut settings = BillingSettings::from_policy(&policy);
-        settings.email_opt_outs = match update.email_opt_outs {
-            Some(kinds) => kinds,
-            None => self.email_opt_outs(&mut tx, &caller.scope).await?,
-        };
+        settings.email_opt_outs = update.email_opt_outs.unwrap_or(stored.email_opt_outs);
+        settings.upcoming_renewal_days = stored.upcoming_renewal_days;
+        for (unit, days) in update.upcoming_renewal_days {
+            settings
+                .upcoming_renewal_days
+                .insert(unit.as_str().to_owned(), days);
+        }
         tx.put_billing_settings(&caller.scope, &settings).await?;
         let rendered = self.render.billing_settings(&settings);
         self.commit(tx, caller, Vec::new(), &rendered).await?;

@@ -842,12 +842,12 @@ impl App {
                     previous: Some(Snapshot::Subscription(Box::new(before.clone()))),
                 });
             }
-            if sub.status == SubscriptionStatus::Incomplete {
-                // Its first invoice is paid: billing starts.
-                sub.next_action_at = Some(sub.next_look());
-            } else if !matches!(
-                sub.status,
-                SubscriptionStatus::PastDue | SubscriptionStatus::Unpaid
+            let was = sub.status;
+            if !matches!(
+                was,
+                SubscriptionStatus::Incomplete
+                    | SubscriptionStatus::PastDue
+                    | SubscriptionStatus::Unpaid
             ) {
                 if applies {
                     updated.push(sub);
@@ -858,6 +858,11 @@ impl App {
                 .status
                 .transition(SubscriptionStatus::Active)
                 .map_err(|e| AppError::Internal(e.to_string()))?;
+            if was != SubscriptionStatus::Unpaid {
+                // Billing starts, or goes on: its next look includes the renewal's
+                // advance notice, which only active subscriptions get.
+                sub.next_action_at = Some(sub.next_look());
+            }
             changes.push(Change {
                 event_type: "customer.subscription.updated",
                 object_id: sub.id.clone(),

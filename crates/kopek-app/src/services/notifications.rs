@@ -56,7 +56,7 @@ fn worth_telling(kind: EmailKind, event: &Event) -> bool {
         _ => 0,
     };
     match kind {
-        EmailKind::InvoiceFinalized => amount("amount_due") > 0,
+        EmailKind::InvoiceFinalized | EmailKind::UpcomingRenewal => amount("amount_due") > 0,
         EmailKind::PaymentReceipt => amount("amount_paid") > 0,
         EmailKind::RefundUpdated if event.event_type == "refund.updated" => {
             match (&event.previous, &event.object) {
@@ -417,10 +417,27 @@ impl App {
                 put(&mut fields, "status", text(&o["status"]).replace('_', " "));
                 put(&mut fields, "reason", text(&o["reason"]).replace('_', " "));
             }
-            EmailKind::UpcomingRenewal
-            | EmailKind::TrialEnding
-            | EmailKind::CardExpiring
-            | EmailKind::PriceChangeNotice => {}
+            EmailKind::UpcomingRenewal => {
+                put(
+                    &mut fields,
+                    "amount_due",
+                    money(&o["amount_due"], &o["currency"]),
+                );
+                put(&mut fields, "renews_on", date(&o["next_payment_attempt"]));
+                fields["lines"] = Value::Array(lines(o));
+            }
+            EmailKind::TrialEnding => {
+                put(&mut fields, "trial_end", date(&o["trial_end"]));
+                let card = !o["default_payment_method"].is_null()
+                    || customer.invoice_settings.default_payment_method.is_some();
+                let then = if card {
+                    "Your card on file will be charged then; cancel before to owe nothing."
+                } else {
+                    "Add a card before then to keep your subscription."
+                };
+                put(&mut fields, "then", then.to_owned());
+            }
+            EmailKind::CardExpiring | EmailKind::PriceChangeNotice => {}
         }
         Ok(fields)
     }

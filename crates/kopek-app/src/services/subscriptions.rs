@@ -853,8 +853,14 @@ impl App {
             pending_update: None,
             description: new.description,
             metadata,
-            next_action_at: Some(period.end),
+            next_action_at: None,
+            renewal_notice_days: self
+                .stored_settings(tx, scope)
+                .await?
+                .renewal_notice_days(interval.unit()),
+            noticed_period_end: None,
         };
+        sub.next_action_at = Some(sub.next_look());
 
         // The first invoice is finalized at once, as Stripe does.
         let mut invoice = self.draft_invoice(NewInvoice {
@@ -1239,8 +1245,7 @@ impl App {
             sub.billing_cycle_anchor = now;
             sub.current_period_start = period.start;
             sub.current_period_end = period.end;
-            let resumes = sub.pause_collection.and_then(|p| p.resumes_at);
-            sub.next_action_at = Some(resumes.map_or(period.end, |at| at.min(period.end)));
+            sub.next_action_at = Some(sub.next_look());
             if sub.cancel_at_period_end {
                 sub.cancel_at = Some(period.end);
             }
@@ -1597,7 +1602,7 @@ impl App {
         let period = billing::period_from(sub.interval(), now, now);
         sub.current_period_start = period.start;
         sub.current_period_end = period.end;
-        sub.next_action_at = Some(period.end);
+        sub.next_action_at = Some(sub.next_look());
         let mut invoice = self.draft_invoice(NewInvoice {
             customer: &customer,
             subscription: Some(&sub),
