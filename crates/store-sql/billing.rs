@@ -912,6 +912,7 @@ impl BillingTx for StoreTx {
         let mut next = None;
         for table in [
             "subscription_schedules",
+            "price_change_subscriptions",
             "subscriptions",
             "invoices",
             "charges",

@@ -19,6 +19,13 @@ use kopek_core::period::IntervalUnit;
 fn update(params: &mut Params) -> ApiResult<BillingSettingsUpdate> {
     let mut update = BillingSettingsUpdate {
         email_opt_outs: crate::customers::email_opt_outs(params)?,
+        price_change_notice_days_min: params
+            .int_in(
+                "price_change_notice_days_min",
+                0,
+                i64::from(kopek_app::NOTICE_DAYS_MAX),
+            )?
+            .map(|d| d as u32),
         ..BillingSettingsUpdate::default()
     };
     if let Some(Some(mut days)) = params.object("upcoming_renewal_days")? {

@@ -24,6 +24,7 @@ mod openapi;
 pub mod params;
 mod payment_methods;
 mod payments;
+mod price_changes;
 mod refunds;
 mod render;
 mod request;
@@ -136,6 +137,20 @@ pub fn router(app: App) -> Router {
         .route(
             "/v1/webhook_endpoints/{id}/rotate_secret",
             post(webhook_endpoints::rotate_secret),
+        )
+        .route(
+            "/v1/price_changes",
+            get(price_changes::list).post(price_changes::create),
+        )
+        .route("/v1/price_changes/{id}", get(price_changes::retrieve))
+        .route("/v1/price_changes/{id}/cancel", post(price_changes::cancel))
+        .route(
+            "/v1/price_changes/{id}/opt_out",
+            post(price_changes::opt_out),
+        )
+        .route(
+            "/v1/price_changes/{id}/exclude",
+            post(price_changes::exclude),
         )
         .route("/v1/webhook_deliveries", get(webhook_deliveries::list))
         .route(

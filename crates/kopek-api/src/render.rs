@@ -578,6 +578,9 @@ impl Renderer for WireRenderer {
                 "final_invoice_status": s.final_invoice_status,
             },
             "email_opt_outs": s.email_opt_outs.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "price_change_notice_days_min": s
+                .price_change_notice_days_min
+                .unwrap_or(kopek_app::NOTICE_DAYS_MIN_DEFAULT),
             "upcoming_renewal_days": {
                 "day": s.renewal_notice_days(kopek_core::period::IntervalUnit::Day),
                 "week": s.renewal_notice_days(kopek_core::period::IntervalUnit::Week),
@@ -917,6 +920,50 @@ impl Renderer for WireRenderer {
             "next_attempt_at": (d.status == DeliveryStatus::Pending).then_some(d.next_attempt_at),
             "status": d.status.as_str(),
             "test_clock": d.test_clock,
+        })
+    }
+
+    fn price_change(&self, v: &PriceChangeView) -> Value {
+        let c = &v.change;
+        json!({
+            "id": (!c.id.is_empty()).then_some(&c.id),
+            "object": "price_change",
+            "created": c.created,
+            "currency": v.currency,
+            "livemode": c.livemode,
+            "metadata": metadata(&c.metadata),
+            "mrr_change": v.mrr_change(),
+            "new_price": c.new_price,
+            "notice_days": c.notice_days,
+            "price": c.price,
+            "status": if c.id.is_empty() { "dry_run" } else { c.status.as_str() },
+            "subscriptions": {
+                "object": "list",
+                "data": v.subscriptions.iter().map(|s| self.price_change_subscription(s)).collect::<Vec<_>>(),
+                "has_more": false,
+                "total_count": v.subscriptions.len(),
+            },
+        })
+    }
+
+    fn price_change_subscription(&self, s: &PriceChangeSubscription) -> Value {
+        json!({
+            "id": (!s.id.is_empty()).then_some(&s.id),
+            "object": "price_change_subscription",
+            "applies_at": s.applies_at,
+            "currency": s.currency,
+            "customer": s.customer,
+            "interval": s.interval,
+            "interval_count": s.interval_count,
+            "new_amount": s.new_amount,
+            "notify_at": s.notify_at,
+            "old_amount": s.old_amount,
+            "price_change": (!s.price_change.is_empty()).then_some(&s.price_change),
+            "reason": s.reason,
+            "state": s.state.as_str(),
+            "subscription": s.subscription,
+            "subscription_item": s.item,
+            "test_clock": s.test_clock,
         })
     }
 

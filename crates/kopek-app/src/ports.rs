@@ -38,6 +38,7 @@ pub trait Tx:
     + SchedulesTx
     + WebhooksTx
     + NotificationsTx
+    + PriceChangesTx
 {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 
@@ -728,6 +729,51 @@ pub trait NotificationsTx: Send {
     ) -> StoreResult<Option<Page<Notification>>>;
 }
 
+/// Price changes with notice.
+#[async_trait]
+pub trait PriceChangesTx: Send {
+    async fn insert_price_change(&mut self, scope: &Scope, change: &PriceChange)
+        -> StoreResult<()>;
+    async fn update_price_change(&mut self, scope: &Scope, change: &PriceChange)
+        -> StoreResult<()>;
+    async fn price_change(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<PriceChange>>;
+    /// The price change, locked for the transaction.
+    async fn price_change_for_update(
+        &mut self,
+        scope: &Scope,
+        id: &str,
+    ) -> StoreResult<Option<PriceChange>>;
+    async fn price_changes(
+        &mut self,
+        scope: &Scope,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page<PriceChange>>>;
+    async fn insert_price_change_subscriptions(
+        &mut self,
+        scope: &Scope,
+        entries: &[PriceChangeSubscription],
+    ) -> StoreResult<()>;
+    async fn update_price_change_subscriptions(
+        &mut self,
+        scope: &Scope,
+        entries: &[PriceChangeSubscription],
+    ) -> StoreResult<()>;
+    /// A change's subscriptions, oldest first, locked when `lock`.
+    async fn price_change_subscriptions(
+        &mut self,
+        scope: &Scope,
+        price_change: &str,
+        lock: bool,
+    ) -> StoreResult<Vec<PriceChangeSubscription>>;
+    /// Open entries whose notice or move is due by `due_by` in `lane`, locked.
+    async fn due_price_change_subscriptions_for_update(
+        &mut self,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, PriceChangeSubscription)>>;
+}
+
 /// Subscription schedules.
 #[async_trait]
 pub trait SchedulesTx: Send {
@@ -952,6 +998,8 @@ pub trait Renderer: Send + Sync {
     fn card_error(&self, decline: &Decline, param: Option<&str>) -> (u16, serde_json::Value);
     fn deleted(&self, object: &str, id: &str) -> serde_json::Value;
     fn webhook_delivery(&self, delivery: &WebhookDelivery) -> serde_json::Value;
+    fn price_change(&self, view: &PriceChangeView) -> serde_json::Value;
+    fn price_change_subscription(&self, entry: &PriceChangeSubscription) -> serde_json::Value;
     fn webhook_attempt(&self, attempt: &WebhookAttempt) -> serde_json::Value;
     /// An event, given its object and previous attributes already rendered.
     fn event(

@@ -18,6 +18,7 @@ mod notifications;
 mod payment_methods;
 mod payments;
 mod previews;
+mod price_changes;
 mod refunds;
 mod schedules;
 mod subscriptions;
@@ -48,6 +49,9 @@ pub use keys::{NewKey, KEY_PREFIX_LIVE, KEY_PREFIX_TEST};
 pub use metadata::MetadataUpdate;
 pub use payment_methods::PaymentMethodParams;
 pub use previews::PreviewRequest;
+pub use price_changes::{
+    NewPriceChange, NOTICE_DAYS_MAX, NOTICE_DAYS_MIN_DEFAULT, PRICE_CHANGE_SUBSCRIPTIONS_MAX,
+};
 pub use refunds::{NewRefund, REFUND_REASONS};
 pub use schedules::{
     NewPhase, NewPhaseItem, NewSchedule, ScheduleUpdate, ITERATIONS_MAX, PHASES_MAX,

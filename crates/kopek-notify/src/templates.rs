@@ -35,6 +35,7 @@ fn built_in(kind: EmailKind, ext: &str) -> Option<&'static str> {
         RefundUpdated => "refund_updated",
         DisputeOpened => "dispute_opened",
         DisputeResolved => "dispute_resolved",
+        PriceChangeNotice => "price_change_notice",
     }
 }
 

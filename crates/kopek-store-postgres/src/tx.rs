@@ -28,6 +28,7 @@ include!("../../store-sql/usage.rs");
 include!("../../store-sql/schedules.rs");
 include!("../../store-sql/webhooks.rs");
 include!("../../store-sql/notifications.rs");
+include!("../../store-sql/price_changes.rs");
 
 impl PostgresTx {
     /// Inserts meter events in one statement over arrays (`UNNEST`), skipping repeated

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0017_webhook_endpoints.sql"),
     include_str!("../migrations/0018_webhook_deliveries.sql"),
     include_str!("../migrations/0019_notifications.sql"),
+    include_str!("../migrations/0020_price_changes.sql"),
 ];
 
 /// Runs the migrations not applied yet, in one transaction. Foreign keys are off while

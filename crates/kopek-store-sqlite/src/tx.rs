@@ -29,6 +29,7 @@ include!("../../store-sql/usage.rs");
 include!("../../store-sql/schedules.rs");
 include!("../../store-sql/webhooks.rs");
 include!("../../store-sql/notifications.rs");
+include!("../../store-sql/price_changes.rs");
 
 /// Rows per multi-row insert of meter events: 7 parameters each stays well inside
 /// SQLite's limit of 32,766 per statement.

@@ -16,6 +16,7 @@ mod payment_behavior;
 mod payment_methods;
 mod plan_changes;
 mod previews;
+mod price_changes;
 mod race;
 mod refunds;
 mod schedules;

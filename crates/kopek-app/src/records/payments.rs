@@ -170,6 +170,9 @@ pub struct BillingSettings {
     /// `month`, `year`), where the account changed the default.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub upcoming_renewal_days: std::collections::BTreeMap<String, u32>,
+    /// The least notice a price change may give, in days, where the account set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_change_notice_days_min: Option<u32>,
 }
 
 impl BillingSettings {
@@ -191,6 +194,7 @@ impl BillingSettings {
             final_invoice_status: policy.final_invoice_status.as_str().to_owned(),
             email_opt_outs: Vec::new(),
             upcoming_renewal_days: Default::default(),
+            price_change_notice_days_min: None,
         }
     }
 

@@ -119,6 +119,21 @@ impl App {
         for (scope, schedules) in group_by_scope(due) {
             progress.subscriptions += self.step_schedules(&mut tx, &scope, schedules, now).await?;
         }
+        // Price changes before renewals too: a move due with a renewal is what it bills.
+        let due = tx
+            .due_price_change_subscriptions_for_update(lane, now, config.batch_max)
+            .await?;
+        let more_moves = due.len() as u32 == config.batch_max;
+        for (scope, entries) in group_by_scope(due) {
+            progress.subscriptions += self
+                .step_price_changes(&mut tx, &scope, entries, now)
+                .await?;
+        }
+        if more_moves {
+            // Renewals wait until every move due with them is made (the next batch).
+            tx.commit().await?;
+            return Ok(progress);
+        }
         let due = tx
             .due_subscriptions_for_update(lane, now, config.batch_max)
             .await?;

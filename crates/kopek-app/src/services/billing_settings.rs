@@ -19,6 +19,7 @@ pub struct BillingSettingsUpdate {
     pub email_opt_outs: Option<Vec<EmailKind>>,
     /// Days of notice before renewals, by interval unit, replacing those given.
     pub upcoming_renewal_days: Vec<(IntervalUnit, u32)>,
+    pub price_change_notice_days_min: Option<u32>,
 }
 
 /// The longest notice of a renewal: less than the shortest period of the interval.
@@ -51,6 +52,7 @@ impl App {
             BillingSettings::from_policy(&self.dunning_policy(&mut tx, scope).await?);
         settings.email_opt_outs = stored.email_opt_outs;
         settings.upcoming_renewal_days = stored.upcoming_renewal_days;
+        settings.price_change_notice_days_min = stored.price_change_notice_days_min;
         Ok(settings)
     }
 
@@ -105,6 +107,9 @@ impl App {
         let mut settings = BillingSettings::from_policy(&policy);
         settings.email_opt_outs = update.email_opt_outs.unwrap_or(stored.email_opt_outs);
         settings.upcoming_renewal_days = stored.upcoming_renewal_days;
+        settings.price_change_notice_days_min = update
+            .price_change_notice_days_min
+            .or(stored.price_change_notice_days_min);
         for (unit, days) in update.upcoming_renewal_days {
             settings
                 .upcoming_renewal_days

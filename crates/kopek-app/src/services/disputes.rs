@@ -57,7 +57,7 @@ fn not_found(id: &str) -> AppError {
 
 impl App {
     /// The time of an object on `test_clock` (its clock's), or now.
-    async fn time_of(
+    pub(crate) async fn time_of(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,

@@ -437,7 +437,26 @@ impl App {
                 };
                 put(&mut fields, "then", then.to_owned());
             }
-            EmailKind::CardExpiring | EmailKind::PriceChangeNotice => {}
+            EmailKind::PriceChangeNotice => {
+                put(
+                    &mut fields,
+                    "old_amount",
+                    money(&o["old_amount"], &o["currency"]),
+                );
+                put(
+                    &mut fields,
+                    "new_amount",
+                    money(&o["new_amount"], &o["currency"]),
+                );
+                let per = match o["interval_count"].as_u64() {
+                    Some(1) | None => text(&o["interval"]),
+                    Some(n) => format!("{n} {}s", text(&o["interval"])),
+                };
+                put(&mut fields, "per", per);
+                put(&mut fields, "applies_on", date(&o["applies_at"]));
+                put(&mut fields, "subscription", text(&o["subscription"]));
+            }
+            EmailKind::CardExpiring => {}
         }
         Ok(fields)
     }
