@@ -914,6 +914,7 @@ impl BillingTx for StoreTx {
             "subscription_schedules",
             "price_change_subscriptions",
             "subscriptions",
+            "payment_methods",
             "invoices",
             "charges",
             "refunds",

@@ -31,7 +31,8 @@ fn dispute(row: &DbRow) -> StoreResult<Dispute> {
 impl PaymentsTx for StoreTx {
     async fn insert_payment_method(&mut self, scope: &Scope, pm: &PaymentMethod) -> StoreResult<()> {
         let mut q = Builder::new(
-            "INSERT INTO payment_methods (account_id, livemode, id, created, customer, doc) ",
+            "INSERT INTO payment_methods (account_id, livemode, id, created, customer, \
+             test_clock, next_action_at, doc) ",
         );
         q.push_values([pm], |mut b, pm| {
             b.push_bind(scope.account_id.clone())
@@ -39,6 +40,8 @@ impl PaymentsTx for StoreTx {
                 .push_bind(pm.id.clone())
                 .push_bind(pm.created)
                 .push_bind(pm.customer.clone())
+                .push_bind(pm.test_clock.clone())
+                .push_bind(pm.expiry_notice_at())
                 .push_bind(encode_doc(pm));
         });
         self.execute(q).await.map(drop)
@@ -47,6 +50,10 @@ impl PaymentsTx for StoreTx {
     async fn update_payment_method(&mut self, scope: &Scope, pm: &PaymentMethod) -> StoreResult<()> {
         let mut q = Builder::new("UPDATE payment_methods SET customer = ");
         q.push_bind(pm.customer.clone())
+            .push(", test_clock = ")
+            .push_bind(pm.test_clock.clone())
+            .push(", next_action_at = ")
+            .push_bind(pm.expiry_notice_at())
             .push(", doc = ")
             .push_bind(encode_doc(pm))
             .push(" WHERE account_id = ");
@@ -90,6 +97,16 @@ impl PaymentsTx for StoreTx {
             }),
         };
         self.list(list, payment_method).await
+    }
+
+    async fn due_payment_methods_for_update(
+        &mut self,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, PaymentMethod)>> {
+        self.due_for_update("payment_methods", "TRUE", lane, due_by, limit, payment_method)
+            .await
     }
 
     async fn payment_methods_by_ids(

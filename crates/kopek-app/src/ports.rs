@@ -140,6 +140,13 @@ pub trait PaymentsTx: Send {
         page: &PageRequest,
     ) -> StoreResult<Option<Page<PaymentMethod>>>;
 
+    /// Attached cards whose expiry notice is due by `due_by` in `lane`, locked.
+    async fn due_payment_methods_for_update(
+        &mut self,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Scope, PaymentMethod)>>;
     async fn payment_methods_by_ids(
         &mut self,
         scope: &Scope,

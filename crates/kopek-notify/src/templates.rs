@@ -30,6 +30,7 @@ fn built_in(kind: EmailKind, ext: &str) -> Option<&'static str> {
         PaymentFailed => "payment_failed",
         UpcomingRenewal => "upcoming_renewal",
         TrialEnding => "trial_ending",
+        CardExpiring => "card_expiring",
         SubscriptionCanceled => "subscription_canceled",
         RefundCreated => "refund_created",
         RefundUpdated => "refund_updated",

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0018_webhook_deliveries.sql"),
     include_str!("../migrations/0019_notifications.sql"),
     include_str!("../migrations/0020_price_changes.sql"),
+    include_str!("../migrations/0021_card_expiry_notices.sql"),
 ];
 
 /// Runs the migrations not applied yet, in one transaction. Foreign keys are off while

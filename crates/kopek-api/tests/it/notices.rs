@@ -314,3 +314,69 @@ store_test!(
         );
     }
 );
+
+store_test!(
+    a_card_is_announced_expiring_as_its_last_month_begins,
+    |kind| async move {
+        let dir = scratch("notices");
+        let h = mailing(kind, Transport::Files(dir.clone()), Templates::default()).await;
+        let clock = id(&h
+            .ok(
+                "/v1/test_helpers/test_clocks",
+                &format!("frozen_time={JAN_1_2026}"),
+            )
+            .await);
+        // The sandbox's cards expire a year on: this one at the end of January 2027.
+        let cus = customer(&h, &clock, "gus@example.com", true).await;
+        let card = h
+            .get(&format!("/v1/customers/{cus}/payment_methods"))
+            .await
+            .json()["data"][0]
+            .clone();
+        assert_eq!(
+            (
+                card["card"]["exp_month"].as_i64(),
+                card["card"]["exp_year"].as_i64()
+            ),
+            (Some(1), Some(2027))
+        );
+        // A second card, detached again, is nobody's to warn about.
+        let spare = id(&h
+            .ok(
+                "/v1/payment_methods/pm_card_mastercard/attach",
+                &format!("customer={cus}"),
+            )
+            .await);
+        h.ok(&format!("/v1/payment_methods/{spare}/detach"), "")
+            .await;
+        h.advance(&clock, at(2027, 1, 1) - 1).await;
+        assert!(events(&h, "customer.source.expiring").await.is_empty());
+        h.advance(&clock, at(2027, 1, 1)).await;
+        let expiring = events(&h, "customer.source.expiring").await;
+        assert_eq!(expiring.len(), 1);
+        assert_eq!(expiring[0]["data"]["object"]["id"], card["id"]);
+        assert_eq!(expiring[0]["created"], at(2027, 1, 1));
+        let sent = notifications(&h, &cus).await;
+        let notice = sent.iter().find(|n| n["kind"] == "card_expiring").unwrap();
+        assert_eq!(
+            notice["subject"],
+            "Your card ending in 4242 expires this month"
+        );
+        let mail = mails_in(&dir)
+            .into_iter()
+            .find(|m| {
+                m.header("Message-ID")
+                    .contains(notice["id"].as_str().unwrap())
+            })
+            .unwrap();
+        assert!(
+            mail.text
+                .contains("visa card ending in 4242 expires at the end of 01/2027"),
+            "{}",
+            mail.text
+        );
+        // Once.
+        h.advance(&clock, at(2027, 2, 15)).await;
+        assert_eq!(events(&h, "customer.source.expiring").await.len(), 1);
+    }
+);

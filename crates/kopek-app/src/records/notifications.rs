@@ -77,7 +77,7 @@ impl EmailKind {
             "invoice.payment_failed" => EmailKind::PaymentFailed,
             "invoice.upcoming" => EmailKind::UpcomingRenewal,
             "customer.subscription.trial_will_end" => EmailKind::TrialEnding,
-            "payment_method.card_expiring" => EmailKind::CardExpiring,
+            "customer.source.expiring" => EmailKind::CardExpiring,
             "customer.subscription.deleted" => EmailKind::SubscriptionCanceled,
             "refund.created" => EmailKind::RefundCreated,
             "refund.updated" | "refund.failed" => EmailKind::RefundUpdated,

@@ -22,6 +22,30 @@ pub struct PaymentMethod {
     pub billing_details: BillingDetails,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
+    /// Its customer's test clock, while attached to a customer on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_clock: Option<String>,
+    /// Its customer was told it expires.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub expiry_noticed: bool,
+}
+
+impl PaymentMethod {
+    /// When its customer is told the card expires: as its last month begins (it works
+    /// to that month's end), once, while it is attached.
+    pub fn expiry_notice_at(&self) -> Option<i64> {
+        if self.customer.is_none() || self.expiry_noticed {
+            return None;
+        }
+        let year = i64::from(self.card.exp_year);
+        let month = self.card.exp_month.clamp(1, 12);
+        let date = kopek_core::calendar::Date {
+            year,
+            month,
+            day: 1,
+        };
+        Some(kopek_core::calendar::join(date, 0))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

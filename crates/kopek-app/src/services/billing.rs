@@ -141,6 +141,14 @@ impl App {
             progress.subscriptions += self.renew(&mut tx, &scope, subs, now).await?;
         }
         let due = tx
+            .due_payment_methods_for_update(lane, now, config.batch_max)
+            .await?;
+        for (scope, cards) in group_by_scope(due) {
+            progress.payments += self
+                .tell_of_expiring_cards(&mut tx, &scope, cards, now)
+                .await?;
+        }
+        let due = tx
             .due_drafts_for_update(lane, now, config.batch_max)
             .await?;
         for (scope, drafts) in group_by_scope(due) {

@@ -456,7 +456,16 @@ impl App {
                 put(&mut fields, "applies_on", date(&o["applies_at"]));
                 put(&mut fields, "subscription", text(&o["subscription"]));
             }
-            EmailKind::CardExpiring => {}
+            EmailKind::CardExpiring => {
+                let card = &o["card"];
+                put(&mut fields, "brand", text(&card["brand"]));
+                put(&mut fields, "last4", text(&card["last4"]));
+                let (month, year) = (
+                    card["exp_month"].as_u64().unwrap_or(0),
+                    card["exp_year"].as_u64().unwrap_or(0),
+                );
+                put(&mut fields, "expires", format!("{month:02}/{year}"));
+            }
         }
         Ok(fields)
     }

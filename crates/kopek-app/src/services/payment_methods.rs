@@ -88,6 +88,8 @@ impl App {
             card: method.card,
             billing_details: params.billing_details.unwrap_or_default(),
             metadata: Metadata::new(),
+            test_clock: None,
+            expiry_noticed: false,
         };
         params.metadata.apply(&mut pm.metadata)?;
         Ok(pm)
@@ -182,9 +184,14 @@ impl App {
         customer: &str,
         param: &'static str,
     ) -> Result<(PaymentMethod, Change), AppError> {
+        let test_clock = tx
+            .customer(scope, customer)
+            .await?
+            .and_then(|c| c.test_clock);
         match tx.payment_method(scope, &pm.id, true).await? {
             None => {
                 pm.customer = Some(customer.to_owned());
+                pm.test_clock = test_clock;
                 tx.insert_payment_method(scope, &pm).await?;
             }
             Some(mut saved) => {
@@ -203,6 +210,7 @@ impl App {
                     }
                 }
                 saved.customer = Some(customer.to_owned());
+                saved.test_clock = test_clock;
                 tx.update_payment_method(scope, &saved).await?;
                 pm = saved;
             }
@@ -248,6 +256,7 @@ impl App {
             .payment_method(scope, id, true)
             .await?
             .ok_or_else(|| not_found(id, "id"))?;
+        pm.test_clock = None;
         let Some(owner) = pm.customer.take() else {
             return Err(AppError::invalid(
                 "id",
@@ -322,6 +331,32 @@ impl App {
             ));
         }
         Ok(())
+    }
+
+    /// Tells the customers of `cards` (locked by `tx`) that they expire: Stripe's
+    /// `customer.source.expiring`, once per card, as its last month begins.
+    pub(crate) async fn tell_of_expiring_cards(
+        &self,
+        tx: &mut Box<dyn crate::ports::Tx>,
+        scope: &Scope,
+        cards: Vec<PaymentMethod>,
+        now: i64,
+    ) -> Result<usize, AppError> {
+        let mut changes = Vec::with_capacity(cards.len());
+        for mut pm in cards {
+            pm.expiry_noticed = true;
+            tx.update_payment_method(scope, &pm).await?;
+            changes.push(Change {
+                event_type: "customer.source.expiring",
+                object_id: pm.id.clone(),
+                object: Snapshot::Rendered(self.render.payment_method(&pm)),
+                previous: None,
+            });
+        }
+        let count = changes.len();
+        let events = self.stamp_events(scope, now, None, changes);
+        self.record_events(&mut **tx, scope, &events).await?;
+        Ok(count)
     }
 }
 

@@ -25,6 +25,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "credit_note.voided",
     "customer.created",
     "customer.deleted",
+    "customer.source.expiring",
     "customer.discount.deleted",
     "customer.subscription.created",
     "customer.subscription.deleted",
