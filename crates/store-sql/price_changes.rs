@@ -125,6 +125,23 @@ impl PriceChangesTx for StoreTx {
         self.fetch_all(q).await?.iter().map(price_change_subscription).collect()
     }
 
+    async fn open_price_change_moves(
+        &mut self,
+        scope: &Scope,
+        subscriptions: &[String],
+    ) -> StoreResult<Vec<PriceChangeSubscription>> {
+        let mut found = Vec::new();
+        for chunk in subscriptions.chunks(ROWS_PER_STATEMENT) {
+            let mut q = scoped("SELECT doc FROM price_change_subscriptions WHERE account_id = ", scope);
+            q.push(" AND next_action_at IS NOT NULL");
+            push_in(&mut q, "subscription", chunk.to_vec());
+            for row in self.fetch_all(q).await? {
+                found.push(price_change_subscription(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn due_price_change_subscriptions_for_update(
         &mut self,
         lane: &Lane,

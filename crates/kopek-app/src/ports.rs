@@ -772,6 +772,12 @@ pub trait PriceChangesTx: Send {
         price_change: &str,
         lock: bool,
     ) -> StoreResult<Vec<PriceChangeSubscription>>;
+    /// The moves still to be made of these subscriptions (notified or scheduled).
+    async fn open_price_change_moves(
+        &mut self,
+        scope: &Scope,
+        subscriptions: &[String],
+    ) -> StoreResult<Vec<PriceChangeSubscription>>;
     /// Open entries whose notice or move is due by `due_by` in `lane`, locked.
     async fn due_price_change_subscriptions_for_update(
         &mut self,

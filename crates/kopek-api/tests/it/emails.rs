@@ -351,6 +351,42 @@ store_test!(
             &format!("invoice_settings[default_payment_method]={declining}"),
         )
         .await;
+        // Dan tries the plan for 14 days; Eve's plan goes up from 20.00 to 25.00 with
+        // 30 days' notice, so from her February renewal.
+        let dan = customer(&h, &clock, "dan@example.com", "Dan", "pm_card_visa").await;
+        let dan_sub = id(&h
+            .ok(
+                "/v1/subscriptions",
+                &format!("customer={dan}&items[0][price]={price}&trial_period_days=14"),
+            )
+            .await);
+        let plus = |amount: i64| {
+            let (h, product) = (&h, product.clone());
+            async move {
+                id(&h
+                    .ok(
+                        "/v1/prices",
+                        &format!(
+                            "product={product}&currency=usd&unit_amount={amount}\
+                             &recurring[interval]=month&nickname=Plus"
+                        ),
+                    )
+                    .await)
+            }
+        };
+        let (plus, plus_up) = (plus(2_000).await, plus(2_500).await);
+        let eve = customer(&h, &clock, "eve@example.com", "Eve", "pm_card_visa").await;
+        let eve_sub = id(&h
+            .ok(
+                "/v1/subscriptions",
+                &format!("customer={eve}&items[0][price]={plus}"),
+            )
+            .await);
+        h.ok(
+            "/v1/price_changes",
+            &format!("price={plus}&new_price={plus_up}&notice_days=30"),
+        )
+        .await;
         h.advance(&clock, at(2026, 2, 1) + 2 * 3_600).await;
         let renewal = h
             .get(&format!("/v1/invoices?subscription={sub}&limit=1"))
@@ -359,19 +395,27 @@ store_test!(
             .clone();
         assert_eq!(renewal["status"], "open");
         let retry_on = renewal["next_payment_attempt"].as_i64().unwrap();
-        h.send(
-            "DELETE",
-            &format!("/v1/subscriptions/{sub}"),
-            Some(&h.key),
-            &[],
-            "",
-        )
-        .await;
+        for s in [&sub, &dan_sub, &eve_sub] {
+            h.send(
+                "DELETE",
+                &format!("/v1/subscriptions/{s}"),
+                Some(&h.key),
+                &[],
+                "",
+            )
+            .await;
+        }
+        // Ada's unpaid invoice is written off, so dunning stops; a year on, every
+        // customer's card (the sandbox's expire a year after they are made) is about
+        // to expire.
+        h.ok(&format!("/v1/invoices/{}/void", id(&renewal)), "")
+            .await;
+        h.advance(&clock, at(2027, 1, 1) + 3_600).await;
         h.drain().await;
 
         let mails = mails_in(&sink.dir);
         let mut by_kind: BTreeMap<(String, String), Vec<&Mail>> = BTreeMap::new();
-        for customer in [&ada, &bob, &carol] {
+        for customer in [&ada, &bob, &carol, &dan, &eve] {
             for n in notifications(&h, customer).await {
                 assert_eq!(n["status"], "sent", "{n}");
                 let mail = mails
@@ -486,6 +530,46 @@ store_test!(
             updated.header("Subject"),
             "Your refund of 30.00 USD is canceled"
         );
+        // Dan: his trial's end, three days ahead; Eve: the price change, then her
+        // renewal announced at the new price, and billed at it.
+        let trial = one("dan@example.com", "trial_ending");
+        assert_eq!(trial.header("Subject"), "Your trial ends on 2026-01-15");
+        has(trial, &["Your card on file will be charged then"]);
+        assert_eq!(
+            one("ada@example.com", "upcoming_renewal").header("Subject"),
+            "Your subscription renews on 2026-02-01: 15.00 USD"
+        );
+        let notice = one("eve@example.com", "price_change_notice");
+        assert_eq!(
+            notice.header("Subject"),
+            "Your price changes on 2026-02-01: 25.00 USD per month"
+        );
+        has(notice, &["instead of 20.00 USD", &eve_sub]);
+        assert_eq!(
+            one("eve@example.com", "upcoming_renewal").header("Subject"),
+            "Your subscription renews on 2026-02-01: 25.00 USD"
+        );
+        let eve_invoices = all("eve@example.com", "invoice_finalized");
+        has(eve_invoices[0], &["25.00 USD"]);
+        has(eve_invoices[1], &["20.00 USD"]);
+        // Everyone hears of their expiring cards: Ada of both of hers.
+        assert_eq!(all("ada@example.com", "card_expiring").len(), 2);
+        for to in ["bob@example.com", "carol@example.com", "dan@example.com"] {
+            has(one(to, "card_expiring"), &["expires at the end of 01/2027"]);
+        }
+        for to in ["dan@example.com", "eve@example.com"] {
+            one(to, "subscription_canceled");
+        }
+        // That is every kind kopek sends.
+        let mut kinds: Vec<&str> = by_kind.keys().map(|(_, kind)| kind.as_str()).collect();
+        kinds.sort();
+        kinds.dedup();
+        let mut every: Vec<&str> = kopek_app::records::EmailKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        every.sort();
+        assert_eq!(kinds, every);
         // Carol: the dispute opened and closed, won.
         has(
             one("carol@example.com", "dispute_opened"),

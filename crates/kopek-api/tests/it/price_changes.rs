@@ -171,6 +171,22 @@ store_test!(
             )["state"],
             "notified"
         );
+        // The renewal's advance notice already shows the new price.
+        let upcoming = h
+            .get("/v1/events?type=invoice.upcoming&limit=100")
+            .await
+            .json();
+        let march = upcoming["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["data"]["object"]["subscription"] == ada.as_str()
+                    && e["data"]["object"]["next_payment_attempt"] == at(2026, 3, 1)
+            })
+            .expect("March's renewal is announced")
+            .clone();
+        assert_eq!(march["data"]["object"]["amount_due"], 2_400);
         h.advance(&clock, at(2026, 3, 1) + 7_200).await;
         assert_eq!(billed(&h, &ada).await, [2_000, 2_000, 2_400]);
         assert_eq!(

@@ -51,6 +51,8 @@ pub struct PriceChangeSubscription {
     pub customer: String,
     /// The subscription item on the old price.
     pub item: String,
+    /// The price it moves to.
+    pub new_price: String,
     pub state: PriceChangeState,
     /// When the notice goes (or went) out, in the subscription's time.
     pub notify_at: i64,

@@ -217,6 +217,8 @@ impl App {
         // Customers whose discount the renewals used up.
         let mut discounted = Vec::new();
         let mut changes = Vec::with_capacity(subs.len() * 2);
+        // Subscriptions whose period's end is announced now.
+        let mut noticing: Vec<Subscription> = Vec::new();
         for mut sub in subs {
             if sub.cancel_at.is_some_and(|at| at <= now) {
                 let trial = sub.status == SubscriptionStatus::Trialing;
@@ -302,8 +304,8 @@ impl App {
             if now < sub.current_period_end {
                 // Woken before its period ends: for the advance notice of that end.
                 if sub.notice_at().is_some_and(|at| at <= now) {
-                    changes.push(self.advance_notice(&sub, customer, &prices, now)?);
                     sub.noticed_period_end = Some(sub.current_period_end);
+                    noticing.push(sub.clone());
                 }
                 sub.next_action_at = Some(sub.next_look());
                 updated.push(sub);
@@ -444,9 +446,55 @@ impl App {
                 }
             }
         }
+        if !noticing.is_empty() {
+            changes.extend(
+                self.advance_notices(tx, scope, &noticing, &customers, prices, now)
+                    .await?,
+            );
+        }
         let events = self.stamp_events(scope, now, None, changes);
         self.record_events(&mut **tx, scope, &events).await?;
         Ok(count)
+    }
+
+    /// The advance notices of `subs`' period ends, each renewal shown with the price
+    /// changes that take effect at it.
+    async fn advance_notices(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        subs: &[Subscription],
+        customers: &HashMap<String, Customer>,
+        mut prices: HashMap<String, Price>,
+        now: i64,
+    ) -> Result<Vec<Change>, AppError> {
+        let ids: Vec<String> = subs.iter().map(|s| s.id.clone()).collect();
+        let moves = tx.open_price_change_moves(scope, &ids).await?;
+        let missing: Vec<String> = moves
+            .iter()
+            .map(|m| m.new_price.clone())
+            .filter(|p| !prices.contains_key(p))
+            .collect();
+        for price in tx.prices_by_ids(scope, &missing).await? {
+            prices.insert(price.id.clone(), price);
+        }
+        let mut changes = Vec::with_capacity(subs.len());
+        for sub in subs {
+            let mut upcoming = sub.clone();
+            let moving = moves
+                .iter()
+                .filter(|m| m.subscription == sub.id && m.applies_at <= sub.current_period_end);
+            for m in moving {
+                for item in upcoming.items.iter_mut().filter(|i| i.id == m.item) {
+                    item.price = m.new_price.clone();
+                }
+            }
+            let customer = customers
+                .get(&sub.customer)
+                .ok_or_else(|| AppError::Internal(format!("customer of {} is missing", sub.id)))?;
+            changes.push(self.advance_notice(&upcoming, customer, &prices, now)?);
+        }
+        Ok(changes)
     }
 
     /// The advance notice of `sub`'s period end: `customer.subscription.trial_will_end`

@@ -231,6 +231,7 @@ impl App {
                 subscription: sub.id.clone(),
                 customer: sub.customer.clone(),
                 item: item.id.clone(),
+                new_price: to.id.clone(),
                 state: if excluded {
                     PriceChangeState::Excluded
                 } else {
@@ -524,11 +525,7 @@ impl App {
                 entry.reason = Some(reason.to_owned());
                 entry.next_action_at = None;
             };
-            let change = tx.price_change(scope, &entry.price_change).await?;
-            let new_price = change
-                .as_ref()
-                .map(|c| c.new_price.clone())
-                .unwrap_or_default();
+            let new_price = entry.new_price.clone();
             match sub {
                 None => close(
                     &mut entry,
