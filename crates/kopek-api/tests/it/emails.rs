@@ -39,6 +39,11 @@ struct SmtpSink {
 impl SmtpSink {
     /// On a free port, or on `port`.
     async fn start(port: Option<u16>) -> SmtpSink {
+        SmtpSink::start_with(port, None).await
+    }
+
+    /// As [`SmtpSink::start`], requiring `user:password` when `auth` is given.
+    async fn start_with(port: Option<u16>, auth: Option<&str>) -> SmtpSink {
         use tokio::io::AsyncBufReadExt;
         let python = std::env::var("KOPEK_TEST_PYTHON").expect(
             "KOPEK_TEST_PYTHON is not set: run the tests with `scripts/test`, which makes the venv",
@@ -53,6 +58,11 @@ impl SmtpSink {
             .arg(&dir)
             .args(
                 port.map(|p| ["--port".to_owned(), p.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(
+                auth.map(|a| ["--auth".to_owned(), a.to_owned()])
                     .into_iter()
                     .flatten(),
             )
@@ -797,5 +807,40 @@ store_test!(
             .iter()
             .all(|n| n["sent_at"] == JAN_1_2026 + 75 && n["last_error"].is_null()));
         assert_eq!(mails_in(&sink.dir).len(), 2);
+    }
+);
+
+store_test!(
+    credentials_from_the_smtp_url_are_presented_to_the_server,
+    |kind| async move {
+        let sink = SmtpSink::start_with(None, Some("billing:s3cret")).await;
+        // Without them the server refuses to take mail; with them it does.
+        let without = format!("smtp://127.0.0.1:{}", sink.port);
+        let with = format!("smtp://billing:s3cret@127.0.0.1:{}", sink.port);
+        for (url, delivered) in [(without, false), (with, true)] {
+            let h = mailing(kind, Transport::smtp(&url).unwrap(), Templates::default()).await;
+            let clock = id(&h
+                .ok(
+                    "/v1/test_helpers/test_clocks",
+                    &format!("frozen_time={JAN_1_2026}"),
+                )
+                .await);
+            let cus = customer(&h, &clock, "hal@example.com", "Hal", "pm_card_visa").await;
+            paid_invoice(&h, &clock, &cus, 900).await;
+            let sent = notifications(&h, &cus).await;
+            assert_eq!(sent.len(), 2);
+            for n in &sent {
+                let expected = if delivered { "sent" } else { "pending" };
+                assert_eq!(n["status"], expected, "{url}: {n}");
+                if !delivered {
+                    assert!(n["last_error"].as_str().unwrap().contains("refused"), "{n}");
+                }
+            }
+        }
+        assert_eq!(
+            mails_in(&sink.dir).len(),
+            2,
+            "only the right password got through"
+        );
     }
 );
