@@ -416,7 +416,8 @@ impl App {
         }
         tx.insert_webhook_attempt(scope, &attempt).await?;
         tx.update_webhook_delivery(scope, &delivery).await?;
-        let events = self.stamp_events(scope, now, None, changes);
+        // The endpoint's events are on real time, whatever clock the delivery ran on.
+        let events = self.stamp_events(scope, outcome.sent_at, None, changes);
         self.record_events(&mut *tx, scope, &events).await?;
         tx.commit().await?;
         Ok(())
