@@ -932,3 +932,65 @@ store_test!(
             .is_empty());
     }
 );
+
+store_test!(
+    forbidden_urls_are_refused_at_registration_and_nothing_is_written,
+    |kind| async move {
+        let resolver = Arc::new(SwitchingResolver::default());
+        let dns = resolver.clone();
+        let h = harness_with(kind, real_now(), move |app| app.with_resolver(dns)).await;
+        let mut urls: Vec<String> = Vec::new();
+        for (n, addrs) in TURNED.iter().enumerate() {
+            // A name that resolves there, and (for one address) the address itself.
+            let host = format!("inside{n}.example.com");
+            let ips = addrs.iter().map(|a| a.parse().unwrap()).collect();
+            resolver.names.lock().unwrap().insert(host.clone(), ips);
+            urls.push(format!("https://{host}/hook"));
+            if let [one] = addrs {
+                let ip: std::net::IpAddr = one.parse().unwrap();
+                urls.push(match ip {
+                    std::net::IpAddr::V4(v4) => format!("http://{v4}/hook"),
+                    std::net::IpAddr::V6(v6) => format!("http://[{v6}]/hook"),
+                });
+            }
+        }
+        // Odd spellings of loopback and metadata addresses, and other schemes.
+        for odd in [
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+            "http://0x7f000001/",
+            "http://127.1/",
+            "http://169.254.169.254.nip/",
+            "http://%31%32%37.0.0.1/",
+            "http://user:pw@hooks.example.com/",
+            "http://hooks.example.com\\@127.0.0.1/",
+            "file:///etc/passwd",
+            "gopher://hooks.example.com/",
+            "http://localhost/",
+            "http://metadata.google.internal/",
+        ] {
+            urls.push(odd.to_owned());
+        }
+        let mut refused = 0;
+        for url in &urls {
+            let body = format!(
+                "url={}&enabled_events[0]=invoice.paid",
+                url.replace('%', "%25")
+                    .replace('&', "%26")
+                    .replace('\\', "%5C")
+            );
+            let reply = h.post("/v1/webhook_endpoints", &body).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{url}: {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            assert_eq!(reply.json()["error"]["param"], "url", "{url}");
+            refused += 1;
+        }
+        assert!(refused >= 80, "{refused} vectors");
+        let list = h.get("/v1/webhook_endpoints").await.json();
+        assert_eq!(list["data"], serde_json::json!([]), "nothing written");
+    }
+);
