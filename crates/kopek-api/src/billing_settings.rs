@@ -19,6 +19,7 @@ use kopek_core::period::IntervalUnit;
 fn update(params: &mut Params) -> ApiResult<BillingSettingsUpdate> {
     let mut update = BillingSettingsUpdate {
         email_opt_outs: crate::customers::email_opt_outs(params)?,
+        notification_email: params.nullable_string("notification_email")?,
         price_change_notice_days_min: params
             .int_in(
                 "price_change_notice_days_min",

@@ -578,6 +578,7 @@ impl Renderer for WireRenderer {
                 "final_invoice_status": s.final_invoice_status,
             },
             "email_opt_outs": s.email_opt_outs.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "notification_email": s.notification_email,
             "price_change_notice_days_min": s
                 .price_change_notice_days_min
                 .unwrap_or(kopek_app::NOTICE_DAYS_MIN_DEFAULT),

@@ -37,6 +37,7 @@ fn built_in(kind: EmailKind, ext: &str) -> Option<&'static str> {
         DisputeOpened => "dispute_opened",
         DisputeResolved => "dispute_resolved",
         PriceChangeNotice => "price_change_notice",
+        WebhookEndpointDisabled => "webhook_endpoint_disabled",
     }
 }
 

@@ -1,12 +1,12 @@
--- Customer emails: each written in the transaction of the event that causes it, then
--- claimed and sent by the worker.
+-- Customer emails (and the account's own, with no customer): each written in the
+-- transaction of the event that causes it, then claimed and sent by the worker.
 CREATE TABLE notifications (
     seq            BIGSERIAL PRIMARY KEY,
     id             TEXT NOT NULL UNIQUE,
     account_id     TEXT NOT NULL REFERENCES accounts (id),
     livemode       BOOLEAN NOT NULL,
     created        BIGINT NOT NULL,
-    customer       TEXT NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    customer       TEXT REFERENCES customers (id) ON DELETE CASCADE,
     event          TEXT NOT NULL REFERENCES events (id),
     kind           TEXT NOT NULL,
     status         TEXT NOT NULL,

@@ -994,3 +994,63 @@ store_test!(
         assert_eq!(list["data"], serde_json::json!([]), "nothing written");
     }
 );
+
+store_test!(
+    a_disabled_endpoint_is_announced_to_the_account_by_email,
+    |kind| async move {
+        let dir = super::emails::scratch("account-email");
+        let mailer = kopek_notify::EmailSender::new(
+            kopek_notify::Templates::default(),
+            "kopek <kopek@kopek.test>",
+            kopek_notify::Transport::Files(dir.clone()),
+        )
+        .unwrap();
+        let h = harness_with(kind, real_now(), move |app| {
+            app.with_webhook_sender(Arc::new(kopek_notify::HttpSender::default()))
+                .with_url_policy(loopback_policy())
+                .with_mailer(Arc::new(mailer))
+        })
+        .await;
+        let bad = h
+            .post("/v1/billing_settings", "notification_email=not-an-address")
+            .await;
+        assert_eq!(bad.json()["error"]["param"], "notification_email");
+        let settings = h
+            .ok("/v1/billing_settings", "notification_email=ops@example.com")
+            .await;
+        assert_eq!(settings["notification_email"], "ops@example.com");
+        let receiver = Receiver::start(|_, _| Answer::status(410)).await;
+        let (we, _) = endpoint(
+            &h,
+            &receiver.url("/gone"),
+            "enabled_events[0]=customer.created",
+        )
+        .await;
+        h.ok("/v1/customers", "").await;
+        h.drain().await;
+        let mails = super::emails::mails_in(&dir);
+        assert_eq!(mails.len(), 1, "one email, to the account");
+        assert_eq!(mails[0].header("To"), "ops@example.com");
+        assert_eq!(
+            mails[0].header("Subject"),
+            format!(
+                "kopek disabled your webhook endpoint {}",
+                receiver.url("/gone")
+            )
+        );
+        assert!(mails[0].text.contains(&format!(
+            "POST /v1/webhook_endpoints/{we} with disabled=false"
+        )));
+        // Cleared, the account hears nothing more.
+        h.ok("/v1/billing_settings", "notification_email=").await;
+        let (_, _) = endpoint(
+            &h,
+            &receiver.url("/gone-too"),
+            "enabled_events[0]=customer.created",
+        )
+        .await;
+        h.ok("/v1/customers", "").await;
+        h.drain().await;
+        assert_eq!(super::emails::mails_in(&dir).len(), 1);
+    }
+);

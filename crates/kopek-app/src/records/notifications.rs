@@ -18,10 +18,12 @@ pub enum EmailKind {
     DisputeOpened,
     DisputeResolved,
     PriceChangeNotice,
+    /// To the account, not a customer: a webhook endpoint was disabled.
+    WebhookEndpointDisabled,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 12] = [
+    pub const ALL: [EmailKind; 13] = [
         EmailKind::InvoiceFinalized,
         EmailKind::PaymentReceipt,
         EmailKind::PaymentFailed,
@@ -34,6 +36,7 @@ impl EmailKind {
         EmailKind::DisputeOpened,
         EmailKind::DisputeResolved,
         EmailKind::PriceChangeNotice,
+        EmailKind::WebhookEndpointDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl EmailKind {
             EmailKind::DisputeOpened => "dispute_opened",
             EmailKind::DisputeResolved => "dispute_resolved",
             EmailKind::PriceChangeNotice => "price_change_notice",
+            EmailKind::WebhookEndpointDisabled => "webhook_endpoint_disabled",
         }
     }
 
@@ -66,7 +70,13 @@ impl EmailKind {
                 | EmailKind::DisputeOpened
                 | EmailKind::DisputeResolved
                 | EmailKind::PriceChangeNotice
+                | EmailKind::WebhookEndpointDisabled
         )
+    }
+
+    /// Sent to the account's `notification_email`, not to a customer.
+    pub fn to_account(self) -> bool {
+        self == EmailKind::WebhookEndpointDisabled
     }
 
     /// The email an event of `event_type` sends, if any.
@@ -84,6 +94,7 @@ impl EmailKind {
             "charge.dispute.created" => EmailKind::DisputeOpened,
             "charge.dispute.closed" => EmailKind::DisputeResolved,
             "price_change.notice" => EmailKind::PriceChangeNotice,
+            "webhook_endpoint.disabled" => EmailKind::WebhookEndpointDisabled,
             _ => return None,
         })
     }
@@ -96,11 +107,13 @@ pub struct Notification {
     pub livemode: bool,
     /// When its cause happened (on the customer's test clock, for one on a clock).
     pub created: i64,
-    pub customer: String,
+    /// None for the account's own emails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
     pub kind: EmailKind,
     /// The event that caused it.
     pub event: String,
-    /// The address it goes to, as the customer's email was when it was caused.
+    /// The address it goes to, as the customer's (or account's) was when it was caused.
     pub to: String,
     pub status: NotificationStatus,
     pub attempts: u32,

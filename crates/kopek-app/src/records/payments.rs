@@ -197,6 +197,9 @@ pub struct BillingSettings {
     /// The least notice a price change may give, in days, where the account set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_change_notice_days_min: Option<u32>,
+    /// Where kopek writes to the account itself (a webhook endpoint it disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_email: Option<String>,
 }
 
 impl BillingSettings {
@@ -219,6 +222,7 @@ impl BillingSettings {
             email_opt_outs: Vec::new(),
             upcoming_renewal_days: Default::default(),
             price_change_notice_days_min: None,
+            notification_email: None,
         }
     }
 

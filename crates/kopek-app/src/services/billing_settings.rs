@@ -20,6 +20,8 @@ pub struct BillingSettingsUpdate {
     /// Days of notice before renewals, by interval unit, replacing those given.
     pub upcoming_renewal_days: Vec<(IntervalUnit, u32)>,
     pub price_change_notice_days_min: Option<u32>,
+    /// Where kopek writes to the account (`Some(None)` clears it).
+    pub notification_email: Option<Option<String>>,
 }
 
 /// The longest notice of a renewal: less than the shortest period of the interval.
@@ -53,6 +55,7 @@ impl App {
         settings.email_opt_outs = stored.email_opt_outs;
         settings.upcoming_renewal_days = stored.upcoming_renewal_days;
         settings.price_change_notice_days_min = stored.price_change_notice_days_min;
+        settings.notification_email = stored.notification_email;
         Ok(settings)
     }
 
@@ -90,6 +93,18 @@ impl App {
                 ));
             }
         }
+        if let Some(Some(email)) = &update.notification_email {
+            let plausible = email.len() <= 254
+                && email
+                    .split_once('@')
+                    .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'));
+            if !plausible {
+                return Err(AppError::invalid(
+                    "notification_email",
+                    format!("Invalid email address: {email}"),
+                ));
+            }
+        }
         let mut tx = self.store.write().await?;
         let current = self.dunning_policy(&mut tx, &caller.scope).await?;
         let policy = Policy {
@@ -110,6 +125,9 @@ impl App {
         settings.price_change_notice_days_min = update
             .price_change_notice_days_min
             .or(stored.price_change_notice_days_min);
+        settings.notification_email = update
+            .notification_email
+            .unwrap_or(stored.notification_email);
         for (unit, days) in update.upcoming_renewal_days {
             settings
                 .upcoming_renewal_days

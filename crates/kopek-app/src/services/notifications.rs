@@ -1,6 +1,7 @@
-//! Customer emails. Like webhooks they come from events: `App::record_events` writes, in
-//! the event's transaction, one notification per email the event causes (to a customer
-//! with an address who, with their account, has not opted out of its kind), and the
+//! Customer emails (and the account's own). Like webhooks they come from events:
+//! `App::record_events` writes, in the event's transaction, one notification per email
+//! the event causes (to a customer with an address who, with their account, has not
+//! opted out of its kind, or to the account's `notification_email`), and the
 //! worker claims due notifications, fills their template's fields from the event as
 //! `GET /v1/events/:id` shows it, hands them to the `Mailer`, and records the outcome,
 //! retrying failures for about two days.
@@ -172,14 +173,36 @@ impl App {
         ids.sort();
         ids.dedup();
         let customers = tx.customers_by_ids(scope, &ids).await?;
-        let account_opt_outs = tx
-            .billing_settings(scope)
-            .await?
-            .map(|s| s.email_opt_outs)
-            .unwrap_or_default();
+        let settings = tx.billing_settings(scope).await?;
+        let (account_opt_outs, account_email) = match settings {
+            Some(s) => (s.email_opt_outs, s.notification_email),
+            None => (Vec::new(), None),
+        };
         let now = self.clock.now();
+        let notification = |event: &Event, kind, customer: Option<String>, to: &str| Notification {
+            id: self.ids.id("ntf"),
+            livemode: scope.livemode,
+            created: event.created,
+            customer,
+            kind,
+            event: event.id.clone(),
+            to: to.to_owned(),
+            status: NotificationStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            sent_at: None,
+            subject: None,
+            locale: None,
+            last_error: None,
+        };
         let mut notifications = Vec::new();
         for (event, kind, customer) in wanted {
+            if kind.to_account() {
+                if let Some(to) = &account_email {
+                    notifications.push(notification(event, kind, None, to));
+                }
+                continue;
+            }
             let CustomerOf::Known(customer) = customer else {
                 continue;
             };
@@ -194,22 +217,7 @@ impl App {
             ) else {
                 continue;
             };
-            notifications.push(Notification {
-                id: self.ids.id("ntf"),
-                livemode: scope.livemode,
-                created: event.created,
-                customer: customer.id.clone(),
-                kind,
-                event: event.id.clone(),
-                to: to.clone(),
-                status: NotificationStatus::Pending,
-                attempts: 0,
-                next_attempt_at: now,
-                sent_at: None,
-                subject: None,
-                locale: None,
-                last_error: None,
-            });
+            notifications.push(notification(event, kind, Some(customer.id.clone()), to));
         }
         tx.insert_notifications(scope, &notifications).await
     }
@@ -260,21 +268,33 @@ impl App {
         if notification.status != NotificationStatus::Pending {
             return Ok(());
         }
-        let customer = tx.customer(scope, &notification.customer).await?;
-        let event = tx.event(scope, &notification.event).await?;
-        let (Some(customer), Some(event)) = (customer, event) else {
+        let customer = match &notification.customer {
+            Some(id) => match tx.customer(scope, id).await? {
+                Some(customer) => Some(customer),
+                None => return Ok(()), // gone with its test clock
+            },
+            None => None,
+        };
+        let Some(event) = tx.event(scope, &notification.event).await? else {
             return Ok(());
         };
         let rendered = self.render_events(&mut tx, scope, vec![event]).await?;
         let fields = self
-            .email_fields(&mut tx, scope, &notification, &customer, &rendered[0])
+            .email_fields(
+                &mut tx,
+                scope,
+                &notification,
+                customer.as_ref(),
+                &rendered[0],
+            )
             .await?;
         drop(tx);
+        let locales = customer.map(|c| c.preferred_locales).unwrap_or_default();
         let email = Email {
             id: &notification.id,
             to: &notification.to,
             kind: notification.kind,
-            locales: &customer.preferred_locales,
+            locales: &locales,
             fields: &fields,
         };
         let outcome = match tokio::time::timeout(SEND_TIMEOUT, mailer.send(email)).await {
@@ -315,12 +335,14 @@ impl App {
         tx: &mut Box<dyn Tx>,
         scope: &Scope,
         notification: &Notification,
-        customer: &Customer,
+        customer: Option<&Customer>,
         event: &Value,
     ) -> Result<Value, AppError> {
         let o = &event["data"]["object"];
         let mut fields = json!({
-            "customer_name": customer.name.clone().or(customer.email.clone()).unwrap_or_default(),
+            "customer_name": customer
+                .and_then(|c| c.name.clone().or(c.email.clone()))
+                .unwrap_or_default(),
             "customer_email": notification.to,
             "date": date(&json!(notification.created)),
         });
@@ -429,7 +451,8 @@ impl App {
             EmailKind::TrialEnding => {
                 put(&mut fields, "trial_end", date(&o["trial_end"]));
                 let card = !o["default_payment_method"].is_null()
-                    || customer.invoice_settings.default_payment_method.is_some();
+                    || customer
+                        .is_some_and(|c| c.invoice_settings.default_payment_method.is_some());
                 let then = if card {
                     "Your card on file will be charged then; cancel before to owe nothing."
                 } else {
@@ -455,6 +478,10 @@ impl App {
                 put(&mut fields, "per", per);
                 put(&mut fields, "applies_on", date(&o["applies_at"]));
                 put(&mut fields, "subscription", text(&o["subscription"]));
+            }
+            EmailKind::WebhookEndpointDisabled => {
+                put(&mut fields, "endpoint", text(&o["id"]));
+                put(&mut fields, "url", text(&o["url"]));
             }
             EmailKind::CardExpiring => {
                 let card = &o["card"];
