@@ -2,7 +2,7 @@
 accepts is written, as received, to <dir>/<n>.eml with its envelope in <n>.json.
 Prints `listening <port>` once ready; runs until killed.
 
-    smtp_sink.py <dir> [--port N] [--auth user:password]
+    smtp_sink.py <dir> [--port N] [--auth user:password] [--starttls cert.pem,key.pem]
 """
 import asyncio
 import json
@@ -44,6 +44,12 @@ def main():
         user, password = args["--auth"].split(":", 1)
         options = dict(authenticator=authenticator((user, password)),
                        auth_required=True, auth_require_tls=False)
+    if "--starttls" in args:
+        import ssl
+        cert, key = args["--starttls"].split(",")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        options.update(tls_context=context, require_starttls=True)
     port = int(args.get("--port", 0))
     if not port:
         with socket.socket() as probe:  # a free port (the controller checks its own)

@@ -5,6 +5,7 @@
 use crate::templates::Templates;
 use kopek_app::ports::{Email, Mailer, SentEmail};
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +13,8 @@ use std::time::Duration;
 /// Where emails go.
 pub enum Transport {
     /// An SMTP server, from a URL: `smtp://host:25` (plain), `smtp://host:587?tls=required`
-    /// (STARTTLS), `smtps://host:465` (TLS), with `user:password@` for credentials.
+    /// (STARTTLS), `smtps://host:465` (TLS), with `user:password@` for credentials
+    /// (sent only after TLS when the URL asks for it).
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     /// One `<notification id>.eml` file per email in this directory.
     Files(PathBuf),
@@ -20,11 +22,49 @@ pub enum Transport {
 
 impl Transport {
     pub fn smtp(url: &str) -> Result<Transport, String> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| format!("the SMTP URL {url:?} is not usable: {e}"))?
-            .timeout(Some(Duration::from_secs(20)))
-            .build();
-        Ok(Transport::Smtp(transport))
+        Transport::smtp_trusting(url, None)
+    }
+
+    /// As [`Transport::smtp`], trusting the certificate authority `ca_pem` (a private
+    /// one, say) for the server's TLS besides the public ones.
+    pub fn smtp_trusting(url: &str, ca_pem: Option<&[u8]>) -> Result<Transport, String> {
+        let unusable =
+            |e: &dyn std::fmt::Display| format!("the SMTP URL {url:?} is not usable: {e}");
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| unusable(&e))?
+            .timeout(Some(Duration::from_secs(20)));
+        if let Some(pem) = ca_pem {
+            let ca = Certificate::from_pem(pem).map_err(|e| {
+                format!("the SMTP certificate authority is not a PEM certificate: {e}")
+            })?;
+            let parameters = TlsParameters::builder(smtp_host(url).to_owned())
+                .add_root_certificate(ca)
+                .build()
+                .map_err(|e| unusable(&e))?;
+            // The same TLS the URL asks for (lettre's reading of it), with the roots.
+            let query = url.split_once('?').map_or("", |(_, q)| q);
+            builder = if url.starts_with("smtps://") {
+                builder.tls(Tls::Wrapper(parameters))
+            } else if query.split('&').any(|p| p == "tls=required") {
+                builder.tls(Tls::Required(parameters))
+            } else if query.split('&').any(|p| p == "tls=opportunistic") {
+                builder.tls(Tls::Opportunistic(parameters))
+            } else {
+                builder
+            };
+        }
+        Ok(Transport::Smtp(builder.build()))
+    }
+}
+
+/// The host of an SMTP URL (`smtp://user:password@host:587/…?…`), for TLS.
+fn smtp_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
     }
 }
 

@@ -102,6 +102,10 @@ struct Cli {
     /// Without one they are written to `<data-dir>/emails/*.eml`.
     #[arg(long, env = "KOPEK_SMTP_URL", global = true)]
     smtp_url: Option<String>,
+    /// A PEM certificate authority to trust for the SMTP server's TLS, besides the
+    /// public ones (a private relay's).
+    #[arg(long, env = "KOPEK_SMTP_CA_FILE", global = true)]
+    smtp_ca_file: Option<PathBuf>,
     /// Who customer emails come from.
     #[arg(
         long,
@@ -259,7 +263,18 @@ fn mailer(cli: &Cli) -> Result<kopek_notify::EmailSender, String> {
         None => kopek_notify::Templates::default(),
     };
     let transport = match &cli.smtp_url {
-        Some(url) => kopek_notify::Transport::smtp(url)?,
+        Some(url) => {
+            let ca = match &cli.smtp_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    format!(
+                        "cannot read the SMTP certificate authority {}: {e}",
+                        path.display()
+                    )
+                })?),
+                None => None,
+            };
+            kopek_notify::Transport::smtp_trusting(url, ca.as_deref())?
+        }
         None => kopek_notify::Transport::Files(cli.data_dir.join("emails")),
     };
     kopek_notify::EmailSender::new(templates, &cli.email_from, transport)

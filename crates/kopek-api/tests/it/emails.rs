@@ -39,11 +39,12 @@ struct SmtpSink {
 impl SmtpSink {
     /// On a free port, or on `port`.
     async fn start(port: Option<u16>) -> SmtpSink {
-        SmtpSink::start_with(port, None).await
+        SmtpSink::start_with(port, None, None).await
     }
 
-    /// As [`SmtpSink::start`], requiring `user:password` when `auth` is given.
-    async fn start_with(port: Option<u16>, auth: Option<&str>) -> SmtpSink {
+    /// As [`SmtpSink::start`], requiring `user:password` when `auth` is given, and
+    /// STARTTLS with the `cert.pem,key.pem` of `starttls`.
+    async fn start_with(port: Option<u16>, auth: Option<&str>, starttls: Option<&str>) -> SmtpSink {
         use tokio::io::AsyncBufReadExt;
         let python = std::env::var("KOPEK_TEST_PYTHON").expect(
             "KOPEK_TEST_PYTHON is not set: run the tests with `scripts/test`, which makes the venv",
@@ -63,6 +64,12 @@ impl SmtpSink {
             )
             .args(
                 auth.map(|a| ["--auth".to_owned(), a.to_owned()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(
+                starttls
+                    .map(|t| ["--starttls".to_owned(), t.to_owned()])
                     .into_iter()
                     .flatten(),
             )
@@ -814,7 +821,7 @@ store_test!(
 store_test!(
     credentials_from_the_smtp_url_are_presented_to_the_server,
     |kind| async move {
-        let sink = SmtpSink::start_with(None, Some("billing:s3cret")).await;
+        let sink = SmtpSink::start_with(None, Some("billing:s3cret"), None).await;
         // Without them the server refuses to take mail; with them it does.
         let without = format!("smtp://127.0.0.1:{}", sink.port);
         let with = format!("smtp://billing:s3cret@127.0.0.1:{}", sink.port);
@@ -843,5 +850,46 @@ store_test!(
             2,
             "only the right password got through"
         );
+    }
+);
+
+store_test!(
+    mail_goes_over_starttls_to_a_server_with_a_private_certificate,
+    |kind| async move {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let dir = scratch("smtp-tls");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+        let tls = format!("{},{}", cert.display(), key.display());
+        let sink = SmtpSink::start_with(None, Some("billing:s3cret"), Some(&tls)).await;
+        let url = format!("smtp://billing:s3cret@127.0.0.1:{}?tls=required", sink.port);
+        let pem = made.cert.pem();
+        // The public roots do not vouch for the server: nothing is sent. Its authority
+        // trusted (--smtp-ca-file), mail goes over TLS, credentials after it.
+        for (ca, delivered) in [(None, false), (Some(pem.as_bytes()), true)] {
+            let transport = Transport::smtp_trusting(&url, ca).unwrap();
+            let h = mailing(kind, transport, Templates::default()).await;
+            let clock = id(&h
+                .ok(
+                    "/v1/test_helpers/test_clocks",
+                    &format!("frozen_time={JAN_1_2026}"),
+                )
+                .await);
+            let cus = customer(&h, &clock, "ivy@example.com", "Ivy", "pm_card_visa").await;
+            paid_invoice(&h, &clock, &cus, 900).await;
+            for n in notifications(&h, &cus).await {
+                let expected = if delivered { "sent" } else { "pending" };
+                assert_eq!(n["status"], expected, "{n}");
+                if !delivered {
+                    let error = n["last_error"].as_str().unwrap().to_lowercase();
+                    assert!(
+                        error.contains("certificate") || error.contains("tls"),
+                        "{n}"
+                    );
+                }
+            }
+        }
+        assert_eq!(mails_in(&sink.dir).len(), 2);
     }
 );
