@@ -252,6 +252,24 @@ store_test!(
         let dee = subscriber(&h, &clock, "dee@example.com", &old, 1).await;
         let eli = subscriber(&h, &clock, "eli@example.com", &old, 1).await;
         let fox = subscriber(&h, &clock, "fox@example.com", &old, 1).await;
+        // Gil has both prices: moving him would give him the new one twice.
+        let gil = {
+            let cus = id(&h
+                .ok(
+                    "/v1/customers",
+                    &format!(
+                        "test_clock={clock}&payment_method=pm_card_visa\
+                         &invoice_settings[default_payment_method]=pm_card_visa"
+                    ),
+                )
+                .await);
+            id(&h
+                .ok(
+                    "/v1/subscriptions",
+                    &format!("customer={cus}&items[0][price]={old}&items[1][price]={new}"),
+                )
+                .await)
+        };
 
         for (body, status, param) in [
             (
@@ -313,6 +331,11 @@ store_test!(
         let pchg = id(&change);
         // Told on January 1; ten days on, the first renewal is February 1.
         assert_eq!(entry(&change, &dee)["applies_at"], at(2026, 2, 1));
+        assert_eq!(entry(&change, &gil)["state"], "excluded");
+        assert_eq!(
+            entry(&change, &gil)["reason"],
+            "it has an item on the new price already"
+        );
         let second = h
             .post(
                 "/v1/price_changes",

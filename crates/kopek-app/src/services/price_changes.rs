@@ -212,7 +212,15 @@ impl App {
                 .time_of(&mut tx, scope, sub.test_clock.as_deref())
                 .await?;
             let applies_at = first_renewal_from(sub, notify_at + i64::from(notice_days) * DAY);
-            let excluded = new.exclude.contains(&sub.id);
+            // A subscription with an item on the new price already would hold it twice.
+            let reason = if new.exclude.contains(&sub.id) {
+                Some("excluded when the change was made")
+            } else if sub.items.iter().any(|i| i.price == to.id) {
+                Some("it has an item on the new price already")
+            } else {
+                None
+            };
+            let excluded = reason.is_some();
             let amount = |p: &Price| -> Result<i64, AppError> {
                 p.model
                     .amount_for(item.quantity)
@@ -245,7 +253,7 @@ impl App {
                 interval: from_interval.unit().as_str().to_owned(),
                 interval_count: from_interval.count(),
                 test_clock: sub.test_clock.clone(),
-                reason: excluded.then(|| "excluded when the change was made".to_owned()),
+                reason: reason.map(str::to_owned),
                 next_action_at: (!excluded).then_some(notify_at),
             });
         }

@@ -528,7 +528,10 @@ impl App {
             limit: crate::records::PAGE_LIMIT_MAX,
             ..PageRequest::default()
         };
-        let has_more = loop {
+        // Pages of deliveries skipped (their endpoint disabled) count against a bound too.
+        let pages_max = 2 * REPLAY_MAX / crate::records::PAGE_LIMIT_MAX as usize + 10;
+        let mut has_more = true;
+        for _ in 0..pages_max {
             let found = tx
                 .webhook_deliveries(&caller.scope, &filter, &page)
                 .await?
@@ -537,23 +540,29 @@ impl App {
                     has_more: false,
                 });
             let mut skipped = None;
-            for mut delivery in found.data {
-                if count == REPLAY_MAX {
-                    break;
-                }
+            let mut rest = found.data.into_iter();
+            for mut delivery in rest.by_ref() {
                 match self.replay(&mut tx, &caller.scope, &mut delivery).await {
                     Ok(()) => count += 1,
                     // Its endpoint is disabled: left failed, and the scan goes past it.
                     Err(AppError::Invalid { .. }) => skipped = Some(delivery.id),
                     Err(e) => return Err(e),
                 }
+                if count == REPLAY_MAX {
+                    break;
+                }
             }
-            if count == REPLAY_MAX || !found.has_more {
-                break count == REPLAY_MAX && found.has_more;
+            if count == REPLAY_MAX {
+                has_more = rest.next().is_some() || found.has_more;
+                break;
+            }
+            if !found.has_more {
+                has_more = false;
+                break;
             }
             // Replayed deliveries left the filter; only skipped ones need stepping over.
             page.starting_after = skipped.or(page.starting_after);
-        };
+        }
         let summary = Replayed { count, has_more };
         let rendered = serde_json::json!({
             "object": "webhook_delivery_replay",
