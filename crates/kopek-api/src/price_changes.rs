@@ -29,6 +29,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
                     .string_list("exclude", PRICE_CHANGE_SUBSCRIPTIONS_MAX)?
                     .unwrap_or_default(),
                 dry_run: params.bool("dry_run")?.unwrap_or(false),
+                allow_interval_change: params.bool("allow_interval_change")?.unwrap_or(false),
                 metadata: params.metadata()?,
             };
             params.finish()?;

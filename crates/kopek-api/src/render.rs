@@ -936,6 +936,7 @@ impl Renderer for WireRenderer {
             "mrr_change": v.mrr_change(),
             "new_price": c.new_price,
             "notice_days": c.notice_days,
+            "allow_interval_change": c.allow_interval_change,
             "price": c.price,
             "status": if c.id.is_empty() { "dry_run" } else { c.status.as_str() },
             "subscriptions": {
@@ -957,6 +958,8 @@ impl Renderer for WireRenderer {
             "interval": s.interval,
             "interval_count": s.interval_count,
             "new_amount": s.new_amount,
+            "new_interval": s.new_interval.as_ref().map(|(u, _)| u),
+            "new_interval_count": s.new_interval.as_ref().map(|(_, c)| c),
             "notify_at": s.notify_at,
             "old_amount": s.old_amount,
             "price_change": (!s.price_change.is_empty()).then_some(&s.price_change),

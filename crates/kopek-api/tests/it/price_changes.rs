@@ -404,3 +404,76 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+store_test!(
+    monthly_subscribers_move_to_a_yearly_price_when_it_is_allowed,
+    |kind| async move {
+        let h = harness(kind).await;
+        let clock = id(&h
+            .ok(
+                "/v1/test_helpers/test_clocks",
+                &format!("frozen_time={JAN_1_2026}"),
+            )
+            .await);
+        let monthly = price(&h, 1_000, "recurring[interval]=month", "usd").await;
+        let yearly = price(&h, 10_000, "recurring[interval]=year", "usd").await;
+        let other = price(&h, 500, "recurring[interval]=month", "usd").await;
+        let sub = subscriber(&h, &clock, "kim@example.com", &monthly, 1).await;
+        // A subscription with another monthly item cannot go yearly: left as it is.
+        let two = {
+            let cus = id(&h
+                .ok(
+                    "/v1/customers",
+                    &format!(
+                        "test_clock={clock}&payment_method=pm_card_visa\
+                         &invoice_settings[default_payment_method]=pm_card_visa"
+                    ),
+                )
+                .await);
+            id(&h
+                .ok(
+                    "/v1/subscriptions",
+                    &format!("customer={cus}&items[0][price]={monthly}&items[1][price]={other}"),
+                )
+                .await)
+        };
+        let refused = h
+            .post(
+                "/v1/price_changes",
+                &format!("price={monthly}&new_price={yearly}"),
+            )
+            .await;
+        assert_eq!(refused.json()["error"]["param"], "new_price");
+        let change = h
+            .ok(
+                "/v1/price_changes",
+                &format!("price={monthly}&new_price={yearly}&allow_interval_change=true"),
+            )
+            .await;
+        assert_eq!(change["allow_interval_change"], true);
+        let e = entry(&change, &sub);
+        assert_eq!(e["applies_at"], at(2026, 2, 1));
+        assert_eq!(
+            (e["new_interval"].as_str(), e["new_interval_count"].as_i64()),
+            (Some("year"), Some(1))
+        );
+        // 100.00 a year is 8.33 a month: 1.67 less than 10.00.
+        assert_eq!(change["mrr_change"], 833 - 1_000);
+        assert_eq!(entry(&change, &two)["state"], "excluded");
+        h.advance(&clock, at(2026, 2, 1) + 7_200).await;
+        let now = h.get(&format!("/v1/subscriptions/{sub}")).await.json();
+        let item = &now["items"]["data"][0];
+        assert_eq!(item["price"]["id"], yearly.as_str());
+        assert_eq!(item["current_period_start"], at(2026, 2, 1));
+        assert_eq!(
+            item["current_period_end"],
+            at(2027, 2, 1),
+            "a year from the move"
+        );
+        assert_eq!(billed(&h, &sub).await, [1_000, 10_000]);
+        // Nothing more is billed in the year.
+        h.advance(&clock, at(2026, 6, 1)).await;
+        assert_eq!(billed(&h, &sub).await, [1_000, 10_000]);
+        h.assert_doctor_clean().await;
+    }
+);

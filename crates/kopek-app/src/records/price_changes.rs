@@ -15,6 +15,9 @@ pub struct PriceChange {
     pub price: String,
     pub new_price: String,
     pub notice_days: u32,
+    /// The new price renews on another interval, as the account allowed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_interval_change: bool,
     pub status: PriceChangeStatus,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
@@ -63,9 +66,12 @@ pub struct PriceChangeSubscription {
     pub old_amount: i64,
     pub new_amount: i64,
     pub currency: String,
-    /// The interval the amounts are per.
+    /// The interval the old amount is per, and the one the new amount is per (the same
+    /// unless the change moves subscribers to another interval).
     pub interval: String,
     pub interval_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_interval: Option<(String, u32)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
     /// Why it left the change, when it did by itself (canceled, left the price).
@@ -131,15 +137,24 @@ impl PriceChangeView {
                 )
             })
             .map(|s| {
-                let (per, months) = match IntervalUnit::parse(&s.interval) {
-                    Some(IntervalUnit::Day) => (365, 12),
-                    Some(IntervalUnit::Week) => (52, 12),
-                    Some(IntervalUnit::Month) | None => (1, 1),
-                    Some(IntervalUnit::Year) => (1, 12),
-                };
-                let months = months * i64::from(s.interval_count.max(1));
-                scale(s.new_amount - s.old_amount, per, months).unwrap_or(0)
+                let (unit, count) = s
+                    .new_interval
+                    .clone()
+                    .unwrap_or((s.interval.clone(), s.interval_count));
+                monthly(s.new_amount, &unit, count)
+                    - monthly(s.old_amount, &s.interval, s.interval_count)
             })
             .sum()
     }
+}
+
+/// What `amount` every `count` `unit`s comes to a month.
+fn monthly(amount: i64, unit: &str, count: u32) -> i64 {
+    let (per, months) = match IntervalUnit::parse(unit) {
+        Some(IntervalUnit::Day) => (365, 12),
+        Some(IntervalUnit::Week) => (52, 12),
+        Some(IntervalUnit::Month) | None => (1, 1),
+        Some(IntervalUnit::Year) => (1, 12),
+    };
+    scale(amount, per, months * i64::from(count.max(1))).unwrap_or(0)
 }

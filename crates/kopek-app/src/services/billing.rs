@@ -488,6 +488,7 @@ impl App {
                 for item in upcoming.items.iter_mut().filter(|i| i.id == m.item) {
                     item.price = m.new_price.clone();
                 }
+                super::price_changes::move_interval(&mut upcoming, m);
             }
             let customer = customers
                 .get(&sub.customer)

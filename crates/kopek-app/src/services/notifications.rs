@@ -471,11 +471,20 @@ impl App {
                     "new_amount",
                     money(&o["new_amount"], &o["currency"]),
                 );
-                let per = match o["interval_count"].as_u64() {
-                    Some(1) | None => text(&o["interval"]),
-                    Some(n) => format!("{n} {}s", text(&o["interval"])),
+                let per = |unit: &Value, count: &Value| match count.as_u64() {
+                    Some(1) | None => text(unit),
+                    Some(n) => format!("{n} {}s", text(unit)),
                 };
-                put(&mut fields, "per", per);
+                put(
+                    &mut fields,
+                    "per",
+                    per(&o["interval"], &o["interval_count"]),
+                );
+                let new_per = match o["new_interval"].is_null() {
+                    true => per(&o["interval"], &o["interval_count"]),
+                    false => per(&o["new_interval"], &o["new_interval_count"]),
+                };
+                put(&mut fields, "new_per", new_per);
                 put(&mut fields, "applies_on", date(&o["applies_at"]));
                 put(&mut fields, "subscription", text(&o["subscription"]));
             }

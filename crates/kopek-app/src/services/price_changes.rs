@@ -32,7 +32,23 @@ pub struct NewPriceChange {
     pub exclude: Vec<String>,
     /// Compute and answer, writing nothing.
     pub dry_run: bool,
+    /// Let the new price renew on another interval: each subscription moves to it at
+    /// its renewal, its cycle starting there.
+    pub allow_interval_change: bool,
     pub metadata: MetadataUpdate,
+}
+
+/// Puts `sub` on the entry's new interval, if it has one, from the end of its period:
+/// the renewal due now starts a cycle of the new length.
+pub(crate) fn move_interval(sub: &mut Subscription, entry: &PriceChangeSubscription) {
+    let Some((unit, count)) = &entry.new_interval else {
+        return;
+    };
+    if let Some(unit) = kopek_core::period::IntervalUnit::parse(unit) {
+        sub.interval = unit;
+        sub.interval_count = *count;
+        sub.billing_cycle_anchor = sub.current_period_end;
+    }
 }
 
 fn not_found(id: &str) -> AppError {
@@ -124,12 +140,12 @@ impl App {
                 ),
             ));
         }
-        if from_interval != to_interval {
+        if from_interval != to_interval && !new.allow_interval_change {
             return Err(AppError::invalid(
                 "new_price",
                 format!(
                     "Price {} renews every {} {} and {} every {} {}: a subscription keeps its \
-                     billing interval, so move subscribers between prices of the same interval.",
+                     billing interval unless allowed (allow_interval_change=true).",
                     from.id,
                     from_interval.count(),
                     from_interval.unit().as_str(),
@@ -197,6 +213,7 @@ impl App {
             price: from.id.clone(),
             new_price: to.id.clone(),
             notice_days,
+            allow_interval_change: from_interval != to_interval,
             status: PriceChangeStatus::InProgress,
             metadata: Metadata::new(),
         };
@@ -217,6 +234,9 @@ impl App {
                 Some("excluded when the change was made")
             } else if sub.items.iter().any(|i| i.price == to.id) {
                 Some("it has an item on the new price already")
+            } else if from_interval != to_interval && sub.items.len() > 1 {
+                // Its other items would go on renewing on the old interval.
+                Some("its other items renew on the old interval")
             } else {
                 None
             };
@@ -252,6 +272,8 @@ impl App {
                 currency: from.model.currency.lowercase(),
                 interval: from_interval.unit().as_str().to_owned(),
                 interval_count: from_interval.count(),
+                new_interval: (from_interval != to_interval)
+                    .then(|| (to_interval.unit().as_str().to_owned(), to_interval.count())),
                 test_clock: sub.test_clock.clone(),
                 reason: reason.map(str::to_owned),
                 next_action_at: (!excluded).then_some(notify_at),
@@ -570,6 +592,7 @@ impl App {
                     for item in sub.items.iter_mut().filter(|i| i.id == entry.item) {
                         item.price = new_price.clone();
                     }
+                    move_interval(&mut sub, &entry);
                     tx.update_subscriptions(scope, std::slice::from_ref(&sub))
                         .await?;
                     tx.update_subscription_prices(scope, &sub).await?;
