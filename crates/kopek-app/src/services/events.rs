@@ -1,10 +1,24 @@
 use crate::app::{cursor_not_found, previous_attributes, App};
-use crate::error::AppError;
+use crate::error::{AppError, StoreError};
 use crate::ports::Tx;
 use crate::records::*;
 use serde_json::Value;
 
 impl App {
+    /// Records `events` and, in the same transaction, what they cause outside kopek: a
+    /// webhook delivery to every endpoint enabled for each, and the emails they send.
+    /// Every event goes through here, so none is recorded without its consequences.
+    pub(crate) async fn record_events(
+        &self,
+        tx: &mut dyn Tx,
+        scope: &Scope,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        tx.insert_events(scope, events).await?;
+        self.write_deliveries(tx, scope, events).await?;
+        self.write_notifications(tx, scope, events).await
+    }
+
     /// An event as the API shows it.
     pub async fn event(&self, scope: &Scope, id: &str) -> Result<Value, AppError> {
         let mut tx = self.store.read().await?;

@@ -114,16 +114,14 @@ impl App {
         self
     }
 
-    /// Records `events` and, in the same transaction, a delivery of each to every
-    /// endpoint enabled for it and the emails they cause. Every event goes through here.
-    pub(crate) async fn record_events(
+    /// Writes a delivery of each of `events` to every endpoint enabled for it (part of
+    /// [`App::record_events`]).
+    pub(crate) async fn write_deliveries(
         &self,
         tx: &mut dyn Tx,
         scope: &Scope,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        tx.insert_events(scope, events).await?;
-        self.write_notifications(tx, scope, events).await?;
         if events.is_empty() {
             return Ok(());
         }
