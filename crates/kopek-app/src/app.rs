@@ -204,6 +204,22 @@ impl App {
             .await
     }
 
+    /// The time of an object on `test_clock` (its clock's), or now.
+    pub(crate) async fn time_of(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        test_clock: Option<&str>,
+    ) -> Result<i64, AppError> {
+        Ok(match test_clock {
+            Some(id) => tx
+                .test_clock(scope, id)
+                .await?
+                .map_or(self.clock.now(), |c| c.frozen_time),
+            None => self.clock.now(),
+        })
+    }
+
     /// The events of `changes`, stamped `now` (a test clock's time for objects on one).
     pub(crate) fn stamp_events(
         &self,

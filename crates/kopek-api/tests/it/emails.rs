@@ -219,6 +219,15 @@ pub fn mails_in(dir: &Path) -> Vec<Mail> {
         .collect()
 }
 
+/// The mail under `dir` that notification `n` (as the API lists it) was sent as.
+pub fn mail_of(dir: &Path, n: &Value) -> Mail {
+    let id = n["id"].as_str().unwrap();
+    mails_in(dir)
+        .into_iter()
+        .find(|m| m.notification() == id)
+        .unwrap_or_else(|| panic!("{n} is in no mail under {}", dir.display()))
+}
+
 pub async fn mailing(kind: StoreKind, transport: Transport, templates: Templates) -> Harness {
     let sender = EmailSender::new(templates, "Billing <billing@kopek.test>", transport).unwrap();
     harness_with(kind, JAN_1_2026, move |app| {
@@ -699,10 +708,7 @@ store_test!(
             .as_str()
             .unwrap()
             .starts_with("Rechnung "));
-        let mail = mails_in(&out)
-            .into_iter()
-            .find(|m| m.notification() == id(&greta_got[0]))
-            .unwrap();
+        let mail = mail_of(&out, &greta_got[0]);
         assert!(mail.text.contains("- Setup: 10.00 USD"), "{}", mail.text);
         assert_eq!(
             mail.html, "<p>Hallo Greta &lt;b&gt;</p>",

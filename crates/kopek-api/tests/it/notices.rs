@@ -3,7 +3,7 @@
 //! `customer.subscription.trial_will_end` three days before a trial ends (Stripe's
 //! "Subscription webhooks" guide), each once per period, and the emails they cause.
 
-use super::emails::{mailing, mails_in, notifications, scratch};
+use super::emails::{mail_of, mailing, notifications, scratch};
 use super::*;
 use kopek_core::calendar::{join, Date};
 use kopek_notify::{Templates, Transport};
@@ -118,13 +118,7 @@ store_test!(
             notice["subject"],
             "Your subscription renews on 2026-02-01: 15.00 USD"
         );
-        let mail = mails_in(&dir)
-            .into_iter()
-            .find(|m| {
-                m.header("Message-ID")
-                    .contains(notice["id"].as_str().unwrap())
-            })
-            .unwrap();
+        let mail = mail_of(&dir, notice);
         assert!(
             mail.text
                 .contains("1 × Monthly (2026-02-01 to 2026-03-01): 15.00 USD"),
@@ -294,13 +288,7 @@ store_test!(
             let sent = notifications(&h, cus).await;
             let notice = sent.iter().find(|n| n["kind"] == "trial_ending").unwrap();
             assert_eq!(notice["subject"], "Your trial ends on 2026-01-15");
-            let mail = mails_in(&dir)
-                .into_iter()
-                .find(|m| {
-                    m.header("Message-ID")
-                        .contains(notice["id"].as_str().unwrap())
-                })
-                .unwrap();
+            let mail = mail_of(&dir, notice);
             assert!(mail.text.contains(then), "{}", mail.text);
         }
         // After the trial, the first paid month is announced seven days before it renews.
@@ -362,13 +350,7 @@ store_test!(
             notice["subject"],
             "Your card ending in 4242 expires this month"
         );
-        let mail = mails_in(&dir)
-            .into_iter()
-            .find(|m| {
-                m.header("Message-ID")
-                    .contains(notice["id"].as_str().unwrap())
-            })
-            .unwrap();
+        let mail = mail_of(&dir, notice);
         assert!(
             mail.text
                 .contains("visa card ending in 4242 expires at the end of 01/2027"),

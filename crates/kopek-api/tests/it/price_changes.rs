@@ -27,6 +27,12 @@ async fn price(h: &Harness, amount: i64, recurring: &str, currency: &str) -> Str
 }
 
 async fn subscriber(h: &Harness, clock: &str, email: &str, price: &str, quantity: u32) -> String {
+    let items = format!("items[0][price]={price}&items[0][quantity]={quantity}");
+    subscribed(h, clock, email, &items).await
+}
+
+/// A card customer on `clock` subscribed to `items` (`items[0][price]=…&…`).
+async fn subscribed(h: &Harness, clock: &str, email: &str, items: &str) -> String {
     let cus = id(&h
         .ok(
             "/v1/customers",
@@ -37,10 +43,7 @@ async fn subscriber(h: &Harness, clock: &str, email: &str, price: &str, quantity
         )
         .await);
     id(&h
-        .ok(
-            "/v1/subscriptions",
-            &format!("customer={cus}&items[0][price]={price}&items[0][quantity]={quantity}"),
-        )
+        .ok("/v1/subscriptions", &format!("customer={cus}&{items}"))
         .await)
 }
 
@@ -253,23 +256,13 @@ store_test!(
         let eli = subscriber(&h, &clock, "eli@example.com", &old, 1).await;
         let fox = subscriber(&h, &clock, "fox@example.com", &old, 1).await;
         // Gil has both prices: moving him would give him the new one twice.
-        let gil = {
-            let cus = id(&h
-                .ok(
-                    "/v1/customers",
-                    &format!(
-                        "test_clock={clock}&payment_method=pm_card_visa\
-                         &invoice_settings[default_payment_method]=pm_card_visa"
-                    ),
-                )
-                .await);
-            id(&h
-                .ok(
-                    "/v1/subscriptions",
-                    &format!("customer={cus}&items[0][price]={old}&items[1][price]={new}"),
-                )
-                .await)
-        };
+        let gil = subscribed(
+            &h,
+            &clock,
+            "gil@example.com",
+            &format!("items[0][price]={old}&items[1][price]={new}"),
+        )
+        .await;
 
         for (body, status, param) in [
             (
@@ -420,23 +413,13 @@ store_test!(
         let other = price(&h, 500, "recurring[interval]=month", "usd").await;
         let sub = subscriber(&h, &clock, "kim@example.com", &monthly, 1).await;
         // A subscription with another monthly item cannot go yearly: left as it is.
-        let two = {
-            let cus = id(&h
-                .ok(
-                    "/v1/customers",
-                    &format!(
-                        "test_clock={clock}&payment_method=pm_card_visa\
-                         &invoice_settings[default_payment_method]=pm_card_visa"
-                    ),
-                )
-                .await);
-            id(&h
-                .ok(
-                    "/v1/subscriptions",
-                    &format!("customer={cus}&items[0][price]={monthly}&items[1][price]={other}"),
-                )
-                .await)
-        };
+        let two = subscribed(
+            &h,
+            &clock,
+            "two@example.com",
+            &format!("items[0][price]={monthly}&items[1][price]={other}"),
+        )
+        .await;
         let refused = h
             .post(
                 "/v1/price_changes",

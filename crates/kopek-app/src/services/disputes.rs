@@ -7,7 +7,7 @@ use super::metadata::MetadataUpdate;
 use super::payment_methods::gateway_error;
 use crate::app::{cursor_not_found, App, Caller, Change};
 use crate::error::AppError;
-use crate::ports::{GatewayDispute, Tx};
+use crate::ports::GatewayDispute;
 use crate::records::*;
 use kopek_core::dispute::DisputeStatus;
 use kopek_core::ledger;
@@ -56,22 +56,6 @@ fn not_found(id: &str) -> AppError {
 }
 
 impl App {
-    /// The time of an object on `test_clock` (its clock's), or now.
-    pub(crate) async fn time_of(
-        &self,
-        tx: &mut Box<dyn Tx>,
-        scope: &Scope,
-        test_clock: Option<&str>,
-    ) -> Result<i64, AppError> {
-        Ok(match test_clock {
-            Some(id) => tx
-                .test_clock(scope, id)
-                .await?
-                .map_or(self.clock.now(), |c| c.frozen_time),
-            None => self.clock.now(),
-        })
-    }
-
     /// Moves `dispute` to what the gateway says, posting what the move means for the
     /// funds. Returns whether anything changed.
     fn apply_gateway_dispute(

@@ -236,23 +236,11 @@ impl App {
         let mut tx = self.store.write().await?;
         let due = tx.claim_due_notifications(&claim).await?;
         tx.commit().await?;
-        let count = due.len();
-        let mut sends = tokio::task::JoinSet::new();
-        for due in due {
+        super::webhook_deliveries::side_by_side(due, |due| {
             let (app, mailer) = (self.clone(), mailer.clone());
-            sends.spawn(async move { app.send_email(&*mailer, &due.scope, &due.id).await });
-        }
-        let mut failed = None;
-        while let Some(done) = sends.join_next().await {
-            let done = done.map_err(|e| AppError::Internal(format!("an email failed: {e}")));
-            if let Err(e) = done.and_then(|r| r) {
-                failed = Some(e);
-            }
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(count),
-        }
+            async move { app.send_email(&*mailer, &due.scope, &due.id).await }
+        })
+        .await
     }
 
     async fn send_email(

@@ -219,15 +219,24 @@ impl App {
         };
         new.metadata.apply(&mut change.metadata)?;
         let mut entries = Vec::with_capacity(subscribers.len());
+        // Each subscription's time: its test clock's (read once per clock), or now.
+        let mut times: std::collections::HashMap<Option<String>, i64> = Default::default();
         for sub in &subscribers {
             let item = sub
                 .items
                 .iter()
                 .find(|i| i.price == from.id)
                 .expect("a subscriber has an item on the price");
-            let notify_at = self
-                .time_of(&mut tx, scope, sub.test_clock.as_deref())
-                .await?;
+            let notify_at = match times.get(&sub.test_clock) {
+                Some(&at) => at,
+                None => {
+                    let at = self
+                        .time_of(&mut tx, scope, sub.test_clock.as_deref())
+                        .await?;
+                    times.insert(sub.test_clock.clone(), at);
+                    at
+                }
+            };
             let applies_at = first_renewal_from(sub, notify_at + i64::from(notice_days) * DAY);
             // A subscription with an item on the new price already would hold it twice.
             let reason = if new.exclude.contains(&sub.id) {
@@ -545,11 +554,18 @@ impl App {
         let mut changes = Vec::new();
         let mut touched: Vec<String> = Vec::new();
         let mut stepped = Vec::with_capacity(entries.len());
+        let mut ids: Vec<String> = entries.iter().map(|e| e.subscription.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        // Locked in one go; a subscription two changes move is kept up to date here.
+        let mut subs: std::collections::HashMap<String, Subscription> = tx
+            .subscriptions_for_update(scope, &ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
         for mut entry in entries.into_iter().filter(|e| e.state.is_open()) {
-            let sub = tx
-                .subscriptions_for_update(scope, std::slice::from_ref(&entry.subscription))
-                .await?
-                .pop();
+            let sub = subs.get(&entry.subscription).cloned();
             let close = |entry: &mut PriceChangeSubscription, state, reason: &str| {
                 entry.state = state;
                 entry.reason = Some(reason.to_owned());
@@ -596,6 +612,7 @@ impl App {
                     tx.update_subscriptions(scope, std::slice::from_ref(&sub))
                         .await?;
                     tx.update_subscription_prices(scope, &sub).await?;
+                    subs.insert(sub.id.clone(), sub.clone());
                     changes.push(Change {
                         event_type: "customer.subscription.updated",
                         object_id: sub.id.clone(),

@@ -79,6 +79,32 @@ pub(crate) fn jitter(delivery: &str, attempt: u32) -> u64 {
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
+/// Runs `work` for each claimed row as tasks side by side; once all are done, answers
+/// how many there were, or the last failure (whose row's lease then lapses, so it is
+/// tried again).
+pub(crate) async fn side_by_side<F, Fut>(due: Vec<Due>, work: F) -> Result<usize, AppError>
+where
+    F: Fn(Due) -> Fut,
+    Fut: std::future::Future<Output = Result<(), AppError>> + Send + 'static,
+{
+    let count = due.len();
+    let mut tasks = tokio::task::JoinSet::new();
+    for due in due {
+        tasks.spawn(work(due));
+    }
+    let mut failed = None;
+    while let Some(done) = tasks.join_next().await {
+        let done = done.map_err(|e| AppError::Internal(format!("a send failed: {e}")));
+        if let Err(e) = done.and_then(|r| r) {
+            failed = Some(e);
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(count),
+    }
+}
+
 fn not_found(id: &str) -> AppError {
     AppError::NotFound {
         object: "webhook_delivery",
@@ -211,24 +237,12 @@ impl App {
         let mut tx = self.store.write().await?;
         let due = tx.claim_due_webhook_deliveries(&claim).await?;
         tx.commit().await?;
-        let count = due.len();
-        let mut sends = tokio::task::JoinSet::new();
-        for due in due {
-            let (app, sender) = (self.clone(), sender.clone());
-            sends.spawn(async move { app.deliver(&*sender, &due.scope, &due.id).await });
-        }
-        let mut failed = None;
-        while let Some(done) = sends.join_next().await {
-            let done = done.map_err(|e| AppError::Internal(format!("a delivery failed: {e}")));
-            if let Err(e) = done.and_then(|r| r) {
-                failed = Some(e);
-            }
-        }
         // A failure to record leaves its lease to expire: the delivery is sent again.
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(count),
-        }
+        side_by_side(due, |due| {
+            let (app, sender) = (self.clone(), sender.clone());
+            async move { app.deliver(&*sender, &due.scope, &due.id).await }
+        })
+        .await
     }
 
     /// Sends one claimed delivery and records what happened.
@@ -302,20 +316,6 @@ impl App {
         self.record_attempt(scope, id, outcome).await
     }
 
-    /// The time a delivery's schedule runs on: its test clock's, or real time.
-    async fn delivery_now(
-        &self,
-        tx: &mut Box<dyn Tx>,
-        scope: &Scope,
-        delivery: &WebhookDelivery,
-    ) -> Result<i64, AppError> {
-        let clock = match &delivery.test_clock {
-            Some(id) => tx.test_clock(scope, id).await?,
-            None => None,
-        };
-        Ok(clock.map_or_else(|| self.clock.now(), |c| c.frozen_time))
-    }
-
     async fn record_attempt(
         &self,
         scope: &Scope,
@@ -332,7 +332,10 @@ impl App {
         else {
             return Ok(());
         };
-        let now = self.delivery_now(&mut tx, scope, &delivery).await?;
+        // The schedule runs on the delivery's test clock's time, or real time.
+        let now = self
+            .time_of(&mut tx, scope, delivery.test_clock.as_deref())
+            .await?;
         delivery.attempts += 1;
         delivery.attempts_total += 1;
         let mut attempt = WebhookAttempt {
@@ -590,7 +593,9 @@ impl App {
         }
         delivery.status = DeliveryStatus::Pending;
         delivery.attempts = 0;
-        delivery.next_attempt_at = self.delivery_now(tx, scope, delivery).await?;
+        delivery.next_attempt_at = self
+            .time_of(tx, scope, delivery.test_clock.as_deref())
+            .await?;
         tx.update_webhook_delivery(scope, delivery).await?;
         Ok(())
     }
