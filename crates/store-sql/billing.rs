@@ -263,6 +263,29 @@ impl BillingTx for StoreTx {
             .await
     }
 
+    async fn mailable_customers(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Customer>> {
+        // Billing runs finalize invoices by the thousand: customers without an address
+        // are not worth decoding.
+        let mut found = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q = scoped(
+                &format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = "),
+                scope,
+            );
+            q.push(" AND email IS NOT NULL AND deleted = ")
+                .push_bind(false);
+            push_in(&mut q, "id", chunk.to_vec());
+            for row in self.fetch_all(q).await? {
+                found.push(customer(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn customers_for_update(
         &mut self,
         scope: &Scope,

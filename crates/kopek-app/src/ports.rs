@@ -18,6 +18,8 @@ pub trait Store: Send + Sync {
     async fn write(&self) -> StoreResult<Box<dyn Tx>>;
     /// Starts a transaction that only reads.
     async fn read(&self) -> StoreResult<Box<dyn Tx>>;
+    /// Closes every connection once its transaction ends.
+    async fn close(&self);
 }
 
 /// One transaction. Dropping it without [`Tx::commit`] rolls it back.
@@ -309,6 +311,12 @@ pub trait PaymentsTx: Send {
 pub trait BillingTx: Send {
     async fn prices_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Price>>;
     async fn customers_by_ids(
+        &mut self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> StoreResult<Vec<Customer>>;
+    /// The customers among `ids` that can be emailed: not deleted, with an address.
+    async fn mailable_customers(
         &mut self,
         scope: &Scope,
         ids: &[String],

@@ -58,7 +58,29 @@ impl PostgresStore {
     /// As [`PostgresStore::open`], with every table in `schema` (created if missing):
     /// how the conformance suite gives each test its own database state.
     pub async fn open_in_schema(url: &str, schema: Option<&str>) -> StoreResult<PostgresStore> {
+        PostgresStore::open_with(url, schema, true).await
+    }
+
+    /// As [`PostgresStore::open_in_schema`], but commits do not wait for the journal to
+    /// reach the disk (`synchronous_commit = off`: a crash can lose the last of them):
+    /// only for loading data that can be loaded again, as the billing-run bench's
+    /// seeding.
+    pub async fn open_in_schema_unsynced(
+        url: &str,
+        schema: Option<&str>,
+    ) -> StoreResult<PostgresStore> {
+        PostgresStore::open_with(url, schema, false).await
+    }
+
+    async fn open_with(
+        url: &str,
+        schema: Option<&str>,
+        synced: bool,
+    ) -> StoreResult<PostgresStore> {
         let mut options = PgConnectOptions::from_str(url).map_err(internal)?;
+        if !synced {
+            options = options.options([("synchronous_commit", "off")]);
+        }
         if let Some(schema) = schema {
             let admin = PgPoolOptions::new()
                 .max_connections(1)
@@ -100,5 +122,9 @@ impl Store for PostgresStore {
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.pool.begin().await.map_err(internal)?;
         Ok(Box::new(tx::PostgresTx { tx }))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 }

@@ -54,11 +54,22 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path/to/kopek.db`)
     /// and brings its schema up to date.
     pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        SqliteStore::open_with(url, SqliteSynchronous::Full).await
+    }
+
+    /// As [`SqliteStore::open`], but commits do not wait for the disk (a crash of the
+    /// machine can lose the last of them): only for loading data that can be loaded
+    /// again, as the billing-run bench's seeding.
+    pub async fn open_unsynced(url: &str) -> StoreResult<SqliteStore> {
+        SqliteStore::open_with(url, SqliteSynchronous::Off).await
+    }
+
+    async fn open_with(url: &str, synchronous: SqliteSynchronous) -> StoreResult<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(internal)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
             // SQLite's default page cache is 2 MiB; a billing batch touches more than
@@ -111,5 +122,11 @@ impl Store for SqliteStore {
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.pool.begin().await.map_err(internal)?;
         Ok(Box::new(tx::SqliteTx { tx, _writer: None }))
+    }
+
+    /// Closing the last connection checkpoints the journal into the database.
+    async fn close(&self) {
+        self.pool.close().await;
+        self.writer_pool.close().await;
     }
 }

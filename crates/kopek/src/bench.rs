@@ -105,56 +105,77 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// What the bench made to hold its data, removed when it is done.
-enum Scratch {
-    Dir(tempdir::Dir),
-    Schema { url: String, schema: String },
+/// Where the bench keeps its data, made for it and removed when it is done: a SQLite
+/// file in a directory of its own, or a PostgreSQL schema of its own.
+enum Place {
+    Sqlite { url: String, dir: tempdir::Dir },
+    Postgres { url: String, schema: String },
 }
 
-impl Scratch {
+impl Place {
+    fn new(database_url: Option<&str>) -> Result<Place, String> {
+        match database_url {
+            Some(url) if url.starts_with("postgres") => Ok(Place::Postgres {
+                url: url.to_owned(),
+                schema: format!("kopek_bench_{}", std::process::id()),
+            }),
+            Some(url) => Err(format!(
+                "the bench makes its own SQLite file; pass no --database-url, or a postgres:// one (got {url})"
+            )),
+            None => {
+                let dir = tempdir::Dir::new()?;
+                let url = format!("sqlite://{}", dir.path.join("bench.db").display());
+                Ok(Place::Sqlite { url, dir })
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Place::Sqlite { .. } => "SQLite (WAL, synchronous=FULL)".into(),
+            Place::Postgres { schema, .. } => format!("PostgreSQL (schema {schema})"),
+        }
+    }
+
+    /// The store on this place; `synced: false` for loading data, whose commits do not
+    /// wait for the disk (what is measured always runs synced).
+    async fn open(&self, synced: bool) -> Result<Arc<dyn Store>, String> {
+        let e = |e: kopek_app::StoreError| e.to_string();
+        Ok(match (self, synced) {
+            (Place::Sqlite { url, .. }, true) => Arc::new(
+                kopek_store_sqlite::SqliteStore::open(url)
+                    .await
+                    .map_err(e)?,
+            ),
+            (Place::Sqlite { url, .. }, false) => Arc::new(
+                kopek_store_sqlite::SqliteStore::open_unsynced(url)
+                    .await
+                    .map_err(e)?,
+            ),
+            (Place::Postgres { url, schema }, true) => Arc::new(
+                kopek_store_postgres::PostgresStore::open_in_schema(url, Some(schema))
+                    .await
+                    .map_err(e)?,
+            ),
+            (Place::Postgres { url, schema }, false) => Arc::new(
+                kopek_store_postgres::PostgresStore::open_in_schema_unsynced(url, Some(schema))
+                    .await
+                    .map_err(e)?,
+            ),
+        })
+    }
+
     async fn remove(self) -> Result<(), String> {
         match self {
-            Scratch::Dir(dir) => {
+            Place::Sqlite { dir, .. } => {
                 drop(dir);
                 Ok(())
             }
-            Scratch::Schema { url, schema } => {
+            Place::Postgres { url, schema } => {
                 kopek_store_postgres::PostgresStore::drop_schema(&url, &schema)
                     .await
                     .map_err(|e| e.to_string())
             }
-        }
-    }
-}
-
-async fn open(database_url: Option<&str>) -> Result<(Arc<dyn Store>, String, Scratch), String> {
-    match database_url {
-        Some(url) if url.starts_with("postgres") => {
-            let schema = format!("kopek_bench_{}", std::process::id());
-            let store = kopek_store_postgres::PostgresStore::open_in_schema(url, Some(&schema))
-                .await
-                .map_err(|e| e.to_string())?;
-            let name = format!("PostgreSQL (schema {schema})");
-            let scratch = Scratch::Schema {
-                url: url.to_owned(),
-                schema,
-            };
-            Ok((Arc::new(store), name, scratch))
-        }
-        Some(url) => Err(format!(
-            "the bench makes its own SQLite file; pass no --database-url, or a postgres:// one (got {url})"
-        )),
-        None => {
-            let dir = tempdir::Dir::new()?;
-            let url = format!("sqlite://{}", dir.path.join("bench.db").display());
-            let store = kopek_store_sqlite::SqliteStore::open(&url)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok((
-                Arc::new(store),
-                "SQLite (WAL, synchronous=FULL)".into(),
-                Scratch::Dir(dir),
-            ))
         }
     }
 }
@@ -185,7 +206,7 @@ pub async fn run(
     database_url: Option<&str>,
     draft_window_s: i64,
 ) -> Result<(), String> {
-    let (store, store_name, scratch) = open(database_url).await?;
+    let place = Place::new(database_url)?;
     let (subscriptions, batch, tasks) = match command {
         BenchCommand::BillingRun {
             subscriptions,
@@ -204,8 +225,11 @@ pub async fn run(
                 connections: *connections,
                 customers: *customers,
             };
-            let result = meter_events::run(store, &store_name, load).await;
-            scratch.remove().await?;
+            let result = match place.open(true).await {
+                Ok(store) => meter_events::run(store, &place.name(), load).await,
+                Err(e) => Err(e),
+            };
+            place.remove().await?;
             return result;
         }
     };
@@ -214,8 +238,8 @@ pub async fn run(
         batch: *batch,
         tasks: (*tasks).clamp(1, 16),
     };
-    let result = billing_run(store, &store_name, n, worker, draft_window_s).await;
-    scratch.remove().await?;
+    let result = billing_run(&place, n, worker, draft_window_s).await;
+    place.remove().await?;
     result
 }
 
@@ -225,13 +249,27 @@ struct Worker {
     tasks: u32,
 }
 
+/// The bench's app on `store`, at `clock`'s time.
+fn bench_app(store: Arc<dyn Store>, clock: Arc<BenchClock>, draft_window_s: i64) -> App {
+    let ids = Arc::new(RandomIds);
+    let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone());
+    App::new(
+        store,
+        clock,
+        ids,
+        Arc::new(kopek_api::WireRenderer),
+        sandbox.into_gateways(),
+    )
+    .with_draft_window(draft_window_s)
+}
+
 async fn billing_run(
-    store: Arc<dyn Store>,
-    store_name: &str,
+    place: &Place,
     n: u32,
     worker: Worker,
     draft_window_s: i64,
 ) -> Result<(), String> {
+    let store_name = place.name();
     let start = join(
         Date {
             year: 2026,
@@ -241,16 +279,10 @@ async fn billing_run(
         9 * 3600,
     );
     let clock = Arc::new(BenchClock(AtomicI64::new(start)));
-    let ids = Arc::new(RandomIds);
-    let sandbox = kopek_gateway::Sandbox::new(store.clone(), clock.clone(), ids.clone());
-    let app = App::new(
-        store,
-        clock.clone(),
-        ids,
-        Arc::new(kopek_api::WireRenderer),
-        sandbox.into_gateways(),
-    )
-    .with_draft_window(draft_window_s);
+    // Seeding's commits do not wait for the disk (it measures nothing, and would take
+    // most of the bench's time); the store is then closed and opened again synced.
+    let seeding_store = place.open(false).await?;
+    let app = bench_app(seeding_store.clone(), clock.clone(), draft_window_s);
     let e = |e: kopek_app::AppError| e.to_string();
     let (account, _) = app.create_account().await.map_err(e)?;
     let caller = Caller {
@@ -327,10 +359,14 @@ async fn billing_run(
     for seeder in seeders {
         seeder.await.map_err(|e| e.to_string())??;
     }
+    drop(app);
+    seeding_store.close().await;
+    drop(seeding_store);
     eprintln!(
         "seeded in {:.1} s; renewing…",
         seeding.elapsed().as_secs_f64()
     );
+    let app = bench_app(place.open(true).await?, clock.clone(), draft_window_s);
 
     let mut config = WorkerConfig::new("bench".into());
     config.batch_max = worker.batch;

@@ -650,6 +650,36 @@ store_test!(
 );
 
 store_test!(
+    customers_without_an_address_are_sent_nothing,
+    |kind| async move {
+        let dir = scratch("eml");
+        let h = mailing(kind, Transport::Files(dir.clone()), Templates::default()).await;
+        let clock = id(&h
+            .ok(
+                "/v1/test_helpers/test_clocks",
+                &format!("frozen_time={JAN_1_2026}"),
+            )
+            .await);
+        let silent = id(&h
+            .ok(
+                "/v1/customers",
+                &format!(
+                    "test_clock={clock}&name=Sam&payment_method=pm_card_visa\
+                     &invoice_settings[default_payment_method]=pm_card_visa"
+                ),
+            )
+            .await);
+        let heard = customer(&h, &clock, "hana@example.com", "Hana", "pm_card_visa").await;
+        let invoice = paid_invoice(&h, &clock, &silent, 500).await;
+        assert_eq!(invoice["status"], "paid");
+        paid_invoice(&h, &clock, &heard, 500).await;
+        assert_eq!(notifications(&h, &silent).await, Vec::<Value>::new());
+        assert_eq!(notifications(&h, &heard).await.len(), 2);
+        assert_eq!(mails_in(&dir).len(), 2, "only Hana's invoice and receipt");
+    }
+);
+
+store_test!(
     opt_outs_languages_and_overridden_templates,
     |kind| async move {
         let (out, templates) = (scratch("eml"), scratch("templates"));

@@ -172,7 +172,7 @@ impl App {
             .collect();
         ids.sort();
         ids.dedup();
-        let customers = tx.customers_by_ids(scope, &ids).await?;
+        let customers = tx.mailable_customers(scope, &ids).await?;
         let settings = tx.billing_settings(scope).await?;
         let (account_opt_outs, account_email) = match settings {
             Some(s) => (s.email_opt_outs, s.notification_email),
@@ -211,10 +211,7 @@ impl App {
             };
             let refused =
                 account_opt_outs.contains(&kind) || customer.email_opt_outs.contains(&kind);
-            let (Some(to), false) = (
-                &customer.email,
-                customer.deleted || (refused && !kind.essential()),
-            ) else {
+            let (Some(to), false) = (&customer.email, refused && !kind.essential()) else {
                 continue;
             };
             notifications.push(notification(event, kind, Some(customer.id.clone()), to));
