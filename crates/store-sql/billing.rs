@@ -48,8 +48,28 @@ fn push_lane(q: &mut Builder, lane: &Lane) {
 }
 
 impl StoreTx {
+    /// The rows `query` selects, each decoded as it arrives: the database finds the next
+    /// rows while this thread decodes the last.
+    async fn fetch_decoded<T>(
+        &mut self,
+        mut query: Builder,
+        decode: impl Fn(&DbRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        use futures_util::TryStreamExt;
+        let mut rows = query.build().fetch(self.conn().await?);
+        let mut decoded = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(internal)? {
+            decoded.push(decode(&row)?);
+        }
+        Ok(decoded)
+    }
+
     async fn fetch_all(&mut self, mut query: Builder) -> StoreResult<Vec<DbRow>> {
-        query.build().fetch_all(&mut *self.tx).await.map_err(internal)
+        query
+            .build()
+            .fetch_all(self.conn().await?)
+            .await
+            .map_err(internal)
     }
 
     /// The rows of `table` with these ids in the scope, `columns` decoded by `decode`;
@@ -73,9 +93,7 @@ impl StoreTx {
             if lock {
                 q.push(LOCK_ROWS);
             }
-            for row in self.fetch_all(q).await? {
-                found.push(decode(&row)?);
-            }
+            found.extend(self.fetch_decoded(q, decode).await?);
         }
         Ok(found)
     }
@@ -179,17 +197,14 @@ impl StoreTx {
         q.push(" ORDER BY next_action_at, seq LIMIT ")
             .push_bind(i64::from(limit))
             .push(SKIP_LOCKED);
-        self.fetch_all(q)
-            .await?
-            .iter()
-            .map(|r| {
-                let scope = Scope {
-                    account_id: get(r, 1)?,
-                    livemode: get(r, 2)?,
-                };
-                Ok((scope, decode(r)?))
-            })
-            .collect()
+        self.fetch_decoded(q, |r| {
+            let scope = Scope {
+                account_id: get(r, 1)?,
+                livemode: get(r, 2)?,
+            };
+            Ok((scope, decode(r)?))
+        })
+        .await
     }
 
     /// `UPDATE table SET set FROM (VALUES …) AS v WHERE table.id = v.column1`, in
@@ -210,13 +225,8 @@ impl StoreTx {
                 ") AS v WHERE {table}.id = v.column1 AND {table}.account_id = "
             ));
             push_scope(&mut q, scope);
-            let changed = self.execute(q).await?;
-            if changed != chunk.len() as u64 {
-                return Err(StoreError::Internal(format!(
-                    "update {table}: {changed} rows changed, expected {}",
-                    chunk.len()
-                )));
-            }
+            self.write_behind(q, Some(chunk.len() as u64), &format!("update {table}"))
+                .await;
         }
         Ok(())
     }
@@ -595,7 +605,7 @@ impl BillingTx for StoreTx {
                     .push_bind(i.next_action_at)
                     .push_bind(encode_doc(i));
             });
-            self.execute(q).await?;
+            self.write_behind(q, None, "insert invoices").await;
         }
         Ok(())
     }
@@ -807,7 +817,7 @@ impl BillingTx for StoreTx {
                     .push_bind(e.test_clock.clone())
                     .push_bind(encode_doc(e));
             });
-            self.execute(q).await?;
+            self.write_behind(q, None, "insert ledger entries").await;
             let lines: Vec<(&String, &LedgerLine)> = chunk
                 .iter()
                 .flat_map(|e| e.lines.iter().map(move |l| (&e.id, l)))
@@ -826,7 +836,7 @@ impl BillingTx for StoreTx {
                         .push_bind(l.currency.lowercase())
                         .push_bind(l.amount);
                 });
-                self.execute(q).await?;
+                self.write_behind(q, None, "insert ledger lines").await;
             }
         }
         Ok(())

@@ -10,7 +10,7 @@ use kopek_app::codec;
 use kopek_app::ports::{StoreResult, Tx};
 use kopek_app::records::*;
 use kopek_app::StoreError;
-use sqlx::{QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row, Transaction};
 
 type Builder = QueryBuilder<'static, Db>;
 
@@ -27,11 +27,81 @@ struct ListQuery<'a> {
     filter: Box<dyn FnOnce(&mut Builder) + Send + 'a>,
 }
 
+/// A transaction, or the task that holds it while writes the caller did not wait for
+/// run (see [`StoreTx::write_behind`]).
+pub(crate) enum Conn {
+    Ready(Transaction<'static, Db>),
+    Writing(tokio::task::JoinHandle<StoreResult<Transaction<'static, Db>>>),
+    /// A write behind failed, so the transaction is rolled back: it refuses everything.
+    Failed(String),
+}
+
 impl StoreTx {
+    /// The transaction's connection once every write behind is done; the error of the
+    /// first that failed, if one did.
+    async fn conn(&mut self) -> StoreResult<&mut <Db as sqlx::Database>::Connection> {
+        // Should the caller give up while waiting, the transaction is gone with the task.
+        let state = std::mem::replace(
+            &mut self.conn,
+            Conn::Failed("abandoned while writing".into()),
+        );
+        self.conn = match state {
+            Conn::Writing(task) => match written(task).await {
+                Ok(tx) => Conn::Ready(tx),
+                Err(e) => {
+                    self.conn = Conn::Failed(e.to_string());
+                    return Err(e);
+                }
+            },
+            state => state,
+        };
+        match &mut self.conn {
+            Conn::Ready(tx) => Ok(&mut **tx),
+            Conn::Failed(why) => Err(StoreError::Internal(format!(
+                "the transaction was rolled back after a write failed: {why}"
+            ))),
+            Conn::Writing(_) => Err(StoreError::Internal("still writing".into())),
+        }
+    }
+
+    /// Runs `query` after the writes before it without waiting for it: the caller goes on
+    /// building the next statement while the database runs this one, which keeps both a
+    /// billing run's cores busy. A failure shows at the transaction's next use, and
+    /// fails the transaction. `rows` is how many rows it must change, if that is known.
+    async fn write_behind(&mut self, mut query: Builder, rows: Option<u64>, what: &str) {
+        let what = what.to_owned();
+        let before = std::mem::replace(&mut self.conn, Conn::Failed(String::new()));
+        self.conn = match before {
+            Conn::Failed(why) => Conn::Failed(why),
+            before => Conn::Writing(tokio::spawn(async move {
+                let mut tx = match before {
+                    Conn::Ready(tx) => tx,
+                    Conn::Writing(task) => written(task).await?,
+                    Conn::Failed(why) => return Err(StoreError::Internal(why)),
+                };
+                let changed = query
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(internal)?
+                    .rows_affected();
+                match rows {
+                    Some(rows) if rows != changed => Err(StoreError::Internal(format!(
+                        "{what}: {changed} rows changed, expected {rows}"
+                    ))),
+                    _ => Ok(tx),
+                }
+            })),
+        };
+        // A task spawned from a worker thread waits in that thread's own slot, where no
+        // other thread takes it: yield once so that it starts now.
+        tokio::task::yield_now().await;
+    }
+
     async fn fetch_optional(&mut self, mut query: Builder) -> StoreResult<Option<DbRow>> {
         query
             .build()
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(internal)
     }
@@ -39,7 +109,7 @@ impl StoreTx {
     async fn execute(&mut self, mut query: Builder) -> StoreResult<u64> {
         Ok(query
             .build()
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(internal)?
             .rows_affected())
@@ -94,7 +164,11 @@ impl StoreTx {
             " ORDER BY seq ASC"
         });
         q.push(" LIMIT ").push_bind(i64::from(list.page.limit) + 1);
-        let rows = q.build().fetch_all(&mut *self.tx).await.map_err(internal)?;
+        let rows = q
+            .build()
+            .fetch_all(self.conn().await?)
+            .await
+            .map_err(internal)?;
         let has_more = rows.len() > list.page.limit as usize;
         let mut data = rows
             .iter()
@@ -214,7 +288,12 @@ fn expect_one(affected: u64, what: &str) -> StoreResult<()> {
 #[async_trait]
 impl Tx for StoreTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await.map_err(internal)
+        let mut this = self;
+        this.conn().await?;
+        match std::mem::replace(&mut this.conn, Conn::Failed("committed".into())) {
+            Conn::Ready(tx) => tx.commit().await.map_err(internal),
+            _ => Err(StoreError::Internal("the transaction is gone".into())),
+        }
     }
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()> {
@@ -258,7 +337,11 @@ impl Tx for StoreTx {
         ));
         q.push_bind(account_id.to_owned())
             .push(" ORDER BY created, id");
-        let rows = q.build().fetch_all(&mut *self.tx).await.map_err(internal)?;
+        let rows = q
+            .build()
+            .fetch_all(self.conn().await?)
+            .await
+            .map_err(internal)?;
         rows.iter().map(api_key).collect()
     }
 
@@ -505,7 +588,7 @@ impl Tx for StoreTx {
                     .push_bind(e.object_id.clone())
                     .push_bind(codec::event_doc(e));
             });
-            self.execute(q).await?;
+            self.write_behind(q, None, "insert events").await;
         }
         Ok(())
     }
@@ -637,4 +720,12 @@ fn push_in(q: &mut Builder, column: &str, values: Vec<String>) {
         separated.push_bind(value);
     }
     q.push(")");
+}
+
+/// The transaction back from the task that ran writes behind, or their error.
+async fn written(
+    task: tokio::task::JoinHandle<StoreResult<Transaction<'static, Db>>>,
+) -> StoreResult<Transaction<'static, Db>> {
+    task.await
+        .map_err(|e| StoreError::Internal(format!("a write behind stopped: {e}")))?
 }

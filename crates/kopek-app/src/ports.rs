@@ -1044,6 +1044,33 @@ impl Clock for SystemClock {
 
 pub struct RandomIds;
 
+/// Bytes of OS randomness drawn at a time for ids: a billing batch makes thousands of
+/// ids, and a `getrandom` system call for each showed in the billing run's profile.
+const RANDOM_POOL: usize = 4096;
+
+thread_local! {
+    /// OS randomness not yet used, and how much of it is used; every byte goes into one
+    /// id only.
+    static POOL: std::cell::RefCell<([u8; RANDOM_POOL], usize)> =
+        const { std::cell::RefCell::new(([0; RANDOM_POOL], RANDOM_POOL)) };
+}
+
+/// `N` bytes of OS randomness, from this thread's pool.
+fn random_bytes<const N: usize>() -> [u8; N] {
+    POOL.with_borrow_mut(|(pool, used)| {
+        if *used + N > RANDOM_POOL {
+            // Without OS randomness kopek cannot make safe ids or keys; there is no
+            // fallback.
+            getrandom::fill(pool).expect("the operating system provides randomness");
+            *used = 0;
+        }
+        let mut bytes = [0; N];
+        bytes.copy_from_slice(&pool[*used..*used + N]);
+        *used += N;
+        bytes
+    })
+}
+
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Base62 digits of the time part of an id: 62^10 microseconds last until the year 28,000.
@@ -1060,9 +1087,7 @@ impl IdSource for RandomIds {
         let micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        let mut bytes = [0u8; RANDOM_DIGITS];
-        // Without OS randomness kopek cannot make safe ids or keys; there is no fallback.
-        getrandom::fill(&mut bytes).expect("the operating system provides randomness");
+        let bytes = random_bytes::<RANDOM_DIGITS>();
         let mut id = String::with_capacity(prefix.len() + 1 + TIME_DIGITS + RANDOM_DIGITS);
         id.push_str(prefix);
         id.push('_');

@@ -116,12 +116,16 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.pool.begin().await.map_err(internal)?;
-        Ok(Box::new(tx::PostgresTx { tx }))
+        Ok(Box::new(tx::PostgresTx {
+            conn: tx::Conn::Ready(tx),
+        }))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.pool.begin().await.map_err(internal)?;
-        Ok(Box::new(tx::PostgresTx { tx }))
+        Ok(Box::new(tx::PostgresTx {
+            conn: tx::Conn::Ready(tx),
+        }))
     }
 
     async fn close(&self) {

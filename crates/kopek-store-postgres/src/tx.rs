@@ -1,12 +1,10 @@
 //! The store's transaction: the shared queries in `crates/store-sql/tx.rs`, on PostgreSQL.
 
-use sqlx::Transaction;
-
 type Db = sqlx::Postgres;
 type DbRow = sqlx::postgres::PgRow;
 
 pub struct PostgresTx {
-    pub(crate) tx: Transaction<'static, Db>,
+    pub(crate) conn: Conn,
 }
 
 type StoreTx = PostgresTx;
@@ -55,7 +53,7 @@ impl PostgresTx {
         .bind(events.iter().map(|e| e.value).collect::<Vec<i64>>())
         .bind(events.iter().map(|e| e.token.as_deref()).collect::<Vec<Option<&str>>>())
         .bind(events.iter().map(|e| e.created).collect::<Vec<i64>>())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(internal)?;
         Ok(result.rows_affected())

@@ -114,14 +114,17 @@ impl Store for SqliteStore {
             .await
             .map_err(internal)?;
         Ok(Box::new(tx::SqliteTx {
-            tx,
+            conn: tx::Conn::Ready(tx),
             _writer: Some(writer),
         }))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.pool.begin().await.map_err(internal)?;
-        Ok(Box::new(tx::SqliteTx { tx, _writer: None }))
+        Ok(Box::new(tx::SqliteTx {
+            conn: tx::Conn::Ready(tx),
+            _writer: None,
+        }))
     }
 
     /// Closing the last connection checkpoints the journal into the database.

@@ -1,12 +1,10 @@
 //! The store's transaction: the shared queries in `crates/store-sql/tx.rs`, on SQLite.
 
-use sqlx::Transaction;
-
 type Db = sqlx::Sqlite;
 type DbRow = sqlx::sqlite::SqliteRow;
 
 pub struct SqliteTx {
-    pub(crate) tx: Transaction<'static, Db>,
+    pub(crate) conn: Conn,
     /// This process's writer slot, released when the transaction ends.
     pub(crate) _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -60,7 +58,7 @@ impl SqliteTx {
             q.push(" ON CONFLICT DO NOTHING");
             inserted += q
                 .build()
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(internal)?
                 .rows_affected();

@@ -416,3 +416,54 @@ store_test!(api_keys_are_found_by_hash_only, |kind| async move {
     assert_eq!(tx.api_keys("acct_a").await.unwrap(), vec![key]);
     assert_eq!(tx.first_account().await.unwrap().unwrap().id, "acct_a");
 });
+
+fn rendered_event(id: &str) -> Event {
+    Event {
+        id: id.into(),
+        livemode: false,
+        created: 50,
+        event_type: "customer.created".into(),
+        object_id: "cus_1".into(),
+        object: Snapshot::Rendered(serde_json::json!({"id": "cus_1"})),
+        previous: None,
+        idempotency_key: None,
+    }
+}
+
+// Bulk writes run behind the caller (`write_behind` in store-sql/tx.rs): one that fails
+// must still fail its transaction, at the next step or at commit, and leave nothing.
+store_test!(
+    a_failed_write_behind_fails_the_transaction,
+    |kind| async move {
+        let (store, a, _) = with_accounts(kind).await;
+        // Failing at the next step: that step and every later one are refused.
+        let mut tx = store.write().await.unwrap();
+        tx.insert_customer(&a, &customer("cus_1", 1, None))
+            .await
+            .unwrap();
+        let twice = [rendered_event("evt_1"), rendered_event("evt_1")];
+        tx.insert_events(&a, &twice).await.unwrap();
+        assert!(tx.customer(&a, "cus_1").await.is_err());
+        assert!(tx.customer(&a, "cus_1").await.is_err());
+        assert!(tx.commit().await.is_err());
+        // Failing at commit.
+        let mut tx = store.write().await.unwrap();
+        tx.insert_customer(&a, &customer("cus_2", 1, None))
+            .await
+            .unwrap();
+        tx.insert_events(&a, &twice).await.unwrap();
+        assert!(tx.commit().await.is_err());
+
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(tx.customer(&a, "cus_1").await.unwrap(), None);
+        assert_eq!(tx.customer(&a, "cus_2").await.unwrap(), None);
+        assert_eq!(tx.event(&a, "evt_1").await.unwrap(), None);
+        drop(tx);
+        // The store takes the next writer as usual.
+        let mut tx = store.write().await.unwrap();
+        tx.insert_events(&a, &twice[..1]).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.read().await.unwrap();
+        assert!(tx.event(&a, "evt_1").await.unwrap().is_some());
+    }
+);
