@@ -60,6 +60,7 @@ impl StoreTx {
             Conn::Failed(why) => Err(StoreError::Internal(format!(
                 "the transaction was rolled back after a write failed: {why}"
             ))),
+            // Not after the wait above; an error rather than a panic all the same.
             Conn::Writing(_) => Err(StoreError::Internal("still writing".into())),
         }
     }
@@ -287,10 +288,9 @@ fn expect_one(affected: u64, what: &str) -> StoreResult<()> {
 
 #[async_trait]
 impl Tx for StoreTx {
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
-        let mut this = self;
-        this.conn().await?;
-        match std::mem::replace(&mut this.conn, Conn::Failed("committed".into())) {
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.conn().await?;
+        match std::mem::replace(&mut self.conn, Conn::Failed("committed".into())) {
             Conn::Ready(tx) => tx.commit().await.map_err(internal),
             _ => Err(StoreError::Internal("the transaction is gone".into())),
         }
