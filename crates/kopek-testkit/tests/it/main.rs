@@ -467,3 +467,39 @@ store_test!(
         assert!(tx.event(&a, "evt_1").await.unwrap().is_some());
     }
 );
+
+// PostgreSQL's text columns compare in byte order (migration 0021): a column left in the
+// database's locale would be slower, and would meet the others in comparisons with two
+// collations, which PostgreSQL refuses.
+#[tokio::test]
+async fn postgres_text_columns_compare_in_byte_order() {
+    use kopek_app::ports::IdSource;
+    let url = kopek_testkit::postgres_url();
+    let schema = kopek_app::ports::RandomIds.id("collation").to_lowercase();
+    kopek_store_postgres::PostgresStore::open_in_schema(&url, Some(&schema))
+        .await
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let columns: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT table_name::TEXT, column_name::TEXT, collation_name::TEXT \
+         FROM information_schema.columns \
+         WHERE table_schema = $1 AND data_type = 'text' AND table_name <> 'kopek_migrations'",
+    )
+    .bind(&schema)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        columns.len() > 100,
+        "the schema's text columns: {columns:?}"
+    );
+    let in_locale: Vec<_> = columns
+        .iter()
+        .filter(|(_, _, collation)| collation.as_deref() != Some("C"))
+        .collect();
+    assert_eq!(in_locale, Vec::<&(String, String, Option<String>)>::new());
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
