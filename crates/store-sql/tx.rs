@@ -80,11 +80,13 @@ impl StoreTx {
                     Conn::Writing(task) => written(task).await?,
                     Conn::Failed(why) => return Err(StoreError::Internal(why)),
                 };
+                // Always an internal error, never a conflict: the step it shows at may
+                // take a conflict of its own for an answer to the user.
                 let changed = query
                     .build()
                     .execute(&mut *tx)
                     .await
-                    .map_err(internal)?
+                    .map_err(|e| StoreError::Internal(format!("{what}: {e}")))?
                     .rows_affected();
                 match rows {
                     Some(rows) if rows != changed => Err(StoreError::Internal(format!(
