@@ -72,15 +72,16 @@ impl StoreTx {
             .map_err(internal)
     }
 
-    /// The rows of `table` with these ids in the scope, `columns` decoded by `decode`;
-    /// locked for the transaction when `lock`.
+    /// The rows of `table` with these ids in the scope, `columns` decoded by `decode`.
+    /// `rest` ends each statement: a further condition, [`LOCK_ROWS`] to lock the rows
+    /// for the transaction, or nothing.
     async fn by_ids<T>(
         &mut self,
         table: &str,
         columns: &str,
         scope: &Scope,
         ids: &[String],
-        lock: bool,
+        rest: &str,
         decode: fn(&DbRow) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
         let mut found = Vec::with_capacity(ids.len());
@@ -90,9 +91,7 @@ impl StoreTx {
                 scope,
             );
             push_in(&mut q, "id", chunk.to_vec());
-            if lock {
-                q.push(LOCK_ROWS);
-            }
+            q.push(rest);
             found.extend(self.fetch_decoded(q, decode).await?);
         }
         Ok(found)
@@ -260,7 +259,7 @@ impl StoreTx {
 #[async_trait]
 impl BillingTx for StoreTx {
     async fn prices_by_ids(&mut self, scope: &Scope, ids: &[String]) -> StoreResult<Vec<Price>> {
-        self.by_ids("prices", PRICE_COLUMNS, scope, ids, false, price)
+        self.by_ids("prices", PRICE_COLUMNS, scope, ids, "", price)
             .await
     }
 
@@ -269,7 +268,7 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<Customer>> {
-        self.by_ids("customers", CUSTOMER_COLUMNS, scope, ids, false, customer)
+        self.by_ids("customers", CUSTOMER_COLUMNS, scope, ids, "", customer)
             .await
     }
 
@@ -280,20 +279,9 @@ impl BillingTx for StoreTx {
     ) -> StoreResult<Vec<Customer>> {
         // Billing runs finalize invoices by the thousand: customers without an address
         // are not worth decoding.
-        let mut found = Vec::new();
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut q = scoped(
-                &format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = "),
-                scope,
-            );
-            q.push(" AND email IS NOT NULL AND deleted = ")
-                .push_bind(false);
-            push_in(&mut q, "id", chunk.to_vec());
-            for row in self.fetch_all(q).await? {
-                found.push(customer(&row)?);
-            }
-        }
-        Ok(found)
+        let mailable = " AND email IS NOT NULL AND deleted = FALSE";
+        self.by_ids("customers", CUSTOMER_COLUMNS, scope, ids, mailable, customer)
+            .await
     }
 
     async fn customers_for_update(
@@ -301,7 +289,7 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<Customer>> {
-        self.by_ids("customers", CUSTOMER_COLUMNS, scope, ids, true, customer)
+        self.by_ids("customers", CUSTOMER_COLUMNS, scope, ids, LOCK_ROWS, customer)
             .await
     }
 
@@ -539,7 +527,7 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<Subscription>> {
-        self.by_ids("subscriptions", "doc", scope, ids, true, subscription).await
+        self.by_ids("subscriptions", "doc", scope, ids, LOCK_ROWS, subscription).await
     }
 
     async fn subscriptions(
@@ -647,7 +635,7 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<Invoice>> {
-        self.by_ids("invoices", "doc", scope, ids, true, invoice).await
+        self.by_ids("invoices", "doc", scope, ids, LOCK_ROWS, invoice).await
     }
 
     async fn invoices(

@@ -114,7 +114,7 @@ impl PaymentsTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<PaymentMethod>> {
-        self.by_ids("payment_methods", "doc", scope, ids, false, payment_method)
+        self.by_ids("payment_methods", "doc", scope, ids, "", payment_method)
             .await
     }
 
@@ -168,7 +168,7 @@ impl PaymentsTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<PaymentIntent>> {
-        self.by_ids("payment_intents", "doc", scope, ids, true, payment_intent)
+        self.by_ids("payment_intents", "doc", scope, ids, LOCK_ROWS, payment_intent)
             .await
     }
 
@@ -250,7 +250,7 @@ impl PaymentsTx for StoreTx {
         ids: &[String],
         lock: bool,
     ) -> StoreResult<Vec<Charge>> {
-        self.by_ids("charges", "doc", scope, ids, lock, charge).await
+        self.by_ids("charges", "doc", scope, ids, if lock { LOCK_ROWS } else { "" }, charge).await
     }
 
     async fn charge(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Charge>> {
@@ -340,7 +340,7 @@ impl PaymentsTx for StoreTx {
         ids: &[String],
         lock: bool,
     ) -> StoreResult<Vec<Refund>> {
-        self.by_ids("refunds", "doc", scope, ids, lock, refund).await
+        self.by_ids("refunds", "doc", scope, ids, if lock { LOCK_ROWS } else { "" }, refund).await
     }
 
     async fn refund(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Refund>> {
@@ -430,7 +430,7 @@ impl PaymentsTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<Dispute>> {
-        self.by_ids("disputes", "doc", scope, ids, true, dispute).await
+        self.by_ids("disputes", "doc", scope, ids, LOCK_ROWS, dispute).await
     }
 
     async fn dispute_by_gateway_id(

@@ -66,7 +66,7 @@ impl SchedulesTx for StoreTx {
         scope: &Scope,
         ids: &[String],
     ) -> StoreResult<Vec<SubscriptionSchedule>> {
-        self.by_ids("subscription_schedules", "doc", scope, ids, true, schedule)
+        self.by_ids("subscription_schedules", "doc", scope, ids, LOCK_ROWS, schedule)
             .await
     }
 
