@@ -71,6 +71,11 @@ pub enum BenchCommand {
         /// Worker tick loops side by side, as `kopek worker --worker-tasks`.
         #[arg(long, default_value_t = kopek_worker::TASKS_DEFAULT)]
         tasks: u32,
+        /// SQLite only: keep the seeded database in this directory and start later runs
+        /// of the same size from a copy of it, skipping the seeding (which takes most of
+        /// a run's time).
+        #[arg(long)]
+        seed_cache: Option<std::path::PathBuf>,
     },
     /// Send N meter events through the batch endpoint and report events per second.
     MeterEvents {
@@ -207,12 +212,13 @@ pub async fn run(
     draft_window_s: i64,
 ) -> Result<(), String> {
     let place = Place::new(database_url)?;
-    let (subscriptions, batch, tasks) = match command {
+    let (subscriptions, batch, tasks, seed_cache) = match command {
         BenchCommand::BillingRun {
             subscriptions,
             batch,
             tasks,
-        } => (subscriptions, batch, tasks),
+            seed_cache,
+        } => (subscriptions, batch, tasks, seed_cache),
         BenchCommand::MeterEvents {
             events,
             batch,
@@ -238,9 +244,52 @@ pub async fn run(
         batch: *batch,
         tasks: (*tasks).clamp(1, 16),
     };
-    let result = billing_run(&place, n, worker, draft_window_s).await;
+    let cache = match (seed_cache, &place) {
+        (None, _) => None,
+        (Some(dir), Place::Sqlite { dir: own, .. }) => Some(SeedCache {
+            file: dir.join(format!("billing-run-{n}.db")),
+            place_file: own.path.join("bench.db"),
+        }),
+        (Some(_), Place::Postgres { .. }) => {
+            place.remove().await?;
+            return Err("--seed-cache works on SQLite only".into());
+        }
+    };
+    let result = billing_run(&place, n, worker, draft_window_s, cache.as_ref()).await;
     place.remove().await?;
     result
+}
+
+/// A seeded SQLite file kept between runs, and where a run's own copy goes.
+struct SeedCache {
+    file: std::path::PathBuf,
+    place_file: std::path::PathBuf,
+}
+
+impl SeedCache {
+    /// The seeding's account, kept beside the file.
+    fn account_file(&self) -> std::path::PathBuf {
+        self.file.with_extension("account")
+    }
+
+    /// The seeded account, if a seeded file was copied into place.
+    fn restore(&self) -> Result<Option<String>, String> {
+        let Ok(account) = std::fs::read_to_string(self.account_file()) else {
+            return Ok(None);
+        };
+        std::fs::copy(&self.file, &self.place_file)
+            .map_err(|e| format!("copying {}: {e}", self.file.display()))?;
+        Ok(Some(account))
+    }
+
+    fn save(&self, account: &str) -> Result<(), String> {
+        let e = |e: std::io::Error| format!("saving the seed to {}: {e}", self.file.display());
+        if let Some(dir) = self.file.parent() {
+            std::fs::create_dir_all(dir).map_err(e)?;
+        }
+        std::fs::copy(&self.place_file, &self.file).map_err(e)?;
+        std::fs::write(self.account_file(), account).map_err(e)
+    }
 }
 
 /// How the bench runs the worker.
@@ -268,6 +317,7 @@ async fn billing_run(
     n: u32,
     worker: Worker,
     draft_window_s: i64,
+    cache: Option<&SeedCache>,
 ) -> Result<(), String> {
     let store_name = place.name();
     let start = join(
@@ -279,6 +329,121 @@ async fn billing_run(
         9 * 3600,
     );
     let clock = Arc::new(BenchClock(AtomicI64::new(start)));
+    let account = match cache.map(SeedCache::restore).transpose()?.flatten() {
+        Some(account) => {
+            eprintln!("starting from the seeded copy of {n} subscriptions; renewing…");
+            account
+        }
+        None => {
+            let account = seed(place, n, &clock, draft_window_s).await?;
+            if let Some(cache) = cache {
+                cache.save(&account)?;
+            }
+            account
+        }
+    };
+    let caller = Caller {
+        scope: Scope {
+            account_id: account,
+            livemode: false,
+        },
+        idempotency_key: None,
+    };
+    let e = |e: kopek_app::AppError| e.to_string();
+    let app = bench_app(place.open(true).await?, clock.clone(), draft_window_s);
+
+    let mut config = WorkerConfig::new("bench".into());
+    config.batch_max = worker.batch;
+    config.tasks = worker.tasks;
+    let ticks_max = 4 * (n / worker.batch + 2);
+    let renewal = join(
+        Date {
+            year: 2026,
+            month: 2,
+            day: 15,
+        },
+        9 * 3600,
+    );
+    let timer = Instant::now();
+    clock.0.store(renewal, Ordering::SeqCst);
+    let drafted = app.drain(&config, ticks_max).await.map_err(e)?;
+    let drafted_s = timer.elapsed().as_secs_f64();
+    clock
+        .0
+        .store(renewal + app.draft_window_s(), Ordering::SeqCst);
+    let finalized = app.drain(&config, ticks_max).await.map_err(e)?;
+    let wall = timer.elapsed().as_secs_f64();
+
+    // With no draft window, renewals are finalized in their own transaction.
+    let finalizations = if app.draft_window_s() == 0 {
+        drafted.subscriptions
+    } else {
+        finalized.invoices
+    };
+    if drafted.subscriptions != n as usize || finalizations != n as usize {
+        return Err(format!(
+            "expected {n} renewals and {n} finalized invoices, got {} and {finalizations}",
+            drafted.subscriptions
+        ));
+    }
+    let open = app
+        .invoices(
+            &caller.scope,
+            &InvoiceFilter {
+                status: Some(kopek_core::invoice::InvoiceStatus::Draft),
+                ..InvoiceFilter::default()
+            },
+            &PageRequest {
+                limit: 1,
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .map_err(e)?;
+    if !open.data.is_empty() {
+        return Err("a renewal invoice was left in draft".into());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "billing-run on {store_name}, {cores} cores, batch {}, {} worker tasks, draft window {} s",
+        worker.batch,
+        worker.tasks,
+        app.draft_window_s()
+    );
+    println!("  subscriptions renewed   {n}");
+    if app.draft_window_s() == 0 {
+        println!(
+            "  renew + finalize        {drafted_s:.2} s ({:.0}/s)",
+            f64::from(n) / drafted_s
+        );
+    } else {
+        println!(
+            "  create drafts           {drafted_s:.2} s ({:.0}/s)",
+            f64::from(n) / drafted_s
+        );
+        println!(
+            "  finalize + ledger       {:.2} s ({:.0}/s)",
+            wall - drafted_s,
+            f64::from(n) / (wall - drafted_s)
+        );
+    }
+    println!("  wall time               {wall:.2} s");
+    println!("  renewals per second     {:.0}", f64::from(n) / wall);
+    match peak_rss_mib() {
+        Some(mib) => println!("  peak memory (RSS)       {mib:.0} MiB"),
+        None => println!("  peak memory (RSS)       unknown"),
+    }
+    Ok(())
+}
+
+/// Seeds `n` customers with a monthly subscription each, in a new account; returns its id.
+async fn seed(
+    place: &Place,
+    n: u32,
+    clock: &Arc<BenchClock>,
+    draft_window_s: i64,
+) -> Result<String, String> {
+    let store_name = place.name();
     // Seeding's commits do not wait for the disk (it measures nothing, and would take
     // most of the bench's time); the store is then closed and opened again synced.
     let seeding_store = place.open(false).await?;
@@ -366,88 +531,5 @@ async fn billing_run(
         "seeded in {:.1} s; renewing…",
         seeding.elapsed().as_secs_f64()
     );
-    let app = bench_app(place.open(true).await?, clock.clone(), draft_window_s);
-
-    let mut config = WorkerConfig::new("bench".into());
-    config.batch_max = worker.batch;
-    config.tasks = worker.tasks;
-    let ticks_max = 4 * (n / worker.batch + 2);
-    let renewal = join(
-        Date {
-            year: 2026,
-            month: 2,
-            day: 15,
-        },
-        9 * 3600,
-    );
-    let timer = Instant::now();
-    clock.0.store(renewal, Ordering::SeqCst);
-    let drafted = app.drain(&config, ticks_max).await.map_err(e)?;
-    let drafted_s = timer.elapsed().as_secs_f64();
-    clock
-        .0
-        .store(renewal + app.draft_window_s(), Ordering::SeqCst);
-    let finalized = app.drain(&config, ticks_max).await.map_err(e)?;
-    let wall = timer.elapsed().as_secs_f64();
-
-    // With no draft window, renewals are finalized in their own transaction.
-    let finalizations = if app.draft_window_s() == 0 {
-        drafted.subscriptions
-    } else {
-        finalized.invoices
-    };
-    if drafted.subscriptions != n as usize || finalizations != n as usize {
-        return Err(format!(
-            "expected {n} renewals and {n} finalized invoices, got {} and {finalizations}",
-            drafted.subscriptions
-        ));
-    }
-    let open = app
-        .invoices(
-            &caller.scope,
-            &InvoiceFilter {
-                status: Some(kopek_core::invoice::InvoiceStatus::Draft),
-                ..InvoiceFilter::default()
-            },
-            &PageRequest {
-                limit: 1,
-                ..PageRequest::default()
-            },
-        )
-        .await
-        .map_err(e)?;
-    if !open.data.is_empty() {
-        return Err("a renewal invoice was left in draft".into());
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "billing-run on {store_name}, {cores} cores, batch {}, {} worker tasks, draft window {} s",
-        worker.batch,
-        worker.tasks,
-        app.draft_window_s()
-    );
-    println!("  subscriptions renewed   {n}");
-    if app.draft_window_s() == 0 {
-        println!(
-            "  renew + finalize        {drafted_s:.2} s ({:.0}/s)",
-            f64::from(n) / drafted_s
-        );
-    } else {
-        println!(
-            "  create drafts           {drafted_s:.2} s ({:.0}/s)",
-            f64::from(n) / drafted_s
-        );
-        println!(
-            "  finalize + ledger       {:.2} s ({:.0}/s)",
-            wall - drafted_s,
-            f64::from(n) / (wall - drafted_s)
-        );
-    }
-    println!("  wall time               {wall:.2} s");
-    println!("  renewals per second     {:.0}", f64::from(n) / wall);
-    match peak_rss_mib() {
-        Some(mib) => println!("  peak memory (RSS)       {mib:.0} MiB"),
-        None => println!("  peak memory (RSS)       unknown"),
-    }
-    Ok(())
+    Ok(account.id)
 }
