@@ -14,6 +14,28 @@ fn encode_doc<T: codec::Doc>(value: &T) -> String {
     codec::to_doc(value)
 }
 
+type Values<'a> = sqlx::query_builder::Separated<'a, 'static, Db, &'static str>;
+
+/// What an update of subscriptions sets, from the values `push_subscription` binds after
+/// the id.
+const SUBSCRIPTION_SET: &str = "status = v.column2, next_action_at = v.column3, doc = v.column4";
+
+fn push_subscription(b: &mut Values<'_>, row: &Subscription) {
+    b.push_bind(row.id.clone())
+        .push_bind(row.status.as_str())
+        .push_bind(row.next_action_at)
+        .push_bind(encode_doc(row));
+}
+
+const INVOICE_ITEM_SET: &str = "invoice = v.column2, deleted = v.column3, doc = v.column4";
+
+fn push_invoice_item(b: &mut Values<'_>, row: &InvoiceItem) {
+    b.push_bind(row.id.clone())
+        .push_bind(row.invoice.clone())
+        .push_bind(row.deleted)
+        .push_bind(encode_doc(row));
+}
+
 fn subscription(row: &DbRow) -> StoreResult<Subscription> {
     decode_doc(row, "subscription")
 }
@@ -188,11 +210,35 @@ impl StoreTx {
         limit: u32,
         decode: fn(&DbRow) -> StoreResult<T>,
     ) -> StoreResult<Vec<(Scope, T)>> {
+        self.due_for_update_skipping(table, condition, lane, due_by, limit, &[], decode)
+            .await
+    }
+
+    /// As `due_for_update`, leaving out the rows `skipping` names.
+    #[allow(clippy::too_many_arguments)]
+    async fn due_for_update_skipping<T>(
+        &mut self,
+        table: &str,
+        condition: &str,
+        lane: &Lane,
+        due_by: i64,
+        limit: u32,
+        skipping: &[String],
+        decode: fn(&DbRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<(Scope, T)>> {
         let mut q = Builder::new(format!(
             "SELECT doc, account_id, livemode FROM {table} WHERE {condition} AND next_action_at <= "
         ));
         q.push_bind(due_by);
         push_lane(&mut q, lane);
+        if !skipping.is_empty() {
+            q.push(" AND id NOT IN (");
+            let mut ids = q.separated(", ");
+            for id in skipping {
+                ids.push_bind(id.clone());
+            }
+            q.push(")");
+        }
         q.push(" ORDER BY next_action_at, seq LIMIT ")
             .push_bind(i64::from(limit))
             .push(SKIP_LOCKED);
@@ -228,6 +274,39 @@ impl StoreTx {
                 .await;
         }
         Ok(())
+    }
+
+    /// As `update_rows`, for `(before, after)` pairs: each row is written only where its
+    /// stored doc is still `before`'s, bound last as `unchanged` (`v.columnN`). Awaited;
+    /// whether every row was written.
+    async fn update_rows_unchanged<T: codec::Doc>(
+        &mut self,
+        table: &str,
+        set: &str,
+        unchanged: &str,
+        scope: &Scope,
+        rows: &[(&T, &T)],
+        push: fn(&mut Values<'_>, &T),
+    ) -> StoreResult<bool> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Builder::new(format!("UPDATE {table} SET {set} FROM ("));
+            q.push_values(chunk, |mut b, (before, after)| {
+                push(&mut b, after);
+                b.push_bind(encode_doc(*before));
+            });
+            // The account is compared as an expression, `|| ''`, which no index serves:
+            // given an index on it, SQLite's planner would rather scan the whole scope
+            // and probe the values for each row than look each value's id up.
+            q.push(format!(
+                ") AS v WHERE {table}.id = v.column1 AND {table}.doc = {unchanged} \
+                 AND {table}.account_id || '' = "
+            ));
+            push_scope(&mut q, scope);
+            if self.execute(q).await? != chunk.len() as u64 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn scan_after<T>(
@@ -501,17 +580,31 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         subs: &[Subscription],
     ) -> StoreResult<()> {
-        self.update_rows(
+        self.update_rows("subscriptions", SUBSCRIPTION_SET, scope, subs, |mut b, row| {
+            push_subscription(&mut b, row)
+        })
+        .await
+    }
+
+    async fn update_subscriptions_unchanged(
+        &mut self,
+        scope: &Scope,
+        before: &[Subscription],
+        after: &[Subscription],
+    ) -> StoreResult<bool> {
+        if before.len() != after.len() {
+            return Err(StoreError::Internal(
+                "each updated subscription needs the row it was read as".into(),
+            ));
+        }
+        let rows: Vec<_> = before.iter().zip(after).collect();
+        self.update_rows_unchanged(
             "subscriptions",
-            "status = v.column2, next_action_at = v.column3, doc = v.column4",
+            SUBSCRIPTION_SET,
+            "v.column5",
             scope,
-            subs,
-            |mut b, row| {
-                b.push_bind(row.id.clone())
-                    .push_bind(row.status.as_str())
-                    .push_bind(row.next_action_at)
-                    .push_bind(encode_doc(row));
-            },
+            &rows,
+            push_subscription,
         )
         .await
     }
@@ -711,17 +804,31 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         items: &[InvoiceItem],
     ) -> StoreResult<()> {
-        self.update_rows(
+        self.update_rows("invoice_items", INVOICE_ITEM_SET, scope, items, |mut b, row| {
+            push_invoice_item(&mut b, row)
+        })
+        .await
+    }
+
+    async fn update_invoice_items_unchanged(
+        &mut self,
+        scope: &Scope,
+        before: &[InvoiceItem],
+        after: &[InvoiceItem],
+    ) -> StoreResult<bool> {
+        if before.len() != after.len() {
+            return Err(StoreError::Internal(
+                "each updated invoice item needs the row it was read as".into(),
+            ));
+        }
+        let rows: Vec<_> = before.iter().zip(after).collect();
+        self.update_rows_unchanged(
             "invoice_items",
-            "invoice = v.column2, deleted = v.column3, doc = v.column4",
+            INVOICE_ITEM_SET,
+            "v.column5",
             scope,
-            items,
-            |mut b, row| {
-                b.push_bind(row.id.clone())
-                    .push_bind(row.invoice.clone())
-                    .push_bind(row.deleted)
-                    .push_bind(encode_doc(row));
-            },
+            &rows,
+            push_invoice_item,
         )
         .await
     }
@@ -906,9 +1013,18 @@ impl BillingTx for StoreTx {
         lane: &Lane,
         due_by: i64,
         limit: u32,
+        skipping: &[String],
     ) -> StoreResult<Vec<(Scope, Subscription)>> {
-        self.due_for_update("subscriptions", "TRUE", lane, due_by, limit, subscription)
-            .await
+        self.due_for_update_skipping(
+            "subscriptions",
+            "TRUE",
+            lane,
+            due_by,
+            limit,
+            skipping,
+            subscription,
+        )
+        .await
     }
 
     async fn due_drafts_for_update(

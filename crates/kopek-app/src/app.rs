@@ -30,6 +30,8 @@ pub struct App {
     pub(crate) webhooks: WebhookSettings,
     /// Sends customer emails; None: they are recorded and wait.
     pub(crate) mailer: Option<Arc<dyn crate::ports::Mailer>>,
+    /// Due subscriptions this process's billing clock has in hand (see `InHand`).
+    pub(crate) in_hand: Arc<crate::services::InHand>,
 }
 
 /// How webhooks are sent.
@@ -117,6 +119,7 @@ impl App {
                 ),
             },
             mailer: None,
+            in_hand: Arc::default(),
         }
     }
 

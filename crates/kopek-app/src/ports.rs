@@ -20,6 +20,13 @@ pub trait Store: Send + Sync {
     async fn read(&self) -> StoreResult<Box<dyn Tx>>;
     /// Closes every connection once its transaction ends.
     async fn close(&self);
+    /// Whether writing transactions take turns, one at a time for the whole database
+    /// (SQLite). The billing clock then reads and plans the next batch of renewals while
+    /// another batch writes; where writers run side by side (PostgreSQL), each worker
+    /// task takes and locks a batch of its own instead.
+    fn writers_take_turns(&self) -> bool {
+        false
+    }
 }
 
 /// One transaction. Dropping it without [`Tx::commit`] rolls it back.
@@ -374,6 +381,16 @@ pub trait BillingTx: Send {
         scope: &Scope,
         subs: &[Subscription],
     ) -> StoreResult<()>;
+    /// Writes each of `after` over its row if the row is still exactly its `before` (the
+    /// same position in both), at once rather than behind. False if any row was changed
+    /// or deleted since `before` was read: the caller must then roll back, for the other
+    /// rows were written.
+    async fn update_subscriptions_unchanged(
+        &mut self,
+        scope: &Scope,
+        before: &[Subscription],
+        after: &[Subscription],
+    ) -> StoreResult<bool>;
     async fn subscription(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Subscription>>;
     /// The subscriptions with these ids, locked for the rest of the transaction where the
     /// store has row locks.
@@ -417,6 +434,13 @@ pub trait BillingTx: Send {
         scope: &Scope,
         items: &[InvoiceItem],
     ) -> StoreResult<()>;
+    /// As [`BillingTx::update_subscriptions_unchanged`], for invoice items.
+    async fn update_invoice_items_unchanged(
+        &mut self,
+        scope: &Scope,
+        before: &[InvoiceItem],
+        after: &[InvoiceItem],
+    ) -> StoreResult<bool>;
     async fn invoice_item(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<InvoiceItem>>;
     async fn invoice_items(
         &mut self,
@@ -457,12 +481,14 @@ pub trait BillingTx: Send {
     /// Up to `limit` subscriptions due by `due_by` in `lane` (oldest due first), locked
     /// for the rest of the transaction; on PostgreSQL, rows another worker's transaction
     /// holds are skipped. Due times are the lane's time (a test clock's, for a clock
-    /// lane). Unscoped, for the worker: each comes with its scope.
+    /// lane). Unscoped, for the worker: each comes with its scope. The subscriptions
+    /// `skipping` names are left out (another batch of this process has them in hand).
     async fn due_subscriptions_for_update(
         &mut self,
         lane: &Lane,
         due_by: i64,
         limit: u32,
+        skipping: &[String],
     ) -> StoreResult<Vec<(Scope, Subscription)>>;
     /// As [`BillingTx::due_subscriptions_for_update`], for drafts to finalize.
     async fn due_drafts_for_update(

@@ -29,6 +29,7 @@ mod webhook_deliveries;
 mod webhook_endpoints;
 
 pub use balances::{NewBalanceTransaction, ADJUSTMENT_MAX};
+pub(crate) use billing::InHand;
 pub use billing::{Progress, WorkerConfig};
 pub use billing_settings::BillingSettingsUpdate;
 pub use catalog::{NewPrice, NewProduct, PriceUpdate, ProductRef, ProductUpdate};

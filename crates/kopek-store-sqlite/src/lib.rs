@@ -132,4 +132,8 @@ impl Store for SqliteStore {
         self.pool.close().await;
         self.writer_pool.close().await;
     }
+
+    fn writers_take_turns(&self) -> bool {
+        true
+    }
 }

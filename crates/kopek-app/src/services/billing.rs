@@ -23,6 +23,7 @@ use kopek_core::invoice::{BillingReason, InvoiceStatus, LINES_MAX};
 use kopek_core::period::Period;
 use kopek_core::subscription::{CollectionMethod, SubscriptionStatus};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// How a worker claims and batches work.
 #[derive(Debug, Clone)]
@@ -77,6 +78,113 @@ impl Progress {
     }
 }
 
+/// What a batch of renewals writes, worked out from what it read.
+struct Renewals {
+    invoices: Vec<Invoice>,
+    /// Every subscription of the batch, in its order.
+    updated: Vec<Subscription>,
+    /// Pending invoice items moved onto the invoices, and the same items as read.
+    swept: Vec<InvoiceItem>,
+    swept_before: Vec<InvoiceItem>,
+    /// (customer, discount) pairs the renewals used up.
+    discounted: Vec<(String, String)>,
+    changes: Vec<Change>,
+}
+
+/// Batches of renewals one pass plans ahead and writes before it turns to the rest of
+/// the due work (drafts to finalize, payments), which a long burst of renewals would
+/// otherwise hold up.
+const BATCHES_AHEAD_MAX: u32 = 20;
+
+/// What planning the next batch ahead found.
+enum Ahead {
+    /// Nothing left due.
+    Nothing,
+    /// Due work that goes in the writer's turn: a schedule or price change first, or
+    /// subscriptions waiting for a payment.
+    FirstGo,
+    Batch(BatchAhead),
+}
+
+struct BatchAhead {
+    /// Per scope: the subscriptions as read, and their renewals.
+    planned: Vec<(Scope, Vec<Subscription>, Renewals)>,
+    /// Whether the scan found a whole batch (more may be due).
+    full: bool,
+    /// Whether some due subscriptions were left for the writer's turn.
+    left: bool,
+    /// Held until the batch is written or given up.
+    _taken: Taken,
+}
+
+/// A batch written ahead, or why not.
+async fn written_batch(
+    task: tokio::task::JoinHandle<Result<Option<usize>, AppError>>,
+) -> Result<Option<usize>, AppError> {
+    task.await
+        .map_err(|e| AppError::Internal(format!("writing renewals failed: {e}")))?
+}
+
+/// Whether `sub` waits for a payment past its deadline (see `App::expire_waiting`).
+fn waits_too_long(sub: &Subscription, now: i64) -> bool {
+    sub.status == SubscriptionStatus::Incomplete
+        || sub
+            .pending_update
+            .as_ref()
+            .is_some_and(|p| p.expires_at <= now)
+}
+
+/// Subscriptions that a batch planned from a snapshot has in hand, until it commits or
+/// gives up: every due scan of this process skips them.
+#[derive(Default)]
+pub(crate) struct InHand(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl InHand {
+    fn ids(&self) -> Vec<String> {
+        self.lock().iter().cloned().collect()
+    }
+
+    /// Takes those of `due` no other batch took meanwhile.
+    fn take(
+        self: &Arc<Self>,
+        due: Vec<(Scope, Subscription)>,
+    ) -> (Vec<(Scope, Subscription)>, Taken) {
+        let mut held = self.lock();
+        let due: Vec<_> = due
+            .into_iter()
+            .filter(|(_, s)| held.insert(s.id.clone()))
+            .collect();
+        let ids = due.iter().map(|(_, s)| s.id.clone()).collect();
+        (
+            due,
+            Taken {
+                from: self.clone(),
+                ids,
+            },
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        // A panic while holding it leaves the set as it was: still usable.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A batch's subscriptions in hand, given back when it ends, however it ends.
+struct Taken {
+    from: Arc<InHand>,
+    ids: Vec<String>,
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        let mut held = self.from.lock();
+        for id in &self.ids {
+            held.remove(id);
+        }
+    }
+}
+
 /// Rows of several scopes, in their order, grouped by scope.
 fn group_by_scope<T>(rows: impl IntoIterator<Item = (Scope, T)>) -> BTreeMap<Scope, Vec<T>> {
     let mut groups: BTreeMap<Scope, Vec<T>> = BTreeMap::new();
@@ -109,6 +217,12 @@ impl App {
         config: &WorkerConfig,
     ) -> Result<Progress, AppError> {
         let mut progress = Progress::default();
+        let mut renewals_left = true;
+        if self.store.writers_take_turns() {
+            let (renewed, left) = self.renew_read_ahead(lane, now, config).await?;
+            progress.subscriptions += renewed;
+            renewals_left = left;
+        }
         // Renewals and finalizations never leave the database, so each batch is claimed
         // and done in one transaction under row locks: nothing is written twice.
         let mut tx = self.store.write().await?;
@@ -134,11 +248,13 @@ impl App {
             tx.commit().await?;
             return Ok(progress);
         }
-        let due = tx
-            .due_subscriptions_for_update(lane, now, config.batch_max)
-            .await?;
-        for (scope, subs) in group_by_scope(due) {
-            progress.subscriptions += self.renew(&mut tx, &scope, subs, now).await?;
+        if renewals_left {
+            let due = tx
+                .due_subscriptions_for_update(lane, now, config.batch_max, &self.in_hand.ids())
+                .await?;
+            for (scope, subs) in group_by_scope(due) {
+                progress.subscriptions += self.renew(&mut tx, &scope, subs, now).await?;
+            }
         }
         let due = tx
             .due_payment_methods_for_update(lane, now, config.batch_max)
@@ -178,6 +294,145 @@ impl App {
         Ok(progress)
     }
 
+    /// Renewals read and planned outside the writer's turn, then written in a short turn
+    /// of their own if nothing they read has changed: on a store whose writers take
+    /// turns, the next batch is read and planned while the one before it writes and
+    /// commits, so both cores work. What a concurrent request changes is caught by the
+    /// writes, which go only over subscription and invoice-item rows still as they were
+    /// read (and take off only discounts still there to use up); anything else a plan
+    /// reads (customers, prices, settings) it only reads, so the batch is as if it ran
+    /// before that request. Returns how many subscriptions it renewed and whether the
+    /// writer's turn must look for due subscriptions too: when a schedule or price change
+    /// is due (they go first), a subscription waits for a payment, or a row changed
+    /// since it was read.
+    async fn renew_read_ahead(
+        &self,
+        lane: &Lane,
+        now: i64,
+        config: &WorkerConfig,
+    ) -> Result<(usize, bool), AppError> {
+        let mut renewed = 0;
+        let mut left = false;
+        let mut writing: Option<tokio::task::JoinHandle<Result<Option<usize>, AppError>>> = None;
+        for _ in 0..BATCHES_AHEAD_MAX {
+            let ahead = self.plan_ahead(lane, now, config).await;
+            if let Some(written) = writing.take() {
+                match written_batch(written).await? {
+                    Some(count) => renewed += count,
+                    None => return Ok((renewed, true)),
+                }
+            }
+            let batch = match ahead? {
+                Ahead::Nothing => break,
+                Ahead::FirstGo => return Ok((renewed, true)),
+                Ahead::Batch(batch) => batch,
+            };
+            left |= batch.left;
+            let more = batch.full;
+            let (app, lane) = (self.clone(), lane.clone());
+            writing = Some(tokio::spawn(async move {
+                app.write_ahead(&lane, now, batch).await
+            }));
+            if !more {
+                break;
+            }
+        }
+        if let Some(written) = writing {
+            match written_batch(written).await? {
+                Some(count) => renewed += count,
+                None => return Ok((renewed, true)),
+            }
+        }
+        Ok((renewed, left))
+    }
+
+    /// The next batch of due renewals, read and planned from a snapshot.
+    async fn plan_ahead(
+        &self,
+        lane: &Lane,
+        now: i64,
+        config: &WorkerConfig,
+    ) -> Result<Ahead, AppError> {
+        // Read before the snapshot starts: a batch leaves the set only once committed
+        // (or given up), so a subscription not skipped was renewed before the snapshot.
+        let skipping = self.in_hand.ids();
+        let mut rx = self.store.read().await?;
+        if self.first_go_due(&mut rx, lane, now).await? {
+            return Ok(Ahead::FirstGo);
+        }
+        let due = rx
+            .due_subscriptions_for_update(lane, now, config.batch_max, &skipping)
+            .await?;
+        let full = due.len() == config.batch_max as usize;
+        let scanned = due.len();
+        let due: Vec<_> = due
+            .into_iter()
+            .filter(|(_, s)| !s.status.is_terminal() && !waits_too_long(s, now))
+            .collect();
+        let left = due.len() < scanned;
+        let (due, taken) = self.in_hand.take(due);
+        if due.is_empty() {
+            return Ok(if left { Ahead::FirstGo } else { Ahead::Nothing });
+        }
+        let mut planned = Vec::new();
+        for (scope, subs) in group_by_scope(due) {
+            let renewals = self
+                .plan_renewals(&mut rx, &scope, subs.clone(), now)
+                .await?;
+            planned.push((scope, subs, renewals));
+        }
+        Ok(Ahead::Batch(BatchAhead {
+            planned,
+            full,
+            left,
+            _taken: taken,
+        }))
+    }
+
+    /// Writes a batch planned ahead in a writer's turn of its own: the number renewed, or
+    /// `None` if what it read has changed (then nothing is written).
+    async fn write_ahead(
+        &self,
+        lane: &Lane,
+        now: i64,
+        batch: BatchAhead,
+    ) -> Result<Option<usize>, AppError> {
+        let mut tx = self.store.write().await?;
+        // Under the writer, what is due first is known for certain.
+        if self.first_go_due(&mut tx, lane, now).await? {
+            return Ok(None);
+        }
+        let mut renewed = 0;
+        for (scope, read, renewals) in batch.planned {
+            if !self
+                .write_renewals(&mut tx, &scope, renewals, Some(&read), now)
+                .await?
+            {
+                // Dropping the transaction rolls the batch back; the writer's turn
+                // renews these from what they are now.
+                return Ok(None);
+            }
+            renewed += read.len();
+        }
+        tx.commit().await?;
+        Ok(Some(renewed))
+    }
+
+    /// Whether a schedule phase or a price change is due in `lane`: those are made before
+    /// the renewals due with them, which bill what they set.
+    async fn first_go_due(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        lane: &Lane,
+        now: i64,
+    ) -> Result<bool, AppError> {
+        Ok(!tx.due_schedules_for_update(lane, now, 1).await?.is_empty()
+            || !tx
+                .due_price_change_subscriptions_for_update(lane, now, 1)
+                .await?
+                .is_empty())
+    }
+
     /// Renews, ends trials of, or cancels due subscriptions (locked by `tx`).
     pub(crate) async fn renew(
         &self,
@@ -195,6 +450,20 @@ impl App {
         if subs.is_empty() {
             return Ok(count);
         }
+        let renewals = self.plan_renewals(tx, scope, subs, now).await?;
+        self.write_renewals(tx, scope, renewals, None, now).await?;
+        Ok(count)
+    }
+
+    /// What renewing `subs` (none waiting too long for a payment) writes, from what
+    /// `tx` reads; nothing is written yet.
+    async fn plan_renewals(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        subs: Vec<Subscription>,
+        now: i64,
+    ) -> Result<Renewals, AppError> {
         let refs: Vec<&Subscription> = subs.iter().collect();
         let prices = self.prices_of(tx, scope, &refs).await?;
         let settings = self.stored_settings(tx, scope).await?;
@@ -210,6 +479,7 @@ impl App {
         let mut pending = tx
             .pending_invoice_items(scope, &customer_ids, LINES_MAX as u32)
             .await?;
+        let read_items = pending.clone();
 
         let mut updated = Vec::with_capacity(subs.len());
         let mut invoices = Vec::with_capacity(subs.len());
@@ -418,6 +688,62 @@ impl App {
             invoices.push(invoice);
             updated.push(sub);
         }
+        let swept_before = swept
+            .iter()
+            .filter_map(|item| read_items.iter().find(|r| r.id == item.id).cloned())
+            .collect();
+        if !noticing.is_empty() {
+            changes.extend(
+                self.advance_notices(tx, scope, &noticing, &customers, prices, now)
+                    .await?,
+            );
+        }
+        Ok(Renewals {
+            invoices,
+            updated,
+            swept,
+            swept_before,
+            discounted,
+            changes,
+        })
+    }
+
+    /// Writes `renewals`. With `read`, the subscriptions as they were read when
+    /// `renewals` was planned (in the order of `renewals.updated`), they and the swept
+    /// items are written first and only if unchanged since: false if any changed, and
+    /// `tx` must then be rolled back.
+    async fn write_renewals(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+        renewals: Renewals,
+        read: Option<&[Subscription]>,
+        now: i64,
+    ) -> Result<bool, AppError> {
+        let Renewals {
+            mut invoices,
+            updated,
+            swept,
+            swept_before,
+            mut discounted,
+            mut changes,
+        } = renewals;
+        if let Some(read) = read {
+            if !tx
+                .update_subscriptions_unchanged(scope, read, &updated)
+                .await?
+            {
+                return Ok(false);
+            }
+            let items_unchanged = swept.is_empty()
+                || (swept_before.len() == swept.len()
+                    && tx
+                        .update_invoice_items_unchanged(scope, &swept_before, &swept)
+                        .await?);
+            if !items_unchanged {
+                return Ok(false);
+            }
+        }
         if self.draft_window_s == 0 && invoices.iter().any(|i| i.auto_advance) {
             // No draft window: finalize in the same transaction, writing each invoice once
             // (but drafts kept as drafts).
@@ -428,33 +754,36 @@ impl App {
             invoices.extend(kept);
         }
         tx.insert_invoices(scope, &invoices).await?;
-        tx.update_subscriptions(scope, &updated).await?;
-        tx.update_invoice_items(scope, &swept).await?;
+        if read.is_none() {
+            tx.update_subscriptions(scope, &updated).await?;
+            tx.update_invoice_items(scope, &swept).await?;
+        }
         if !discounted.is_empty() {
             // The batch read its customers without a lock; one may have changed since (an
             // API request): re-read them locked and take off only the discount used up.
             discounted.sort();
             discounted.dedup();
             let ids: Vec<String> = discounted.iter().map(|(c, _)| c.clone()).collect();
-            for mut customer in tx.customers_for_update(scope, &ids).await? {
-                let used = discounted.iter().any(|(c, d)| {
-                    *c == customer.id && customer.discount.as_ref().is_some_and(|x| x.id == *d)
+            let mut customers = tx.customers_for_update(scope, &ids).await?;
+            for (id, discount) in &discounted {
+                let holding = customers.iter_mut().find(|c| {
+                    c.id == *id && c.discount.as_ref().is_some_and(|x| x.id == *discount)
                 });
-                if used {
-                    customer.discount = None;
-                    tx.update_customer(scope, &customer).await?;
+                match holding {
+                    Some(customer) => {
+                        customer.discount = None;
+                        tx.update_customer(scope, customer).await?;
+                    }
+                    // Used up by another batch since it was read: this batch's invoice
+                    // would apply it again.
+                    None if read.is_some() => return Ok(false),
+                    None => {}
                 }
             }
         }
-        if !noticing.is_empty() {
-            changes.extend(
-                self.advance_notices(tx, scope, &noticing, &customers, prices, now)
-                    .await?,
-            );
-        }
         let events = self.stamp_events(scope, now, None, changes);
         self.record_events(&mut **tx, scope, &events).await?;
-        Ok(count)
+        Ok(true)
     }
 
     /// The advance notices of `subs`' period ends, each renewal shown with the price
@@ -567,19 +896,15 @@ impl App {
         let mut updated = Vec::new();
         let mut changes = Vec::new();
         for mut sub in subs {
+            if !waits_too_long(&sub, now) {
+                rest.push(sub);
+                continue;
+            }
             let incomplete = sub.status == SubscriptionStatus::Incomplete;
-            let expired = sub
-                .pending_update
-                .as_ref()
-                .filter(|p| p.expires_at <= now)
-                .map(|p| p.invoice.clone());
-            let unpaid = match (incomplete, expired) {
-                (true, _) => sub.latest_invoice.clone(),
-                (false, Some(invoice)) => Some(invoice),
-                (false, None) => {
-                    rest.push(sub);
-                    continue;
-                }
+            let unpaid = if incomplete {
+                sub.latest_invoice.clone()
+            } else {
+                sub.pending_update.as_ref().map(|p| p.invoice.clone())
             };
             let unpaid = match unpaid {
                 Some(id) => tx.invoices_for_update(scope, &[id]).await?.pop(),

@@ -472,6 +472,113 @@ store_test!(
     }
 );
 
+fn subscription(id: &str, customer: &str, next_action_at: i64) -> Subscription {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "livemode": false, "created": 1, "customer": customer,
+        "status": "active", "currency": "usd", "interval": "month", "interval_count": 1,
+        "items": [{"id": format!("si_{id}"), "created": 1, "price": "price_1", "quantity": 1}],
+        "billing_cycle_anchor": 1, "start_date": 1, "current_period_start": 1,
+        "current_period_end": 100, "collection_method": "send_invoice", "days_until_due": 30,
+        "next_action_at": next_action_at,
+    }))
+    .unwrap()
+}
+
+// The billing clock plans renewals from a snapshot on SQLite and writes them only over
+// rows still as read (`update_subscriptions_unchanged`), skipping what another batch
+// has in hand.
+store_test!(
+    due_scans_skip_and_updates_go_only_over_unchanged_rows,
+    |kind| async move {
+        let (store, a, b) = with_accounts(kind).await;
+        let mut tx = store.write().await.unwrap();
+        tx.insert_customer(&a, &customer("cus_1", 1, None))
+            .await
+            .unwrap();
+        let subs: Vec<Subscription> = (1..=3)
+            .map(|n| subscription(&format!("sub_{n}"), "cus_1", 50 + n))
+            .collect();
+        for sub in &subs {
+            tx.insert_subscription(&a, sub).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let due_ids = |due: Vec<(Scope, Subscription)>| -> Vec<String> {
+            due.into_iter().map(|(_, s)| s.id).collect()
+        };
+        let mut tx = store.write().await.unwrap();
+        let all = tx
+            .due_subscriptions_for_update(&Lane::RealTime, 60, 10, &[])
+            .await
+            .unwrap();
+        assert_eq!(due_ids(all), ["sub_1", "sub_2", "sub_3"]);
+        let rest = tx
+            .due_subscriptions_for_update(&Lane::RealTime, 60, 10, &["sub_2".into()])
+            .await
+            .unwrap();
+        assert_eq!(due_ids(rest), ["sub_1", "sub_3"]);
+        drop(tx);
+
+        // Read, then changed by someone else: the update over the changed row is refused.
+        let read = subs.clone();
+        let mut changed = subs[1].clone();
+        changed.cancel_at_period_end = true;
+        let mut tx = store.write().await.unwrap();
+        tx.update_subscriptions(&a, std::slice::from_ref(&changed))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let renewed: Vec<Subscription> = read
+            .iter()
+            .map(|s| Subscription {
+                current_period_start: 100,
+                current_period_end: 200,
+                next_action_at: Some(200),
+                ..s.clone()
+            })
+            .collect();
+        let mut tx = store.write().await.unwrap();
+        assert!(!tx
+            .update_subscriptions_unchanged(&a, &read, &renewed)
+            .await
+            .unwrap());
+        drop(tx); // rolled back, as the caller must
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(
+            tx.subscription(&a, "sub_1").await.unwrap().as_ref(),
+            Some(&subs[0])
+        );
+        assert_eq!(
+            tx.subscription(&a, "sub_2").await.unwrap(),
+            Some(changed.clone())
+        );
+        drop(tx);
+
+        // Unchanged rows (read as they are now) are written.
+        let read = vec![subs[0].clone(), changed.clone(), subs[2].clone()];
+        let mut tx = store.write().await.unwrap();
+        assert!(tx
+            .update_subscriptions_unchanged(&a, &read, &renewed)
+            .await
+            .unwrap());
+        tx.commit().await.unwrap();
+        let mut tx = store.read().await.unwrap();
+        for sub in &renewed {
+            assert_eq!(
+                tx.subscription(&a, &sub.id).await.unwrap().as_ref(),
+                Some(sub)
+            );
+        }
+        drop(tx);
+        // Another account's rows are never written, even with the same ids.
+        let mut tx = store.write().await.unwrap();
+        assert!(!tx
+            .update_subscriptions_unchanged(&b, &renewed, &read)
+            .await
+            .unwrap());
+    }
+);
+
 // PostgreSQL's text columns compare in byte order (migration 0021): a column left in the
 // database's locale would be slower, and would meet the others in comparisons with two
 // collations, which PostgreSQL refuses.
