@@ -576,6 +576,47 @@ store_test!(
             .update_subscriptions_unchanged(&b, &renewed, &read)
             .await
             .unwrap());
+        drop(tx);
+
+        // Invoice items the same way: a pending item swept by someone else is not swept
+        // again.
+        let pending: InvoiceItem = serde_json::from_value(serde_json::json!({
+            "id": "ii_1", "livemode": false, "created": 1, "customer": "cus_1",
+            "amount": 700, "currency": "usd", "period_start": 1, "period_end": 1,
+            "quantity": 1,
+        }))
+        .unwrap();
+        let swept_by = |invoice: &str| InvoiceItem {
+            invoice: Some(invoice.into()),
+            ..pending.clone()
+        };
+        let mut tx = store.write().await.unwrap();
+        tx.insert_invoice_item(&a, &pending).await.unwrap();
+        tx.update_invoice_items(&a, &[swept_by("in_other")])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.write().await.unwrap();
+        assert!(!tx
+            .update_invoice_items_unchanged(
+                &a,
+                std::slice::from_ref(&pending),
+                &[swept_by("in_mine")]
+            )
+            .await
+            .unwrap());
+        drop(tx);
+        let mut tx = store.write().await.unwrap();
+        assert!(tx
+            .update_invoice_items_unchanged(&a, &[swept_by("in_other")], &[swept_by("in_mine")])
+            .await
+            .unwrap());
+        tx.commit().await.unwrap();
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(
+            tx.invoice_item(&a, "ii_1").await.unwrap(),
+            Some(swept_by("in_mine"))
+        );
     }
 );
 
