@@ -20,20 +20,40 @@ type Values<'a> = sqlx::query_builder::Separated<'a, 'static, Db, &'static str>;
 /// the id.
 const SUBSCRIPTION_SET: &str = "status = v.column2, next_action_at = v.column3, doc = v.column4";
 
-fn push_subscription(b: &mut Values<'_>, row: &Subscription) {
+fn push_subscription(b: &mut Values<'_>, row: &Subscription, doc: &str) {
     b.push_bind(row.id.clone())
         .push_bind(row.status.as_str())
         .push_bind(row.next_action_at)
-        .push_bind(encode_doc(row));
+        .push_bind(doc.to_owned());
 }
 
 const INVOICE_ITEM_SET: &str = "invoice = v.column2, deleted = v.column3, doc = v.column4";
 
-fn push_invoice_item(b: &mut Values<'_>, row: &InvoiceItem) {
+fn push_invoice_item(b: &mut Values<'_>, row: &InvoiceItem, doc: &str) {
     b.push_bind(row.id.clone())
         .push_bind(row.invoice.clone())
         .push_bind(row.deleted)
-        .push_bind(encode_doc(row));
+        .push_bind(doc.to_owned());
+}
+
+/// `(doc as read, new record, its doc)` rows for `update_rows_unchanged`, or an error if
+/// the lists do not pair up.
+fn unchanged_rows<'a, T>(
+    before_docs: &'a [String],
+    after: &'a [T],
+    after_docs: &'a [String],
+) -> StoreResult<Vec<(&'a String, &'a T, &'a String)>> {
+    if before_docs.len() != after.len() || after_docs.len() != after.len() {
+        return Err(StoreError::Internal(
+            "each updated row needs its doc as read and its new doc".into(),
+        ));
+    }
+    Ok(before_docs
+        .iter()
+        .zip(after)
+        .zip(after_docs)
+        .map(|((before, row), doc)| (before, row, doc))
+        .collect())
 }
 
 fn subscription(row: &DbRow) -> StoreResult<Subscription> {
@@ -276,23 +296,23 @@ impl StoreTx {
         Ok(())
     }
 
-    /// As `update_rows`, for `(before, after)` pairs: each row is written only where its
-    /// stored doc is still `before`'s, bound last as `unchanged` (`v.columnN`). Awaited;
-    /// whether every row was written.
-    async fn update_rows_unchanged<T: codec::Doc>(
+    /// As `update_rows`, over rows whose stored doc is still the one given: each row is
+    /// `(doc as read, new record, its doc)`, the doc as read bound last as `unchanged`
+    /// (`v.columnN`). Awaited; whether every row was written.
+    async fn update_rows_unchanged<T>(
         &mut self,
         table: &str,
         set: &str,
         unchanged: &str,
         scope: &Scope,
-        rows: &[(&T, &T)],
-        push: fn(&mut Values<'_>, &T),
+        rows: &[(&String, &T, &String)],
+        push: fn(&mut Values<'_>, &T, &str),
     ) -> StoreResult<bool> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q = Builder::new(format!("UPDATE {table} SET {set} FROM ("));
-            q.push_values(chunk, |mut b, (before, after)| {
-                push(&mut b, after);
-                b.push_bind(encode_doc(*before));
+            q.push_values(chunk, |mut b, (before, after, doc)| {
+                push(&mut b, after, doc);
+                b.push_bind((*before).clone());
             });
             // The account is compared as an expression, `|| ''`, which no index serves:
             // given an index on it, SQLite's planner would rather scan the whole scope
@@ -581,7 +601,7 @@ impl BillingTx for StoreTx {
         subs: &[Subscription],
     ) -> StoreResult<()> {
         self.update_rows("subscriptions", SUBSCRIPTION_SET, scope, subs, |mut b, row| {
-            push_subscription(&mut b, row)
+            push_subscription(&mut b, row, &encode_doc(row))
         })
         .await
     }
@@ -589,15 +609,11 @@ impl BillingTx for StoreTx {
     async fn update_subscriptions_unchanged(
         &mut self,
         scope: &Scope,
-        before: &[Subscription],
+        before_docs: &[String],
         after: &[Subscription],
+        after_docs: &[String],
     ) -> StoreResult<bool> {
-        if before.len() != after.len() {
-            return Err(StoreError::Internal(
-                "each updated subscription needs the row it was read as".into(),
-            ));
-        }
-        let rows: Vec<_> = before.iter().zip(after).collect();
+        let rows = unchanged_rows(before_docs, after, after_docs)?;
         self.update_rows_unchanged(
             "subscriptions",
             SUBSCRIPTION_SET,
@@ -664,13 +680,27 @@ impl BillingTx for StoreTx {
     }
 
     async fn insert_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()> {
-        for chunk in invoices.chunks(ROWS_PER_STATEMENT) {
+        let docs: Vec<String> = invoices.iter().map(encode_doc).collect();
+        self.insert_encoded_invoices(scope, invoices, &docs).await
+    }
+
+    async fn insert_encoded_invoices(
+        &mut self,
+        scope: &Scope,
+        invoices: &[Invoice],
+        docs: &[String],
+    ) -> StoreResult<()> {
+        if docs.len() != invoices.len() {
+            return Err(StoreError::Internal("each invoice needs its doc".into()));
+        }
+        let rows: Vec<(&Invoice, &String)> = invoices.iter().zip(docs).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q = Builder::new(
                 "INSERT INTO invoices (account_id, livemode, id, created, customer, subscription, \
                  status, number, billing_reason, period_start, collection_method, test_clock, \
                  next_action_at, doc) ",
             );
-            q.push_values(chunk, |mut b, i| {
+            q.push_values(chunk, |mut b, (i, doc)| {
                 b.push_bind(scope.account_id.clone())
                     .push_bind(scope.livemode)
                     .push_bind(i.id.clone())
@@ -684,7 +714,7 @@ impl BillingTx for StoreTx {
                     .push_bind(i.collection_method.as_str())
                     .push_bind(i.test_clock.clone())
                     .push_bind(i.next_action_at)
-                    .push_bind(encode_doc(i));
+                    .push_bind((*doc).clone());
             });
             self.write_behind(q, None, "insert invoices").await;
         }
@@ -805,7 +835,7 @@ impl BillingTx for StoreTx {
         items: &[InvoiceItem],
     ) -> StoreResult<()> {
         self.update_rows("invoice_items", INVOICE_ITEM_SET, scope, items, |mut b, row| {
-            push_invoice_item(&mut b, row)
+            push_invoice_item(&mut b, row, &encode_doc(row))
         })
         .await
     }
@@ -813,15 +843,11 @@ impl BillingTx for StoreTx {
     async fn update_invoice_items_unchanged(
         &mut self,
         scope: &Scope,
-        before: &[InvoiceItem],
+        before_docs: &[String],
         after: &[InvoiceItem],
+        after_docs: &[String],
     ) -> StoreResult<bool> {
-        if before.len() != after.len() {
-            return Err(StoreError::Internal(
-                "each updated invoice item needs the row it was read as".into(),
-            ));
-        }
-        let rows: Vec<_> = before.iter().zip(after).collect();
+        let rows = unchanged_rows(before_docs, after, after_docs)?;
         self.update_rows_unchanged(
             "invoice_items",
             INVOICE_ITEM_SET,

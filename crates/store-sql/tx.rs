@@ -577,18 +577,32 @@ impl Tx for StoreTx {
     }
 
     async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()> {
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let docs: Vec<String> = events.iter().map(codec::event_doc).collect();
+        self.insert_encoded_events(scope, events, &docs).await
+    }
+
+    async fn insert_encoded_events(
+        &mut self,
+        scope: &Scope,
+        events: &[Event],
+        docs: &[String],
+    ) -> StoreResult<()> {
+        if docs.len() != events.len() {
+            return Err(StoreError::Internal("each event needs its doc".into()));
+        }
+        let rows: Vec<(&Event, &String)> = events.iter().zip(docs).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q = Builder::new(
                 "INSERT INTO events (account_id, livemode, id, created, type, object_id, doc) ",
             );
-            q.push_values(chunk, |mut b, e| {
+            q.push_values(chunk, |mut b, (e, doc)| {
                 b.push_bind(scope.account_id.clone())
                     .push_bind(scope.livemode)
                     .push_bind(e.id.clone())
                     .push_bind(e.created)
                     .push_bind(e.event_type.clone())
                     .push_bind(e.object_id.clone())
-                    .push_bind(codec::event_doc(e));
+                    .push_bind((*doc).clone());
             });
             self.write_behind(q, None, "insert events").await;
         }

@@ -94,6 +94,15 @@ pub trait Tx:
     /// Use cases record events through `App::record_events`, which writes their webhook
     /// deliveries with them.
     async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()>;
+    /// As [`Tx::insert_events`], with each event's document already encoded
+    /// (`codec::event_doc`, same position in `docs`): a batch planned outside the
+    /// writer's turn encodes there.
+    async fn insert_encoded_events(
+        &mut self,
+        scope: &Scope,
+        events: &[Event],
+        docs: &[String],
+    ) -> StoreResult<()>;
     async fn event(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Event>>;
     async fn events(
         &mut self,
@@ -381,15 +390,16 @@ pub trait BillingTx: Send {
         scope: &Scope,
         subs: &[Subscription],
     ) -> StoreResult<()>;
-    /// Writes each of `after` over its row if the row is still exactly its `before` (the
-    /// same position in both), at once rather than behind. False if any row was changed
-    /// or deleted since `before` was read: the caller must then roll back, for the other
-    /// rows were written.
+    /// Writes each of `after` (its document encoded in `after_docs`) over its row if the
+    /// row's document is still `before_docs`' (all three in the same order), at once
+    /// rather than behind. False if any row was changed or deleted since it was read:
+    /// the caller must then roll back, for the other rows were written.
     async fn update_subscriptions_unchanged(
         &mut self,
         scope: &Scope,
-        before: &[Subscription],
+        before_docs: &[String],
         after: &[Subscription],
+        after_docs: &[String],
     ) -> StoreResult<bool>;
     async fn subscription(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Subscription>>;
     /// The subscriptions with these ids, locked for the rest of the transaction where the
@@ -407,6 +417,14 @@ pub trait BillingTx: Send {
     ) -> StoreResult<Option<Page<Subscription>>>;
 
     async fn insert_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()>;
+    /// As [`BillingTx::insert_invoices`], with each document already encoded
+    /// (`codec::to_doc`, same position in `docs`).
+    async fn insert_encoded_invoices(
+        &mut self,
+        scope: &Scope,
+        invoices: &[Invoice],
+        docs: &[String],
+    ) -> StoreResult<()>;
     /// Writes the invoices back and releases any lease on them.
     async fn update_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()>;
     async fn invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Invoice>>;
@@ -438,8 +456,9 @@ pub trait BillingTx: Send {
     async fn update_invoice_items_unchanged(
         &mut self,
         scope: &Scope,
-        before: &[InvoiceItem],
+        before_docs: &[String],
         after: &[InvoiceItem],
+        after_docs: &[String],
     ) -> StoreResult<bool>;
     async fn invoice_item(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<InvoiceItem>>;
     async fn invoice_items(

@@ -15,6 +15,7 @@ use super::invoicing::{
 };
 use super::usage::usage_lines;
 use crate::app::{App, Change};
+use crate::codec;
 use crate::error::AppError;
 use crate::ports::Tx;
 use crate::records::*;
@@ -91,6 +92,19 @@ struct Renewals {
     changes: Vec<Change>,
 }
 
+/// The rows a batch planned ahead writes, encoded while planning (outside the writer's
+/// turn), with its events stamped.
+struct Encoded {
+    /// The subscriptions' documents as read, which the writes check the rows against.
+    read_docs: Vec<String>,
+    sub_docs: Vec<String>,
+    invoice_docs: Vec<String>,
+    swept_before_docs: Vec<String>,
+    swept_docs: Vec<String>,
+    events: Vec<Event>,
+    event_docs: Vec<String>,
+}
+
 /// Batches of renewals one pass plans ahead and writes before it turns to the rest of
 /// the due work (drafts to finalize, payments), which a long burst of renewals would
 /// otherwise hold up.
@@ -107,8 +121,8 @@ enum Ahead {
 }
 
 struct BatchAhead {
-    /// Per scope: the subscriptions as read, and their renewals.
-    planned: Vec<(Scope, Vec<Subscription>, Renewals)>,
+    /// Per scope: how many subscriptions, their renewals, and what those write.
+    planned: Vec<(Scope, usize, Renewals, Encoded)>,
     /// Whether the scan found a whole batch (more may be due).
     full: bool,
     /// Whether some due subscriptions were left for the writer's turn.
@@ -355,6 +369,11 @@ impl App {
     ) -> Result<Ahead, AppError> {
         // Read before the snapshot starts: a batch leaves the set only once committed
         // (or given up), so a subscription not skipped was renewed before the snapshot.
+        if self.draft_window_s == 0 {
+            // Renewals are then finalized in their own transaction, taking balances and
+            // numbers that only the writer's turn can read for certain.
+            return Ok(Ahead::FirstGo);
+        }
         let skipping = self.in_hand.ids();
         let mut rx = self.store.read().await?;
         if self.first_go_due(&mut rx, lane, now).await? {
@@ -376,10 +395,21 @@ impl App {
         }
         let mut planned = Vec::new();
         for (scope, subs) in group_by_scope(due) {
-            let renewals = self
-                .plan_renewals(&mut rx, &scope, subs.clone(), now)
-                .await?;
-            planned.push((scope, subs, renewals));
+            let read_docs = subs.iter().map(codec::to_doc).collect();
+            let count = subs.len();
+            let mut renewals = self.plan_renewals(&mut rx, &scope, subs, now).await?;
+            let events =
+                self.stamp_events(&scope, now, None, std::mem::take(&mut renewals.changes));
+            let encoded = Encoded {
+                read_docs,
+                sub_docs: renewals.updated.iter().map(codec::to_doc).collect(),
+                invoice_docs: renewals.invoices.iter().map(codec::to_doc).collect(),
+                swept_before_docs: renewals.swept_before.iter().map(codec::to_doc).collect(),
+                swept_docs: renewals.swept.iter().map(codec::to_doc).collect(),
+                event_docs: events.iter().map(codec::event_doc).collect(),
+                events,
+            };
+            planned.push((scope, count, renewals, encoded));
         }
         Ok(Ahead::Batch(BatchAhead {
             planned,
@@ -403,16 +433,16 @@ impl App {
             return Ok(None);
         }
         let mut renewed = 0;
-        for (scope, read, renewals) in batch.planned {
+        for (scope, count, renewals, encoded) in batch.planned {
             if !self
-                .write_renewals(&mut tx, &scope, renewals, Some(&read), now)
+                .write_renewals(&mut tx, &scope, renewals, Some(encoded), now)
                 .await?
             {
                 // Dropping the transaction rolls the batch back; the writer's turn
                 // renews these from what they are now.
                 return Ok(None);
             }
-            renewed += read.len();
+            renewed += count;
         }
         tx.commit().await?;
         Ok(Some(renewed))
@@ -708,16 +738,16 @@ impl App {
         })
     }
 
-    /// Writes `renewals`. With `read`, the subscriptions as they were read when
-    /// `renewals` was planned (in the order of `renewals.updated`), they and the swept
-    /// items are written first and only if unchanged since: false if any changed, and
-    /// `tx` must then be rolled back.
+    /// Writes `renewals`. When they were planned ahead (`ahead`: their rows encoded and
+    /// events stamped), the subscriptions and swept items are written first and only
+    /// over rows unchanged since they were read: false if any changed, and `tx` must
+    /// then be rolled back.
     async fn write_renewals(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,
         renewals: Renewals,
-        read: Option<&[Subscription]>,
+        ahead: Option<Encoded>,
         now: i64,
     ) -> Result<bool, AppError> {
         let Renewals {
@@ -728,9 +758,9 @@ impl App {
             mut discounted,
             mut changes,
         } = renewals;
-        if let Some(read) = read {
+        if let Some(ahead) = &ahead {
             if !tx
-                .update_subscriptions_unchanged(scope, read, &updated)
+                .update_subscriptions_unchanged(scope, &ahead.read_docs, &updated, &ahead.sub_docs)
                 .await?
             {
                 return Ok(false);
@@ -738,7 +768,12 @@ impl App {
             let items_unchanged = swept.is_empty()
                 || (swept_before.len() == swept.len()
                     && tx
-                        .update_invoice_items_unchanged(scope, &swept_before, &swept)
+                        .update_invoice_items_unchanged(
+                            scope,
+                            &ahead.swept_before_docs,
+                            &swept,
+                            &ahead.swept_docs,
+                        )
                         .await?);
             if !items_unchanged {
                 return Ok(false);
@@ -753,10 +788,16 @@ impl App {
             invoices = finalizing;
             invoices.extend(kept);
         }
-        tx.insert_invoices(scope, &invoices).await?;
-        if read.is_none() {
-            tx.update_subscriptions(scope, &updated).await?;
-            tx.update_invoice_items(scope, &swept).await?;
+        match &ahead {
+            Some(ahead) => {
+                tx.insert_encoded_invoices(scope, &invoices, &ahead.invoice_docs)
+                    .await?
+            }
+            None => {
+                tx.insert_invoices(scope, &invoices).await?;
+                tx.update_subscriptions(scope, &updated).await?;
+                tx.update_invoice_items(scope, &swept).await?;
+            }
         }
         if !discounted.is_empty() {
             // The batch read its customers without a lock; one may have changed since (an
@@ -776,13 +817,21 @@ impl App {
                     }
                     // Used up by another batch since it was read: this batch's invoice
                     // would apply it again.
-                    None if read.is_some() => return Ok(false),
+                    None if ahead.is_some() => return Ok(false),
                     None => {}
                 }
             }
         }
-        let events = self.stamp_events(scope, now, None, changes);
-        self.record_events(&mut **tx, scope, &events).await?;
+        match ahead {
+            Some(ahead) => {
+                self.record_encoded_events(&mut **tx, scope, &ahead.events, &ahead.event_docs)
+                    .await?
+            }
+            None => {
+                let events = self.stamp_events(scope, now, None, changes);
+                self.record_events(&mut **tx, scope, &events).await?;
+            }
+        }
         Ok(true)
     }
 

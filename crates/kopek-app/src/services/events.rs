@@ -14,7 +14,19 @@ impl App {
         scope: &Scope,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        tx.insert_events(scope, events).await?;
+        let docs: Vec<String> = events.iter().map(crate::codec::event_doc).collect();
+        self.record_encoded_events(tx, scope, events, &docs).await
+    }
+
+    /// As [`App::record_events`], with each event's document already encoded.
+    pub(crate) async fn record_encoded_events(
+        &self,
+        tx: &mut dyn Tx,
+        scope: &Scope,
+        events: &[Event],
+        docs: &[String],
+    ) -> Result<(), StoreError> {
+        tx.insert_encoded_events(scope, events, docs).await?;
         self.write_deliveries(tx, scope, events).await?;
         self.write_notifications(tx, scope, events).await
     }

@@ -537,9 +537,12 @@ store_test!(
                 ..s.clone()
             })
             .collect();
+        let docs = |subs: &[Subscription]| -> Vec<String> {
+            subs.iter().map(kopek_app::codec::to_doc).collect()
+        };
         let mut tx = store.write().await.unwrap();
         assert!(!tx
-            .update_subscriptions_unchanged(&a, &read, &renewed)
+            .update_subscriptions_unchanged(&a, &docs(&read), &renewed, &docs(&renewed))
             .await
             .unwrap());
         drop(tx); // rolled back, as the caller must
@@ -558,7 +561,7 @@ store_test!(
         let read = vec![subs[0].clone(), changed.clone(), subs[2].clone()];
         let mut tx = store.write().await.unwrap();
         assert!(tx
-            .update_subscriptions_unchanged(&a, &read, &renewed)
+            .update_subscriptions_unchanged(&a, &docs(&read), &renewed, &docs(&renewed))
             .await
             .unwrap());
         tx.commit().await.unwrap();
@@ -573,7 +576,7 @@ store_test!(
         // Another account's rows are never written, even with the same ids.
         let mut tx = store.write().await.unwrap();
         assert!(!tx
-            .update_subscriptions_unchanged(&b, &renewed, &read)
+            .update_subscriptions_unchanged(&b, &docs(&renewed), &read, &docs(&read))
             .await
             .unwrap());
         drop(tx);
@@ -596,19 +599,27 @@ store_test!(
             .await
             .unwrap();
         tx.commit().await.unwrap();
+        let doc = |item: &InvoiceItem| vec![kopek_app::codec::to_doc(item)];
+        let mine = swept_by("in_mine");
         let mut tx = store.write().await.unwrap();
         assert!(!tx
             .update_invoice_items_unchanged(
                 &a,
-                std::slice::from_ref(&pending),
-                &[swept_by("in_mine")]
+                &doc(&pending),
+                std::slice::from_ref(&mine),
+                &doc(&mine)
             )
             .await
             .unwrap());
         drop(tx);
         let mut tx = store.write().await.unwrap();
         assert!(tx
-            .update_invoice_items_unchanged(&a, &[swept_by("in_other")], &[swept_by("in_mine")])
+            .update_invoice_items_unchanged(
+                &a,
+                &doc(&swept_by("in_other")),
+                std::slice::from_ref(&mine),
+                &doc(&mine)
+            )
             .await
             .unwrap());
         tx.commit().await.unwrap();
