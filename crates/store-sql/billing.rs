@@ -56,6 +56,24 @@ fn unchanged_rows<'a, T>(
         .collect())
 }
 
+/// `UPDATE table SET set FROM (VALUES …) AS v WHERE table.id = v.column1 AND` then
+/// `condition`, which ends in the comparison the scope is bound to; `push` binds a row's
+/// id first, then the values `set` names as `v.column2`…
+fn update_from_values<R>(
+    table: &str,
+    set: &str,
+    condition: &str,
+    scope: &Scope,
+    rows: &[R],
+    push: impl FnMut(Values<'_>, &R),
+) -> Builder {
+    let mut q = Builder::new(format!("UPDATE {table} SET {set} FROM ("));
+    q.push_values(rows, push);
+    q.push(format!(") AS v WHERE {table}.id = v.column1 AND {condition}"));
+    push_scope(&mut q, scope);
+    q
+}
+
 fn subscription(row: &DbRow) -> StoreResult<Subscription> {
     decode_doc(row, "subscription")
 }
@@ -272,24 +290,19 @@ impl StoreTx {
         .await
     }
 
-    /// `UPDATE table SET set FROM (VALUES …) AS v WHERE table.id = v.column1`, in
-    /// chunks; `push` binds a row's id first, then the values `set` names as `v.column2`…
-    /// Every row must exist in the scope.
+    /// Updates `rows` in the scope (`update_from_values`, in chunks), written behind:
+    /// every row must exist there.
     async fn update_rows<T>(
         &mut self,
         table: &str,
         set: &str,
         scope: &Scope,
         rows: &[T],
-        push: impl Fn(sqlx::query_builder::Separated<'_, 'static, Db, &'static str>, &T),
+        push: impl Fn(Values<'_>, &T),
     ) -> StoreResult<()> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = Builder::new(format!("UPDATE {table} SET {set} FROM ("));
-            q.push_values(chunk, &push);
-            q.push(format!(
-                ") AS v WHERE {table}.id = v.column1 AND {table}.account_id = "
-            ));
-            push_scope(&mut q, scope);
+            let condition = format!("{table}.account_id = ");
+            let q = update_from_values(table, set, &condition, scope, chunk, &push);
             self.write_behind(q, Some(chunk.len() as u64), &format!("update {table}"))
                 .await;
         }
@@ -308,20 +321,16 @@ impl StoreTx {
         rows: &[(&String, &T, &String)],
         push: fn(&mut Values<'_>, &T, &str),
     ) -> StoreResult<bool> {
+        // The account is compared as an expression, `|| ''`, which no index serves:
+        // given an index on it, SQLite's planner would rather scan the whole scope and
+        // probe the values for each row than look each value's id up.
+        let condition = format!("{table}.doc = {unchanged} AND {table}.account_id || '' = ");
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = Builder::new(format!("UPDATE {table} SET {set} FROM ("));
-            q.push_values(chunk, |mut b, (before, after, doc)| {
+            let q = update_from_values(table, set, &condition, scope, chunk, |mut b, row| {
+                let (before, after, doc) = row;
                 push(&mut b, after, doc);
                 b.push_bind((*before).clone());
             });
-            // The account is compared as an expression, `|| ''`, which no index serves:
-            // given an index on it, SQLite's planner would rather scan the whole scope
-            // and probe the values for each row than look each value's id up.
-            q.push(format!(
-                ") AS v WHERE {table}.id = v.column1 AND {table}.doc = {unchanged} \
-                 AND {table}.account_id || '' = "
-            ));
-            push_scope(&mut q, scope);
             if self.execute(q).await? != chunk.len() as u64 {
                 return Ok(false);
             }

@@ -328,36 +328,33 @@ impl App {
         let mut renewed = 0;
         let mut left = false;
         let mut writing: Option<tokio::task::JoinHandle<Result<Option<usize>, AppError>>> = None;
-        for _ in 0..BATCHES_AHEAD_MAX {
-            let ahead = self.plan_ahead(lane, now, config).await;
+        let mut planned = 0;
+        let mut more = true;
+        loop {
+            // The next batch is planned while the last one writes.
+            let ahead = match more && planned < BATCHES_AHEAD_MAX {
+                true => Some(self.plan_ahead(lane, now, config).await),
+                false => None,
+            };
             if let Some(written) = writing.take() {
                 match written_batch(written).await? {
                     Some(count) => renewed += count,
                     None => return Ok((renewed, true)),
                 }
             }
-            let batch = match ahead? {
-                Ahead::Nothing => break,
-                Ahead::FirstGo => return Ok((renewed, true)),
-                Ahead::Batch(batch) => batch,
+            let batch = match ahead.transpose()? {
+                None | Some(Ahead::Nothing) => return Ok((renewed, left)),
+                Some(Ahead::FirstGo) => return Ok((renewed, true)),
+                Some(Ahead::Batch(batch)) => batch,
             };
+            planned += 1;
             left |= batch.left;
-            let more = batch.full;
+            more = batch.full;
             let (app, lane) = (self.clone(), lane.clone());
             writing = Some(tokio::spawn(async move {
                 app.write_ahead(&lane, now, batch).await
             }));
-            if !more {
-                break;
-            }
         }
-        if let Some(written) = writing {
-            match written_batch(written).await? {
-                Some(count) => renewed += count,
-                None => return Ok((renewed, true)),
-            }
-        }
-        Ok((renewed, left))
     }
 
     /// The next batch of due renewals, read and planned from a snapshot.
@@ -754,7 +751,7 @@ impl App {
             mut invoices,
             updated,
             swept,
-            swept_before,
+            swept_before: _,
             mut discounted,
             mut changes,
         } = renewals;
@@ -766,15 +763,14 @@ impl App {
                 return Ok(false);
             }
             let items_unchanged = swept.is_empty()
-                || (swept_before.len() == swept.len()
-                    && tx
-                        .update_invoice_items_unchanged(
-                            scope,
-                            &ahead.swept_before_docs,
-                            &swept,
-                            &ahead.swept_docs,
-                        )
-                        .await?);
+                || tx
+                    .update_invoice_items_unchanged(
+                        scope,
+                        &ahead.swept_before_docs,
+                        &swept,
+                        &ahead.swept_docs,
+                    )
+                    .await?;
             if !items_unchanged {
                 return Ok(false);
             }
