@@ -1,13 +1,14 @@
 // The billing half of the shared SQL (see `tx.rs` beside this file for how it is
 // included). Besides `Db`, `DbRow` and `StoreTx`, the including module supplies the two
 // places where the dialects differ: `LOCK_ROWS` (row locks for a read-modify-write) and
-// `SKIP_LOCKED` (claiming due work without waiting on another worker's rows).
+// `SKIP_LOCKED` (claiming due work without waiting on another worker's rows); and
+// `packed_doc` and `doc_at`, how the tables a billing run writes by the thousand
+// (subscriptions, invoices, invoice items, ledger entries, events) store their docs.
 
 use kopek_app::ports::BillingTx;
 
 fn decode_doc<T: codec::Doc>(row: &DbRow, what: &str) -> StoreResult<T> {
-    let doc: String = get(row, 0)?;
-    codec::from_doc(&doc, what)
+    codec::from_doc(&doc_at(row, 0)?, what)
 }
 
 fn encode_doc<T: codec::Doc>(value: &T) -> String {
@@ -24,7 +25,7 @@ fn push_subscription(b: &mut Values<'_>, row: &Subscription, doc: &str) {
     b.push_bind(row.id.clone())
         .push_bind(row.status.as_str())
         .push_bind(row.next_action_at)
-        .push_bind(doc.to_owned());
+        .push_bind(packed_doc(doc));
 }
 
 const INVOICE_ITEM_SET: &str = "invoice = v.column2, deleted = v.column3, doc = v.column4";
@@ -33,7 +34,7 @@ fn push_invoice_item(b: &mut Values<'_>, row: &InvoiceItem, doc: &str) {
     b.push_bind(row.id.clone())
         .push_bind(row.invoice.clone())
         .push_bind(row.deleted)
-        .push_bind(doc.to_owned());
+        .push_bind(packed_doc(doc));
 }
 
 /// `(doc as read, new record, its doc)` rows for `update_rows_unchanged`, or an error if
@@ -329,7 +330,7 @@ impl StoreTx {
             let q = update_from_values(table, set, &condition, scope, chunk, |mut b, row| {
                 let (before, after, doc) = row;
                 push(&mut b, after, doc);
-                b.push_bind((*before).clone());
+                b.push_bind(packed_doc(before));
             });
             if self.execute(q).await? != chunk.len() as u64 {
                 return Ok(false);
@@ -581,7 +582,7 @@ impl BillingTx for StoreTx {
                 .push_bind(s.status.as_str())
                 .push_bind(s.test_clock.clone())
                 .push_bind(s.next_action_at)
-                .push_bind(encode_doc(s));
+                .push_bind(packed_doc(&encode_doc(s)));
         });
         self.execute(q).await?;
         self.insert_subscription_prices(s).await
@@ -723,7 +724,7 @@ impl BillingTx for StoreTx {
                     .push_bind(i.collection_method.as_str())
                     .push_bind(i.test_clock.clone())
                     .push_bind(i.next_action_at)
-                    .push_bind((*doc).clone());
+                    .push_bind(packed_doc(doc));
             });
             self.write_behind(q, None, "insert invoices").await;
         }
@@ -742,7 +743,7 @@ impl BillingTx for StoreTx {
                     .push_bind(row.status.as_str())
                     .push_bind(row.number.clone())
                     .push_bind(row.next_action_at)
-                    .push_bind(encode_doc(row));
+                    .push_bind(packed_doc(&encode_doc(row)));
             },
         )
         .await
@@ -833,7 +834,7 @@ impl BillingTx for StoreTx {
                 .push_bind(i.invoice.clone())
                 .push_bind(i.deleted)
                 .push_bind(i.test_clock.clone())
-                .push_bind(encode_doc(i));
+                .push_bind(packed_doc(&encode_doc(i)));
         });
         self.execute(q).await.map(drop)
     }
@@ -945,7 +946,7 @@ impl BillingTx for StoreTx {
                     .push_bind(e.created)
                     .push_bind(e.object_id.clone())
                     .push_bind(e.test_clock.clone())
-                    .push_bind(encode_doc(e));
+                    .push_bind(packed_doc(&encode_doc(e)));
             });
             self.write_behind(q, None, "insert ledger entries").await;
             let lines: Vec<(&String, &LedgerLine)> = chunk

@@ -257,7 +257,7 @@ fn event(row: &DbRow) -> StoreResult<Event> {
         get(row, 2)?,
         get(row, 3)?,
         get(row, 4)?,
-        get(row, 5)?,
+        &doc_at(row, 5)?,
     )
 }
 
@@ -602,7 +602,7 @@ impl Tx for StoreTx {
                     .push_bind(e.created)
                     .push_bind(e.event_type.clone())
                     .push_bind(e.object_id.clone())
-                    .push_bind((*doc).clone());
+                    .push_bind(packed_doc(doc));
             });
             self.write_behind(q, None, "insert events").await;
         }

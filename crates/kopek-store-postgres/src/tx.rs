@@ -17,6 +17,15 @@ const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 // and count in one statement.
 const BILL_IN_ONE_STATEMENT: bool = true;
 
+/// Docs stay JSON on PostgreSQL: packing is for SQLite's one writer (see its store).
+fn packed_doc(json: &str) -> String {
+    json.to_owned()
+}
+
+fn doc_at(row: &DbRow, index: usize) -> kopek_app::ports::StoreResult<String> {
+    sqlx::Row::try_get(row, index).map_err(crate::internal)
+}
+
 include!("../../store-sql/tx.rs");
 include!("../../store-sql/billing.rs");
 include!("../../store-sql/payments.rs");

@@ -9,6 +9,7 @@
 //! on `busy_timeout`.
 
 mod migrations;
+mod packed;
 mod tx;
 
 use async_trait::async_trait;

@@ -18,6 +18,17 @@ const SKIP_LOCKED: &str = "";
 // The writer excludes every other, so usage read and then marked is usage marked.
 const BILL_IN_ONE_STATEMENT: bool = false;
 
+/// A doc as the tables a billing run writes store it: packed (see `crate::packed`).
+fn packed_doc(json: &str) -> Vec<u8> {
+    crate::packed::pack(json)
+}
+
+/// The JSON of the doc in column `index`, whether stored packed or as JSON.
+fn doc_at(row: &DbRow, index: usize) -> kopek_app::ports::StoreResult<String> {
+    let stored: &[u8] = sqlx::Row::try_get(row, index).map_err(crate::internal)?;
+    crate::packed::unpack(stored)
+}
+
 include!("../../store-sql/tx.rs");
 include!("../../store-sql/billing.rs");
 include!("../../store-sql/payments.rs");

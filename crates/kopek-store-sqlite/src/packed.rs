@@ -1,0 +1,118 @@
+//! Docs stored packed: the tables a billing run writes by the thousand per batch
+//! (subscriptions, invoices, invoice items, ledger entries, events) keep their JSON docs
+//! LZ4-compressed against a dictionary of the keys and values such docs repeat. SQLite's
+//! one writer spends most of a billing run copying and syncing pages, and at 100,000
+//! renewals it wrote about 20 KiB per renewal: a packed doc takes under 40% of its JSON's bytes.
+//!
+//! A packed doc is [`TAG_LZ4_V1`], the JSON's length (`u32`, little-endian), then the LZ4
+//! block. A doc stored before packing (or in a table that is not packed) is its JSON,
+//! which starts with `{`: both read back the same way.
+
+use kopek_app::StoreError;
+
+/// The first byte of a doc packed with LZ4 against [`DICTIONARY_V1`]. A changed
+/// dictionary gets a new tag: docs already packed must still unpack.
+const TAG_LZ4_V1: u8 = 1;
+
+/// Larger docs are refused on reading rather than allocated: no record comes close.
+const DOC_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// What the docs of the packed tables have in common: their keys in the order the codec
+/// writes them, and the values many docs share. Matches against it cost LZ4 about three
+/// bytes each. Frozen: docs packed against it are only readable with it.
+const DICTIONARY_V1: &str = r#"{"id":"ii_","livemode":false,"created":,"customer":"cus_","amount":,"currency":"usd","description":null,"invoice":null,"period":{"start":,"end":},"price":"price_","quantity":1,"subscription":null,"discountable":true,"proration":false,"metadata":{},"deleted":false,"test_clock":null}
+{"id":"le_","livemode":false,"created":,"object_id":"in_","description":"invoice.finalized","lines":[{"kind":"receivable","customer":"cus_","currency":"usd","amount":},{"kind":"revenue","currency":"usd","amount":-},{"kind":"tax_payable","currency":"usd","amount":-}]}
+{"object":{"subscription":{"id":"sub_","livemode":false,"created":,"customer":"cus_","status":"active","currency":"usd","interval":"month","interval_count":1,"items":[{"id":"si_","created":,"price":"price_","quantity":1}],"billing_cycle_anchor":,"start_date":,"current_period_start":,"current_period_end":,"collection_method":"charge_automatically","days_until_due":30,"cancel_at_period_end":false,"latest_invoice":"in_","next_action_at":,"renewal_notice_days":7,"trial_start":,"trial_end":,"canceled_at":,"ended_at":,"metadata":{}}},"previous":{"subscription":{"current_period_start":,"current_period_end":,"latest_invoice":"in_","status":"trialing"}}}
+{"object":{"invoice":{"id":"in_","livemode":false,"created":,"customer":"cus_","subscription":"sub_","status":"draft","number":null,"currency":"usd","collection_method":"charge_automatically","billing_reason":"subscription_cycle","period_start":,"period_end":,"lines":[{"id":"il_","amount":,"description":"1 × ","period_start":,"period_end":,"price":"price_","quantity":1,"subscription":"sub_","subscription_item":"si_","product":"prod_","proration":false}],"subtotal":,"total":,"amount_due":,"amount_paid":0,"amount_remaining":,"starting_balance":0,"ending_balance":0,"auto_advance":true,"due_date":,"days_until_due":30,"finalized_at":,"paid_at":,"voided_at":,"attempt_count":0,"next_action_at":,"automatically_finalizes_at":,"metadata":{}}}}
+{"object":{"invoice":{"id":"in_","livemode":false,"created":,"customer":"cus_","subscription":"sub_","status":"open","number":"-0001","currency":"usd","collection_method":"send_invoice","billing_reason":"subscription_create","period_start":,"period_end":,"lines":[{"id":"il_","amount":,"description":"1 × ","period_start":,"period_end":,"price":"price_","quantity":1,"subscription":"sub_","subscription_item":"si_","product":"prod_"}],"subtotal":,"total":,"amount_due":,"amount_paid":0,"amount_remaining":,"ending_balance":0,"auto_advance":true,"due_date":,"days_until_due":30,"finalized_at":,"attempt_count":0,"next_action_at":}}}"#;
+
+/// `json` packed.
+pub(crate) fn pack(json: &str) -> Vec<u8> {
+    let mut packed = Vec::with_capacity(5 + json.len() / 2);
+    packed.push(TAG_LZ4_V1);
+    packed.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    let block = lz4_flex::block::compress_with_dict(json.as_bytes(), DICTIONARY_V1.as_bytes());
+    packed.extend_from_slice(&block);
+    packed
+}
+
+/// The JSON of a stored doc, packed or not.
+pub(crate) fn unpack(stored: &[u8]) -> Result<String, StoreError> {
+    let corrupt = |why: &str| StoreError::Internal(format!("a stored doc is corrupt: {why}"));
+    let json = match stored.first() {
+        Some(&TAG_LZ4_V1) => {
+            let size: [u8; 4] = stored
+                .get(1..5)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| corrupt("its length is cut short"))?;
+            let size = u32::from_le_bytes(size) as usize;
+            if size > DOC_BYTES_MAX {
+                return Err(corrupt("it claims to be larger than any doc"));
+            }
+            let json =
+                lz4_flex::block::decompress_with_dict(&stored[5..], size, DICTIONARY_V1.as_bytes())
+                    .map_err(|e| corrupt(&e.to_string()))?;
+            if json.len() != size {
+                return Err(corrupt("it unpacks to another length than it says"));
+            }
+            json
+        }
+        Some(b'{') => stored.to_vec(),
+        _ => return Err(corrupt("it is neither JSON nor packed")),
+    };
+    String::from_utf8(json).map_err(|_| corrupt("it is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVOICE: &str = r#"{"id":"in_08E5DBbaGDQq6xmZjQukM705","livemode":false,"created":1768467600,"customer":"cus_08E5DBbZw31WsxuzS3m74g8h","subscription":"sub_08E5DBbaFPHOwySLpWS3PAGF","status":"open","number":"T6LPOFMW-0001","currency":"usd","collection_method":"send_invoice","billing_reason":"subscription_create","period_start":1768467600,"period_end":1771146000,"lines":[{"id":"il_08E5DBbaGGs6YI7eeeGWHPeK","amount":1000,"description":"1 × Bench monthly","period_start":1768467600,"period_end":1771146000,"price":"price_08E5DBbYW4zdSbImoedPk5bx","quantity":1,"subscription":"sub_08E5DBbaFPHOwySLpWS3PAGF","subscription_item":"si_08E5DBbaFEkiEkpet3IBHV5v","product":"prod_08E5DBbYO5w2fRLkdXQ6nYpD"}],"subtotal":1000,"total":1000,"amount_due":1000,"amount_paid":0,"amount_remaining":1000,"ending_balance":0,"auto_advance":true,"due_date":1776243600,"days_until_due":90,"finalized_at":1768467600,"attempt_count":0,"next_action_at":1776243600}"#;
+
+    #[test]
+    fn packed_docs_unpack_to_their_json_and_are_much_smaller() {
+        let packed = pack(INVOICE);
+        assert_eq!(unpack(&packed).unwrap(), INVOICE);
+        // The ids, amounts and times are the doc's own; the rest is the dictionary's.
+        assert!(
+            packed.len() * 5 < INVOICE.len() * 2,
+            "{} bytes packed from {}",
+            packed.len(),
+            INVOICE.len()
+        );
+        // The checked updates compare stored docs byte for byte.
+        assert_eq!(pack(INVOICE), packed);
+        for json in [
+            "{}",
+            "{\"name\":\"Zoë ✓\"}",
+            &"{\"x\":\"a\"}".repeat(10_000),
+        ] {
+            assert_eq!(unpack(&pack(json)).unwrap(), json);
+        }
+    }
+
+    #[test]
+    fn docs_stored_as_json_read_as_they_are() {
+        assert_eq!(unpack(INVOICE.as_bytes()).unwrap(), INVOICE);
+    }
+
+    #[test]
+    fn corrupt_docs_are_errors_not_panics() {
+        let packed = pack(INVOICE);
+        let mut longer = packed.clone();
+        longer[1..5].copy_from_slice(&(INVOICE.len() as u32 + 1).to_le_bytes());
+        let mut huge = packed.clone();
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        for bad in [
+            &b""[..],
+            b"\x01\x10",
+            &packed[..packed.len() / 2],
+            &longer,
+            &huge,
+            b"[1,2]",
+            b"\x02abc",
+        ] {
+            assert!(unpack(bad).is_err(), "{bad:?} unpacked");
+        }
+    }
+}
