@@ -1,7 +1,8 @@
 // The billing half of the shared SQL (see `tx.rs` beside this file for how it is
 // included). Besides `Db`, `DbRow` and `StoreTx`, the including module supplies the two
 // places where the dialects differ: `LOCK_ROWS` (row locks for a read-modify-write) and
-// `SKIP_LOCKED` (claiming due work without waiting on another worker's rows); and
+// `SKIP_LOCKED` (claiming due work without waiting on another worker's rows);
+// `NO_INDEX` (an operand's prefix that keeps the planner from indexing it); and
 // `packed_doc` and `doc_at`, how the tables a billing run writes by the thousand
 // (subscriptions, invoices, invoice items, ledger entries, events) store their docs.
 
@@ -322,10 +323,13 @@ impl StoreTx {
         rows: &[(&String, &T, &String)],
         push: fn(&mut Values<'_>, &T, &str),
     ) -> StoreResult<bool> {
-        // The account is compared as an expression, `|| ''`, which no index serves:
-        // given an index on it, SQLite's planner would rather scan the whole scope and
-        // probe the values for each row than look each value's id up.
-        let condition = format!("{table}.doc = {unchanged} AND {table}.account_id || '' = ");
+        // The account and the doc as read are compared as expressions, which no index
+        // serves: given an index on the account, or one it could build on the values'
+        // docs, SQLite's planner would rather scan the whole scope and probe the values
+        // for each row than look each value's id up.
+        let condition = format!(
+            "{table}.doc = {NO_INDEX}{unchanged} AND {table}.account_id || '' = "
+        );
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let q = update_from_values(table, set, &condition, scope, chunk, |mut b, row| {
                 let (before, after, doc) = row;

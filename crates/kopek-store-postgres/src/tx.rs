@@ -16,6 +16,8 @@ const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 // Events committed between a read and an update would be marked billed uncounted: mark
 // and count in one statement.
 const BILL_IN_ONE_STATEMENT: bool = true;
+// PostgreSQL's planner needs no such hint (and has no unary plus for text).
+const NO_INDEX: &str = "";
 
 /// Docs stay JSON on PostgreSQL: packing is for SQLite's one writer (see its store).
 fn packed_doc(json: &str) -> String {

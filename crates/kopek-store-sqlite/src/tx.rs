@@ -17,6 +17,9 @@ const LOCK_ROWS: &str = "";
 const SKIP_LOCKED: &str = "";
 // The writer excludes every other, so usage read and then marked is usage marked.
 const BILL_IN_ONE_STATEMENT: bool = false;
+// Unary plus: the operand is no longer a bare column, so no index (automatic ones
+// included) is made or used for it.
+const NO_INDEX: &str = "+";
 
 /// A doc as the tables a billing run writes store it: packed (see `crate::packed`).
 fn packed_doc(json: &str) -> Vec<u8> {
