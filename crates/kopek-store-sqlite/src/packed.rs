@@ -28,11 +28,17 @@ const DICTIONARY_V1: &str = r#"{"id":"ii_","livemode":false,"created":,"customer
 
 /// `json` packed.
 pub(crate) fn pack(json: &str) -> Vec<u8> {
-    let mut packed = Vec::with_capacity(5 + json.len() / 2);
-    packed.push(TAG_LZ4_V1);
-    packed.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    let block = lz4_flex::block::compress_with_dict(json.as_bytes(), DICTIONARY_V1.as_bytes());
-    packed.extend_from_slice(&block);
+    const HEADER: usize = 5;
+    let mut packed = vec![0; HEADER + lz4_flex::block::get_maximum_output_size(json.len())];
+    packed[0] = TAG_LZ4_V1;
+    packed[1..HEADER].copy_from_slice(&(json.len() as u32).to_le_bytes());
+    let size = lz4_flex::block::compress_into_with_dict(
+        json.as_bytes(),
+        &mut packed[HEADER..],
+        DICTIONARY_V1.as_bytes(),
+    )
+    .expect("the buffer has room for the largest block LZ4 makes of the input");
+    packed.truncate(HEADER + size);
     packed
 }
 
