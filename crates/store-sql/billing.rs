@@ -3,7 +3,7 @@
 // places where the dialects differ: `LOCK_ROWS` (row locks for a read-modify-write) and
 // `SKIP_LOCKED` (claiming due work without waiting on another worker's rows);
 // `NO_INDEX` (an operand's prefix that keeps the planner from indexing it); and
-// `packed_doc` and `doc_at`, how the tables a billing run writes by the thousand
+// `stored_doc`, `bound` and `doc_at`, how the tables a billing run writes by the thousand
 // (subscriptions, invoices, invoice items, ledger entries, events) store their docs.
 
 use kopek_app::ports::BillingTx;
@@ -16,35 +16,40 @@ fn encode_doc<T: codec::Doc>(value: &T) -> String {
     codec::to_doc(value)
 }
 
+/// `value`'s doc as bound into a table that stores docs as `stored_doc` makes them.
+fn doc_bind<T: codec::Doc>(value: &T) -> DocBind {
+    bound(stored_doc(encode_doc(value)))
+}
+
 type Values<'a> = sqlx::query_builder::Separated<'a, 'static, Db, &'static str>;
 
 /// What an update of subscriptions sets, from the values `push_subscription` binds after
 /// the id.
 const SUBSCRIPTION_SET: &str = "status = v.column2, next_action_at = v.column3, doc = v.column4";
 
-fn push_subscription(b: &mut Values<'_>, row: &Subscription, doc: &str) {
+fn push_subscription(b: &mut Values<'_>, row: &Subscription, doc: DocBind) {
     b.push_bind(row.id.clone())
         .push_bind(row.status.as_str())
         .push_bind(row.next_action_at)
-        .push_bind(packed_doc(doc));
+        .push_bind(doc);
 }
 
 const INVOICE_ITEM_SET: &str = "invoice = v.column2, deleted = v.column3, doc = v.column4";
 
-fn push_invoice_item(b: &mut Values<'_>, row: &InvoiceItem, doc: &str) {
+fn push_invoice_item(b: &mut Values<'_>, row: &InvoiceItem, doc: DocBind) {
     b.push_bind(row.id.clone())
         .push_bind(row.invoice.clone())
         .push_bind(row.deleted)
-        .push_bind(packed_doc(doc));
+        .push_bind(doc);
 }
 
 /// `(doc as read, new record, its doc)` rows for `update_rows_unchanged`, or an error if
 /// the lists do not pair up.
 fn unchanged_rows<'a, T>(
-    before_docs: &'a [String],
+    before_docs: &'a [StoredDoc],
     after: &'a [T],
-    after_docs: &'a [String],
-) -> StoreResult<Vec<(&'a String, &'a T, &'a String)>> {
+    after_docs: &'a [StoredDoc],
+) -> StoreResult<Vec<(&'a StoredDoc, &'a T, &'a StoredDoc)>> {
     if before_docs.len() != after.len() || after_docs.len() != after.len() {
         return Err(StoreError::Internal(
             "each updated row needs its doc as read and its new doc".into(),
@@ -320,8 +325,8 @@ impl StoreTx {
         set: &str,
         unchanged: &str,
         scope: &Scope,
-        rows: &[(&String, &T, &String)],
-        push: fn(&mut Values<'_>, &T, &str),
+        rows: &[(&StoredDoc, &T, &StoredDoc)],
+        push: fn(&mut Values<'_>, &T, DocBind),
     ) -> StoreResult<bool> {
         // The account and the doc as read are compared as expressions, which no index
         // serves: given an index on the account, or one it could build on the values'
@@ -333,8 +338,8 @@ impl StoreTx {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let q = update_from_values(table, set, &condition, scope, chunk, |mut b, row| {
                 let (before, after, doc) = row;
-                push(&mut b, after, doc);
-                b.push_bind(packed_doc(before));
+                push(&mut b, after, bound((*doc).clone()));
+                b.push_bind(bound((*before).clone()));
             });
             if self.execute(q).await? != chunk.len() as u64 {
                 return Ok(false);
@@ -586,7 +591,7 @@ impl BillingTx for StoreTx {
                 .push_bind(s.status.as_str())
                 .push_bind(s.test_clock.clone())
                 .push_bind(s.next_action_at)
-                .push_bind(packed_doc(&encode_doc(s)));
+                .push_bind(doc_bind(s));
         });
         self.execute(q).await?;
         self.insert_subscription_prices(s).await
@@ -615,7 +620,7 @@ impl BillingTx for StoreTx {
         subs: &[Subscription],
     ) -> StoreResult<()> {
         self.update_rows("subscriptions", SUBSCRIPTION_SET, scope, subs, |mut b, row| {
-            push_subscription(&mut b, row, &encode_doc(row))
+            push_subscription(&mut b, row, doc_bind(row))
         })
         .await
     }
@@ -623,9 +628,9 @@ impl BillingTx for StoreTx {
     async fn update_subscriptions_unchanged(
         &mut self,
         scope: &Scope,
-        before_docs: &[String],
+        before_docs: &[StoredDoc],
         after: &[Subscription],
-        after_docs: &[String],
+        after_docs: &[StoredDoc],
     ) -> StoreResult<bool> {
         let rows = unchanged_rows(before_docs, after, after_docs)?;
         self.update_rows_unchanged(
@@ -694,7 +699,7 @@ impl BillingTx for StoreTx {
     }
 
     async fn insert_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()> {
-        let docs: Vec<String> = invoices.iter().map(encode_doc).collect();
+        let docs: Vec<StoredDoc> = invoices.iter().map(|i| stored_doc(encode_doc(i))).collect();
         self.insert_encoded_invoices(scope, invoices, &docs).await
     }
 
@@ -702,12 +707,12 @@ impl BillingTx for StoreTx {
         &mut self,
         scope: &Scope,
         invoices: &[Invoice],
-        docs: &[String],
+        docs: &[StoredDoc],
     ) -> StoreResult<()> {
         if docs.len() != invoices.len() {
             return Err(StoreError::Internal("each invoice needs its doc".into()));
         }
-        let rows: Vec<(&Invoice, &String)> = invoices.iter().zip(docs).collect();
+        let rows: Vec<(&Invoice, &StoredDoc)> = invoices.iter().zip(docs).collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q = Builder::new(
                 "INSERT INTO invoices (account_id, livemode, id, created, customer, subscription, \
@@ -728,7 +733,7 @@ impl BillingTx for StoreTx {
                     .push_bind(i.collection_method.as_str())
                     .push_bind(i.test_clock.clone())
                     .push_bind(i.next_action_at)
-                    .push_bind(packed_doc(doc));
+                    .push_bind(bound((*doc).clone()));
             });
             self.write_behind(q, None, "insert invoices").await;
         }
@@ -747,7 +752,7 @@ impl BillingTx for StoreTx {
                     .push_bind(row.status.as_str())
                     .push_bind(row.number.clone())
                     .push_bind(row.next_action_at)
-                    .push_bind(packed_doc(&encode_doc(row)));
+                    .push_bind(doc_bind(row));
             },
         )
         .await
@@ -838,7 +843,7 @@ impl BillingTx for StoreTx {
                 .push_bind(i.invoice.clone())
                 .push_bind(i.deleted)
                 .push_bind(i.test_clock.clone())
-                .push_bind(packed_doc(&encode_doc(i)));
+                .push_bind(doc_bind(i));
         });
         self.execute(q).await.map(drop)
     }
@@ -849,7 +854,7 @@ impl BillingTx for StoreTx {
         items: &[InvoiceItem],
     ) -> StoreResult<()> {
         self.update_rows("invoice_items", INVOICE_ITEM_SET, scope, items, |mut b, row| {
-            push_invoice_item(&mut b, row, &encode_doc(row))
+            push_invoice_item(&mut b, row, doc_bind(row))
         })
         .await
     }
@@ -857,9 +862,9 @@ impl BillingTx for StoreTx {
     async fn update_invoice_items_unchanged(
         &mut self,
         scope: &Scope,
-        before_docs: &[String],
+        before_docs: &[StoredDoc],
         after: &[InvoiceItem],
-        after_docs: &[String],
+        after_docs: &[StoredDoc],
     ) -> StoreResult<bool> {
         let rows = unchanged_rows(before_docs, after, after_docs)?;
         self.update_rows_unchanged(
@@ -950,7 +955,7 @@ impl BillingTx for StoreTx {
                     .push_bind(e.created)
                     .push_bind(e.object_id.clone())
                     .push_bind(e.test_clock.clone())
-                    .push_bind(packed_doc(&encode_doc(e)));
+                    .push_bind(doc_bind(e));
             });
             self.write_behind(q, None, "insert ledger entries").await;
             let lines: Vec<(&String, &LedgerLine)> = chunk

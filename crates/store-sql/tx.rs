@@ -7,7 +7,7 @@
 use crate::internal;
 use async_trait::async_trait;
 use kopek_app::codec;
-use kopek_app::ports::{StoreResult, Tx};
+use kopek_app::ports::{StoreResult, StoredDoc, Tx};
 use kopek_app::records::*;
 use kopek_app::StoreError;
 use sqlx::{QueryBuilder, Row, Transaction};
@@ -577,7 +577,10 @@ impl Tx for StoreTx {
     }
 
     async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()> {
-        let docs: Vec<String> = events.iter().map(codec::event_doc).collect();
+        let docs: Vec<StoredDoc> = events
+            .iter()
+            .map(|e| stored_doc(codec::event_doc(e)))
+            .collect();
         self.insert_encoded_events(scope, events, &docs).await
     }
 
@@ -585,12 +588,12 @@ impl Tx for StoreTx {
         &mut self,
         scope: &Scope,
         events: &[Event],
-        docs: &[String],
+        docs: &[StoredDoc],
     ) -> StoreResult<()> {
         if docs.len() != events.len() {
             return Err(StoreError::Internal("each event needs its doc".into()));
         }
-        let rows: Vec<(&Event, &String)> = events.iter().zip(docs).collect();
+        let rows: Vec<(&Event, &StoredDoc)> = events.iter().zip(docs).collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q = Builder::new(
                 "INSERT INTO events (account_id, livemode, id, created, type, object_id, doc) ",
@@ -602,7 +605,7 @@ impl Tx for StoreTx {
                     .push_bind(e.created)
                     .push_bind(e.event_type.clone())
                     .push_bind(e.object_id.clone())
-                    .push_bind(packed_doc(doc));
+                    .push_bind(bound((*doc).clone()));
             });
             self.write_behind(q, None, "insert events").await;
         }

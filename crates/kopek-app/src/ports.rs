@@ -27,6 +27,30 @@ pub trait Store: Send + Sync {
     fn writers_take_turns(&self) -> bool {
         false
     }
+    /// A record's `json` document as this store keeps it: as it is, or packed (SQLite).
+    fn stored_doc(&self, json: String) -> StoredDoc {
+        StoredDoc::new(json.into_bytes())
+    }
+}
+
+/// A record's document as its store keeps it ([`Store::stored_doc`]), made where it costs
+/// least: a batch planned outside the writer's turn makes its documents there, and the
+/// writer's turn only binds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredDoc(Vec<u8>);
+
+impl StoredDoc {
+    pub fn new(bytes: Vec<u8>) -> StoredDoc {
+        StoredDoc(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
 }
 
 /// One transaction. Dropping it without [`Tx::commit`] rolls it back.
@@ -94,14 +118,14 @@ pub trait Tx:
     /// Use cases record events through `App::record_events`, which writes their webhook
     /// deliveries with them.
     async fn insert_events(&mut self, scope: &Scope, events: &[Event]) -> StoreResult<()>;
-    /// As [`Tx::insert_events`], with each event's document already encoded
-    /// (`codec::event_doc`, same position in `docs`): a batch planned outside the
-    /// writer's turn encodes there.
+    /// As [`Tx::insert_events`], with each event's document already made (`codec::event_doc`,
+    /// then [`Store::stored_doc`]; same position in `docs`): a batch planned outside the
+    /// writer's turn makes them there.
     async fn insert_encoded_events(
         &mut self,
         scope: &Scope,
         events: &[Event],
-        docs: &[String],
+        docs: &[StoredDoc],
     ) -> StoreResult<()>;
     async fn event(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Event>>;
     async fn events(
@@ -390,16 +414,16 @@ pub trait BillingTx: Send {
         scope: &Scope,
         subs: &[Subscription],
     ) -> StoreResult<()>;
-    /// Writes each of `after` (its document encoded in `after_docs`) over its row if the
+    /// Writes each of `after` (its document made in `after_docs`) over its row if the
     /// row's document is still `before_docs`' (all three in the same order), at once
     /// rather than behind. False if any row was changed or deleted since it was read:
     /// the caller must then roll back, for the other rows were written.
     async fn update_subscriptions_unchanged(
         &mut self,
         scope: &Scope,
-        before_docs: &[String],
+        before_docs: &[StoredDoc],
         after: &[Subscription],
-        after_docs: &[String],
+        after_docs: &[StoredDoc],
     ) -> StoreResult<bool>;
     async fn subscription(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Subscription>>;
     /// The subscriptions with these ids, locked for the rest of the transaction where the
@@ -417,13 +441,13 @@ pub trait BillingTx: Send {
     ) -> StoreResult<Option<Page<Subscription>>>;
 
     async fn insert_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()>;
-    /// As [`BillingTx::insert_invoices`], with each document already encoded
-    /// (`codec::to_doc`, same position in `docs`).
+    /// As [`BillingTx::insert_invoices`], with each document already made (`codec::to_doc`,
+    /// then [`Store::stored_doc`]; same position in `docs`).
     async fn insert_encoded_invoices(
         &mut self,
         scope: &Scope,
         invoices: &[Invoice],
-        docs: &[String],
+        docs: &[StoredDoc],
     ) -> StoreResult<()>;
     /// Writes the invoices back and releases any lease on them.
     async fn update_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()>;
@@ -456,9 +480,9 @@ pub trait BillingTx: Send {
     async fn update_invoice_items_unchanged(
         &mut self,
         scope: &Scope,
-        before_docs: &[String],
+        before_docs: &[StoredDoc],
         after: &[InvoiceItem],
-        after_docs: &[String],
+        after_docs: &[StoredDoc],
     ) -> StoreResult<bool>;
     async fn invoice_item(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<InvoiceItem>>;
     async fn invoice_items(

@@ -20,8 +20,17 @@ const BILL_IN_ONE_STATEMENT: bool = true;
 const NO_INDEX: &str = "";
 
 /// Docs stay JSON on PostgreSQL: packing is for SQLite's one writer (see its store).
-fn packed_doc(json: &str) -> String {
-    json.to_owned()
+fn stored_doc(json: String) -> kopek_app::ports::StoredDoc {
+    kopek_app::ports::StoredDoc::new(json.into_bytes())
+}
+
+/// What a stored doc binds as: its JSON, in a text column.
+type DocBind = String;
+
+fn bound(doc: kopek_app::ports::StoredDoc) -> DocBind {
+    // Every stored doc here is JSON (`stored_doc`): the lossy branch never runs.
+    String::from_utf8(doc.into_bytes())
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn doc_at(row: &DbRow, index: usize) -> kopek_app::ports::StoreResult<String> {

@@ -137,4 +137,8 @@ impl Store for SqliteStore {
     fn writers_take_turns(&self) -> bool {
         true
     }
+
+    fn stored_doc(&self, json: String) -> kopek_app::ports::StoredDoc {
+        tx::stored_doc(json)
+    }
 }

@@ -22,8 +22,15 @@ const BILL_IN_ONE_STATEMENT: bool = false;
 const NO_INDEX: &str = "+";
 
 /// A doc as the tables a billing run writes store it: packed (see `crate::packed`).
-fn packed_doc(json: &str) -> Vec<u8> {
-    crate::packed::pack(json)
+pub(crate) fn stored_doc(json: String) -> kopek_app::ports::StoredDoc {
+    kopek_app::ports::StoredDoc::new(crate::packed::pack(&json))
+}
+
+/// What a stored doc binds as.
+type DocBind = Vec<u8>;
+
+fn bound(doc: kopek_app::ports::StoredDoc) -> DocBind {
+    doc.into_bytes()
 }
 
 /// The JSON of the doc in column `index`, whether stored packed or as JSON.

@@ -17,7 +17,7 @@ use super::usage::usage_lines;
 use crate::app::{App, Change};
 use crate::codec;
 use crate::error::AppError;
-use crate::ports::Tx;
+use crate::ports::{StoredDoc, Tx};
 use crate::records::*;
 use kopek_core::billing;
 use kopek_core::invoice::{BillingReason, InvoiceStatus, LINES_MAX};
@@ -92,17 +92,17 @@ struct Renewals {
     changes: Vec<Change>,
 }
 
-/// The rows a batch planned ahead writes, encoded while planning (outside the writer's
-/// turn), with its events stamped.
+/// The rows a batch planned ahead writes, encoded (and made into documents as the store
+/// keeps them) while planning, outside the writer's turn, with its events stamped.
 struct Encoded {
     /// The subscriptions' documents as read, which the writes check the rows against.
-    read_docs: Vec<String>,
-    sub_docs: Vec<String>,
-    invoice_docs: Vec<String>,
-    swept_before_docs: Vec<String>,
-    swept_docs: Vec<String>,
+    read_docs: Vec<StoredDoc>,
+    sub_docs: Vec<StoredDoc>,
+    invoice_docs: Vec<StoredDoc>,
+    swept_before_docs: Vec<StoredDoc>,
+    swept_docs: Vec<StoredDoc>,
     events: Vec<Event>,
-    event_docs: Vec<String>,
+    event_docs: Vec<StoredDoc>,
 }
 
 /// Batches of renewals one pass plans ahead and writes before it turns to the rest of
@@ -392,18 +392,18 @@ impl App {
         }
         let mut planned = Vec::new();
         for (scope, subs) in group_by_scope(due) {
-            let read_docs = subs.iter().map(codec::to_doc).collect();
+            let read_docs = self.stored_docs(&subs, codec::to_doc);
             let count = subs.len();
             let mut renewals = self.plan_renewals(&mut rx, &scope, subs, now).await?;
             let events =
                 self.stamp_events(&scope, now, None, std::mem::take(&mut renewals.changes));
             let encoded = Encoded {
                 read_docs,
-                sub_docs: renewals.updated.iter().map(codec::to_doc).collect(),
-                invoice_docs: renewals.invoices.iter().map(codec::to_doc).collect(),
-                swept_before_docs: renewals.swept_before.iter().map(codec::to_doc).collect(),
-                swept_docs: renewals.swept.iter().map(codec::to_doc).collect(),
-                event_docs: events.iter().map(codec::event_doc).collect(),
+                sub_docs: self.stored_docs(&renewals.updated, codec::to_doc),
+                invoice_docs: self.stored_docs(&renewals.invoices, codec::to_doc),
+                swept_before_docs: self.stored_docs(&renewals.swept_before, codec::to_doc),
+                swept_docs: self.stored_docs(&renewals.swept, codec::to_doc),
+                event_docs: self.stored_docs(&events, codec::event_doc),
                 events,
             };
             planned.push((scope, count, renewals, encoded));

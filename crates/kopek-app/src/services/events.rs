@@ -1,6 +1,6 @@
 use crate::app::{cursor_not_found, previous_attributes, App};
 use crate::error::{AppError, StoreError};
-use crate::ports::Tx;
+use crate::ports::{StoredDoc, Tx};
 use crate::records::*;
 use serde_json::Value;
 
@@ -14,17 +14,25 @@ impl App {
         scope: &Scope,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let docs: Vec<String> = events.iter().map(crate::codec::event_doc).collect();
+        let docs = self.stored_docs(events, crate::codec::event_doc);
         self.record_encoded_events(tx, scope, events, &docs).await
     }
 
-    /// As [`App::record_events`], with each event's document already encoded.
+    /// Records' documents as the store keeps them, each encoded by `encode`.
+    pub(crate) fn stored_docs<T>(&self, records: &[T], encode: fn(&T) -> String) -> Vec<StoredDoc> {
+        records
+            .iter()
+            .map(|r| self.store.stored_doc(encode(r)))
+            .collect()
+    }
+
+    /// As [`App::record_events`], with each event's document already made.
     pub(crate) async fn record_encoded_events(
         &self,
         tx: &mut dyn Tx,
         scope: &Scope,
         events: &[Event],
-        docs: &[String],
+        docs: &[StoredDoc],
     ) -> Result<(), StoreError> {
         tx.insert_encoded_events(scope, events, docs).await?;
         self.write_deliveries(tx, scope, events).await?;

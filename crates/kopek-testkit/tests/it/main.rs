@@ -537,8 +537,10 @@ store_test!(
                 ..s.clone()
             })
             .collect();
-        let docs = |subs: &[Subscription]| -> Vec<String> {
-            subs.iter().map(kopek_app::codec::to_doc).collect()
+        let docs = |subs: &[Subscription]| -> Vec<kopek_app::ports::StoredDoc> {
+            subs.iter()
+                .map(|s| store.stored_doc(kopek_app::codec::to_doc(s)))
+                .collect()
         };
         let mut tx = store.write().await.unwrap();
         assert!(!tx
@@ -599,7 +601,7 @@ store_test!(
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let doc = |item: &InvoiceItem| vec![kopek_app::codec::to_doc(item)];
+        let doc = |item: &InvoiceItem| vec![store.stored_doc(kopek_app::codec::to_doc(item))];
         let mine = swept_by("in_mine");
         let mut tx = store.write().await.unwrap();
         assert!(!tx
