@@ -3,7 +3,7 @@
 // places where the dialects differ: `LOCK_ROWS` (row locks for a read-modify-write) and
 // `SKIP_LOCKED` (claiming due work without waiting on another worker's rows);
 // `NO_INDEX` (an operand's prefix that keeps the planner from indexing it); and
-// `stored_doc`, `bound` and `doc_at`, how the tables a billing run writes by the thousand
+// `stored_doc`, `bound`, `doc_at` and `stored_at`, how the tables a billing run writes by the thousand
 // (subscriptions, invoices, invoice items, ledger entries, events) store their docs.
 
 use kopek_app::ports::BillingTx;
@@ -1059,17 +1059,13 @@ impl BillingTx for StoreTx {
         due_by: i64,
         limit: u32,
         skipping: &[String],
-    ) -> StoreResult<Vec<(Scope, Subscription)>> {
-        self.due_for_update_skipping(
-            "subscriptions",
-            "TRUE",
-            lane,
-            due_by,
-            limit,
-            skipping,
-            subscription,
-        )
-        .await
+    ) -> StoreResult<Vec<(Scope, Subscription, StoredDoc)>> {
+        let due = self
+            .due_for_update_skipping("subscriptions", "TRUE", lane, due_by, limit, skipping, |r| {
+                Ok((subscription(r)?, stored_at(r, 0)?))
+            })
+            .await?;
+        Ok(due.into_iter().map(|(scope, (s, doc))| (scope, s, doc)).collect())
     }
 
     async fn due_drafts_for_update(

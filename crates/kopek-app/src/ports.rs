@@ -524,7 +524,8 @@ pub trait BillingTx: Send {
     /// Up to `limit` subscriptions due by `due_by` in `lane` (oldest due first), locked
     /// for the rest of the transaction; on PostgreSQL, rows another worker's transaction
     /// holds are skipped. Due times are the lane's time (a test clock's, for a clock
-    /// lane). Unscoped, for the worker: each comes with its scope. The subscriptions
+    /// lane). Unscoped, for the worker: each comes with its scope, and with its document
+    /// as stored (for [`BillingTx::update_subscriptions_unchanged`]). The subscriptions
     /// `skipping` names are left out (another batch of this process has them in hand).
     async fn due_subscriptions_for_update(
         &mut self,
@@ -532,7 +533,7 @@ pub trait BillingTx: Send {
         due_by: i64,
         limit: u32,
         skipping: &[String],
-    ) -> StoreResult<Vec<(Scope, Subscription)>>;
+    ) -> StoreResult<Vec<(Scope, Subscription, StoredDoc)>>;
     /// As [`BillingTx::due_subscriptions_for_update`], for drafts to finalize.
     async fn due_drafts_for_update(
         &mut self,

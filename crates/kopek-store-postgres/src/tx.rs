@@ -33,6 +33,14 @@ fn bound(doc: kopek_app::ports::StoredDoc) -> DocBind {
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+fn stored_at(
+    row: &DbRow,
+    index: usize,
+) -> kopek_app::ports::StoreResult<kopek_app::ports::StoredDoc> {
+    let json: String = sqlx::Row::try_get(row, index).map_err(crate::internal)?;
+    Ok(kopek_app::ports::StoredDoc::new(json.into_bytes()))
+}
+
 fn doc_at(row: &DbRow, index: usize) -> kopek_app::ports::StoreResult<String> {
     sqlx::Row::try_get(row, index).map_err(crate::internal)
 }

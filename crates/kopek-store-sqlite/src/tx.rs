@@ -33,6 +33,15 @@ fn bound(doc: kopek_app::ports::StoredDoc) -> DocBind {
     doc.into_bytes()
 }
 
+/// The doc in column `index` as stored.
+fn stored_at(
+    row: &DbRow,
+    index: usize,
+) -> kopek_app::ports::StoreResult<kopek_app::ports::StoredDoc> {
+    let stored: Vec<u8> = sqlx::Row::try_get(row, index).map_err(crate::internal)?;
+    Ok(kopek_app::ports::StoredDoc::new(stored))
+}
+
 /// The JSON of the doc in column `index`, whether stored packed or as JSON.
 fn doc_at(row: &DbRow, index: usize) -> kopek_app::ports::StoreResult<String> {
     let stored: &[u8] = sqlx::Row::try_get(row, index).map_err(crate::internal)?;

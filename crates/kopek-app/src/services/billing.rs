@@ -161,14 +161,14 @@ impl InHand {
     /// Takes those of `due` no other batch took meanwhile.
     fn take(
         self: &Arc<Self>,
-        due: Vec<(Scope, Subscription)>,
-    ) -> (Vec<(Scope, Subscription)>, Taken) {
+        due: Vec<(Scope, Subscription, StoredDoc)>,
+    ) -> (Vec<(Scope, Subscription, StoredDoc)>, Taken) {
         let mut held = self.lock();
         let due: Vec<_> = due
             .into_iter()
-            .filter(|(_, s)| held.insert(s.id.clone()))
+            .filter(|(_, s, _)| held.insert(s.id.clone()))
             .collect();
-        let ids = due.iter().map(|(_, s)| s.id.clone()).collect();
+        let ids = due.iter().map(|(_, s, _)| s.id.clone()).collect();
         (
             due,
             Taken {
@@ -266,7 +266,7 @@ impl App {
             let due = tx
                 .due_subscriptions_for_update(lane, now, config.batch_max, &self.in_hand.ids())
                 .await?;
-            for (scope, subs) in group_by_scope(due) {
+            for (scope, subs) in group_by_scope(due.into_iter().map(|(scope, s, _)| (scope, s))) {
                 progress.subscriptions += self.renew(&mut tx, &scope, subs, now).await?;
             }
         }
@@ -383,7 +383,7 @@ impl App {
         let scanned = due.len();
         let due: Vec<_> = due
             .into_iter()
-            .filter(|(_, s)| !s.status.is_terminal() && !waits_too_long(s, now))
+            .filter(|(_, s, _)| !s.status.is_terminal() && !waits_too_long(s, now))
             .collect();
         let left = due.len() < scanned;
         let (due, taken) = self.in_hand.take(due);
@@ -391,8 +391,9 @@ impl App {
             return Ok(if left { Ahead::FirstGo } else { Ahead::Nothing });
         }
         let mut planned = Vec::new();
-        for (scope, subs) in group_by_scope(due) {
-            let read_docs = self.stored_docs(&subs, codec::to_doc);
+        for (scope, due) in group_by_scope(due.into_iter().map(|(scope, s, doc)| (scope, (s, doc))))
+        {
+            let (subs, read_docs): (Vec<_>, Vec<_>) = due.into_iter().unzip();
             let count = subs.len();
             let mut renewals = self.plan_renewals(&mut rx, &scope, subs, now).await?;
             let events =

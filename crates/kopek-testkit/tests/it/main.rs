@@ -503,14 +503,19 @@ store_test!(
         }
         tx.commit().await.unwrap();
 
-        let due_ids = |due: Vec<(Scope, Subscription)>| -> Vec<String> {
-            due.into_iter().map(|(_, s)| s.id).collect()
-        };
+        let due_ids =
+            |due: Vec<(Scope, Subscription, kopek_app::ports::StoredDoc)>| -> Vec<String> {
+                due.into_iter().map(|(_, s, _)| s.id).collect()
+            };
         let mut tx = store.write().await.unwrap();
         let all = tx
             .due_subscriptions_for_update(&Lane::RealTime, 60, 10, &[])
             .await
             .unwrap();
+        // Each comes with its doc as stored: what the store makes of it.
+        for (_, s, doc) in &all {
+            assert_eq!(*doc, store.stored_doc(kopek_app::codec::to_doc(s)));
+        }
         assert_eq!(due_ids(all), ["sub_1", "sub_2", "sub_3"]);
         let rest = tx
             .due_subscriptions_for_update(&Lane::RealTime, 60, 10, &["sub_2".into()])
