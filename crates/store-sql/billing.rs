@@ -1,9 +1,9 @@
 // The billing half of the shared SQL (see `tx.rs` beside this file for how it is
-// included). Besides `Db`, `DbRow` and `StoreTx`, the including module supplies the two
-// places where the dialects differ: `LOCK_ROWS` (row locks for a read-modify-write) and
-// `SKIP_LOCKED` (claiming due work without waiting on another worker's rows);
-// `NO_INDEX` (an operand's prefix that keeps the planner from indexing it); and
-// `stored_doc`, `bound`, `doc_at` and `stored_at`, how the tables a billing run writes by the thousand
+// included). Besides `Db`, `DbRow` and `StoreTx`, the including module supplies the
+// places where the dialects differ: `LOCK_ROWS` (row locks for a read-modify-write),
+// `SKIP_LOCKED` (claiming due work without waiting on another worker's rows), `NO_INDEX`
+// (an operand's prefix that keeps the planner from indexing it), and `stored_doc`,
+// `bound`, `doc_at` and `stored_at`: how the tables a billing run writes by the thousand
 // (subscriptions, invoices, invoice items, ledger entries, events) store their docs.
 
 use kopek_app::ports::BillingTx;
