@@ -28,9 +28,7 @@ pub trait Store: Send + Sync {
         false
     }
     /// A record's `json` document as this store keeps it: as it is, or packed (SQLite).
-    fn stored_doc(&self, json: String) -> StoredDoc {
-        StoredDoc::new(json.into_bytes())
-    }
+    fn stored_doc(&self, json: String) -> StoredDoc;
 }
 
 /// A record's document as its store keeps it ([`Store::stored_doc`]), made where it costs

@@ -131,4 +131,8 @@ impl Store for PostgresStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+
+    fn stored_doc(&self, json: String) -> kopek_app::ports::StoredDoc {
+        tx::stored_doc(json)
+    }
 }

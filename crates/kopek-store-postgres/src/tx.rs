@@ -20,7 +20,7 @@ const BILL_IN_ONE_STATEMENT: bool = true;
 const NO_INDEX: &str = "";
 
 /// Docs stay JSON on PostgreSQL: packing is for SQLite's one writer (see its store).
-fn stored_doc(json: String) -> kopek_app::ports::StoredDoc {
+pub(crate) fn stored_doc(json: String) -> kopek_app::ports::StoredDoc {
     kopek_app::ports::StoredDoc::new(json.into_bytes())
 }
 

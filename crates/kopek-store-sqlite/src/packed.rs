@@ -2,11 +2,12 @@
 //! (subscriptions, invoices, invoice items, ledger entries, events) keep their JSON docs
 //! LZ4-compressed against a dictionary of the keys and values such docs repeat. SQLite's
 //! one writer spends most of a billing run copying and syncing pages, and at 100,000
-//! renewals it wrote about 20 KiB per renewal: a packed doc takes under 40% of its JSON's bytes.
+//! renewals it wrote about 20 KiB per renewal: a packed doc takes under 40% of its JSON's
+//! bytes.
 //!
 //! A packed doc is [`TAG_LZ4_V1`], the JSON's length (`u32`, little-endian), then the LZ4
-//! block. A doc stored before packing (or in a table that is not packed) is its JSON,
-//! which starts with `{`: both read back the same way.
+//! block. A doc stored before packing (or in a table that is not packed, or too large to
+//! pack) is its JSON, which starts with `{`: both read back the same way.
 
 use kopek_app::StoreError;
 
@@ -14,7 +15,8 @@ use kopek_app::StoreError;
 /// dictionary gets a new tag: docs already packed must still unpack.
 const TAG_LZ4_V1: u8 = 1;
 
-/// Larger docs are refused on reading rather than allocated: no record comes close.
+/// Larger packed docs are refused on reading rather than allocated, and larger docs are
+/// stored as their JSON: no record comes close.
 const DOC_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// What the docs of the packed tables have in common: their keys in the order the codec
@@ -33,6 +35,9 @@ pub(crate) fn pack(json: &str) -> Vec<u8> {
         // size for every doc showed in the billing run's profile, so each thread reuses
         // one and the packed doc is copied out at its own size.
         static BLOCK: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    if json.len() > DOC_BYTES_MAX {
+        return json.as_bytes().to_vec();
     }
     let room = lz4_flex::block::get_maximum_output_size(json.len());
     if room > BLOCK_KEPT_MAX {
@@ -120,6 +125,11 @@ mod tests {
     #[test]
     fn docs_stored_as_json_read_as_they_are() {
         assert_eq!(unpack(INVOICE.as_bytes()).unwrap(), INVOICE);
+        // Too large to pack: stored as its JSON, so it still reads back.
+        let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(DOC_BYTES_MAX));
+        let stored = pack(&huge);
+        assert_eq!(stored, huge.as_bytes());
+        assert_eq!(unpack(&stored).unwrap(), huge);
     }
 
     #[test]
