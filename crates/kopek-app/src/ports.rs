@@ -42,10 +42,6 @@ impl StoredDoc {
         StoredDoc(bytes)
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
     pub fn into_bytes(self) -> Vec<u8> {
         self.0
     }
