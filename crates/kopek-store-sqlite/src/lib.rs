@@ -8,6 +8,7 @@
 //! billing-run bench's four seeders did). Other processes on the same file still queue
 //! on `busy_timeout`.
 
+mod checkpoints;
 mod migrations;
 mod packed;
 mod tx;
@@ -40,6 +41,7 @@ pub struct SqliteStore {
     writer_pool: SqlitePool,
     /// Held by each writing transaction of this process until it ends.
     writer: Arc<tokio::sync::Mutex<()>>,
+    checkpoints: checkpoints::Checkpoints,
 }
 
 pub(crate) fn internal(e: sqlx::Error) -> StoreError {
@@ -83,19 +85,29 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            // The writer commits and goes on: the journal is copied into the database
+            // behind it (`checkpoints`).
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await
             .map_err(internal)?;
         migrations::run(&writer_pool).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(READERS_MAX)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(internal)?;
+        let writer = Arc::new(tokio::sync::Mutex::new(()));
+        let checkpoints = checkpoints::Checkpoints::start(
+            &options,
+            writer.clone(),
+            checkpoints::JOURNAL_FRAMES_MAX,
+        )
+        .await?;
         Ok(SqliteStore {
             pool,
             writer_pool,
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writer,
+            checkpoints,
         })
     }
 
@@ -109,6 +121,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let writer = self.writer.clone().lock_owned().await;
+        let writer = self.checkpoints.after(writer);
         let tx = self
             .writer_pool
             .begin_with("BEGIN IMMEDIATE")
@@ -130,6 +143,7 @@ impl Store for SqliteStore {
 
     /// Closing the last connection checkpoints the journal into the database.
     async fn close(&self) {
+        self.checkpoints.close().await;
         self.pool.close().await;
         self.writer_pool.close().await;
     }

@@ -6,7 +6,7 @@ type DbRow = sqlx::sqlite::SqliteRow;
 pub struct SqliteTx {
     pub(crate) conn: Conn,
     /// This process's writer slot, released when the transaction ends.
-    pub(crate) _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    pub(crate) _writer: Option<crate::checkpoints::WriterTurn>,
 }
 
 type StoreTx = SqliteTx;
