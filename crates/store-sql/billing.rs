@@ -36,6 +36,18 @@ fn push_subscription(b: &mut Values<'_>, row: &Subscription, doc: DocBind) {
 
 const INVOICE_ITEM_SET: &str = "invoice = v.column2, deleted = v.column3, doc = v.column4";
 
+/// What writing an invoice back sets; it releases any lease on it too.
+const INVOICE_SET: &str = "status = v.column2, number = v.column3, next_action_at = v.column4, \
+     doc = v.column5, lease_owner = NULL, lease_expires = NULL";
+
+fn push_invoice(b: &mut Values<'_>, row: &Invoice, doc: DocBind) {
+    b.push_bind(row.id.clone())
+        .push_bind(row.status.as_str())
+        .push_bind(row.number.clone())
+        .push_bind(row.next_action_at)
+        .push_bind(doc);
+}
+
 fn push_invoice_item(b: &mut Values<'_>, row: &InvoiceItem, doc: DocBind) {
     b.push_bind(row.id.clone())
         .push_bind(row.invoice.clone())
@@ -741,21 +753,22 @@ impl BillingTx for StoreTx {
     }
 
     async fn update_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()> {
-        self.update_rows(
-            "invoices",
-            "status = v.column2, number = v.column3, next_action_at = v.column4, \
-             doc = v.column5, lease_owner = NULL, lease_expires = NULL",
-            scope,
-            invoices,
-            |mut b, row| {
-                b.push_bind(row.id.clone())
-                    .push_bind(row.status.as_str())
-                    .push_bind(row.number.clone())
-                    .push_bind(row.next_action_at)
-                    .push_bind(doc_bind(row));
-            },
-        )
+        self.update_rows("invoices", INVOICE_SET, scope, invoices, |mut b, row| {
+            push_invoice(&mut b, row, doc_bind(row))
+        })
         .await
+    }
+
+    async fn update_invoices_unchanged(
+        &mut self,
+        scope: &Scope,
+        before_docs: &[StoredDoc],
+        after: &[Invoice],
+        after_docs: &[StoredDoc],
+    ) -> StoreResult<bool> {
+        let rows = unchanged_rows(before_docs, after, after_docs)?;
+        self.update_rows_unchanged("invoices", INVOICE_SET, "v.column6", scope, &rows, push_invoice)
+            .await
     }
 
     async fn invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Invoice>> {
@@ -809,6 +822,14 @@ impl BillingTx for StoreTx {
             }),
         };
         self.list(list, invoice).await
+    }
+
+    async fn next_invoice_number(&mut self, scope: &Scope) -> StoreResult<i64> {
+        let q = scoped("SELECT next FROM invoice_numbers WHERE account_id = ", scope);
+        match self.fetch_optional(q).await? {
+            Some(row) => get(&row, 0),
+            None => Ok(1),
+        }
     }
 
     async fn take_invoice_numbers(&mut self, scope: &Scope, count: u32) -> StoreResult<i64> {
@@ -943,24 +964,38 @@ impl BillingTx for StoreTx {
         scope: &Scope,
         entries: &[LedgerEntry],
     ) -> StoreResult<()> {
-        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let docs: Vec<StoredDoc> = entries.iter().map(|e| stored_doc(encode_doc(e))).collect();
+        self.insert_encoded_ledger_entries(scope, entries, &docs).await
+    }
+
+    async fn insert_encoded_ledger_entries(
+        &mut self,
+        scope: &Scope,
+        entries: &[LedgerEntry],
+        docs: &[StoredDoc],
+    ) -> StoreResult<()> {
+        if docs.len() != entries.len() {
+            return Err(StoreError::Internal("each ledger entry needs its doc".into()));
+        }
+        let rows: Vec<(&LedgerEntry, &StoredDoc)> = entries.iter().zip(docs).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q = Builder::new(
                 "INSERT INTO ledger_entries (account_id, livemode, id, created, object_id, \
                  test_clock, doc) ",
             );
-            q.push_values(chunk, |mut b, e| {
+            q.push_values(chunk, |mut b, (e, doc)| {
                 b.push_bind(scope.account_id.clone())
                     .push_bind(scope.livemode)
                     .push_bind(e.id.clone())
                     .push_bind(e.created)
                     .push_bind(e.object_id.clone())
                     .push_bind(e.test_clock.clone())
-                    .push_bind(doc_bind(e));
+                    .push_bind(bound((*doc).clone()));
             });
             self.write_behind(q, None, "insert ledger entries").await;
             let lines: Vec<(&String, &LedgerLine)> = chunk
                 .iter()
-                .flat_map(|e| e.lines.iter().map(move |l| (&e.id, l)))
+                .flat_map(|(e, _)| e.lines.iter().map(move |l| (&e.id, l)))
                 .collect();
             for lines in lines.chunks(ROWS_PER_STATEMENT) {
                 let mut q = Builder::new(
@@ -1073,9 +1108,15 @@ impl BillingTx for StoreTx {
         lane: &Lane,
         due_by: i64,
         limit: u32,
-    ) -> StoreResult<Vec<(Scope, Invoice)>> {
-        self.due_for_update("invoices", "status = 'draft'", lane, due_by, limit, invoice)
-            .await
+        skipping: &[String],
+    ) -> StoreResult<Vec<(Scope, Invoice, StoredDoc)>> {
+        let drafts = "status = 'draft'";
+        let due = self
+            .due_for_update_skipping("invoices", drafts, lane, due_by, limit, skipping, |r| {
+                Ok((invoice(r)?, stored_at(r, 0)?))
+            })
+            .await?;
+        Ok(due.into_iter().map(|(scope, (i, doc))| (scope, i, doc)).collect())
     }
 
     async fn claim_due_open_invoices(

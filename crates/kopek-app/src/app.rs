@@ -32,6 +32,9 @@ pub struct App {
     pub(crate) mailer: Option<Arc<dyn crate::ports::Mailer>>,
     /// Due subscriptions this process's billing clock has in hand (see `InHand`).
     pub(crate) in_hand: Arc<crate::services::InHand>,
+    /// Held by the task of this process that finalizes due drafts (see
+    /// `services/finalizing_ahead.rs`).
+    pub(crate) finalizing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How webhooks are sent.
@@ -120,6 +123,7 @@ impl App {
             },
             mailer: None,
             in_hand: Arc::default(),
+            finalizing: Arc::default(),
         }
     }
 

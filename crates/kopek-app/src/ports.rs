@@ -445,6 +445,14 @@ pub trait BillingTx: Send {
     ) -> StoreResult<()>;
     /// Writes the invoices back and releases any lease on them.
     async fn update_invoices(&mut self, scope: &Scope, invoices: &[Invoice]) -> StoreResult<()>;
+    /// As [`BillingTx::update_subscriptions_unchanged`], for invoices (leases released).
+    async fn update_invoices_unchanged(
+        &mut self,
+        scope: &Scope,
+        before_docs: &[StoredDoc],
+        after: &[Invoice],
+        after_docs: &[StoredDoc],
+    ) -> StoreResult<bool>;
     async fn invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Invoice>>;
     /// Deletes a draft that was never finalized (it posted nothing).
     async fn delete_draft_invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<()>;
@@ -463,6 +471,8 @@ pub trait BillingTx: Send {
     /// in the transaction that finalizes, so a rollback gives them back: numbers stay
     /// gapless.
     async fn take_invoice_numbers(&mut self, scope: &Scope, count: u32) -> StoreResult<i64>;
+    /// The number the scope's next invoice would take (without taking it).
+    async fn next_invoice_number(&mut self, scope: &Scope) -> StoreResult<i64>;
 
     async fn insert_invoice_item(&mut self, scope: &Scope, item: &InvoiceItem) -> StoreResult<()>;
     async fn update_invoice_items(
@@ -499,6 +509,13 @@ pub trait BillingTx: Send {
         scope: &Scope,
         entries: &[LedgerEntry],
     ) -> StoreResult<()>;
+    /// As [`BillingTx::insert_ledger_entries`], with each entry's document already made.
+    async fn insert_encoded_ledger_entries(
+        &mut self,
+        scope: &Scope,
+        entries: &[LedgerEntry],
+        docs: &[StoredDoc],
+    ) -> StoreResult<()>;
     /// Balances of the scope's ledger accounts: of one customer if given; per customer
     /// if `per_customer`, else each kind summed over customers (at most kinds × currencies
     /// rows).
@@ -528,13 +545,15 @@ pub trait BillingTx: Send {
         limit: u32,
         skipping: &[String],
     ) -> StoreResult<Vec<(Scope, Subscription, StoredDoc)>>;
-    /// As [`BillingTx::due_subscriptions_for_update`], for drafts to finalize.
+    /// As [`BillingTx::due_subscriptions_for_update`], for drafts to finalize (their
+    /// docs as stored are for [`BillingTx::update_invoices_unchanged`]).
     async fn due_drafts_for_update(
         &mut self,
         lane: &Lane,
         due_by: i64,
         limit: u32,
-    ) -> StoreResult<Vec<(Scope, Invoice)>>;
+        skipping: &[String],
+    ) -> StoreResult<Vec<(Scope, Invoice, StoredDoc)>>;
     /// Claims up to `limit` open invoices due by `due_by` in `lane` (oldest due first:
     /// payment attempts, sent invoices falling overdue) that no other worker holds a
     /// lease on at `lease_now`, leasing them to `owner` until `lease_until`. A lease,

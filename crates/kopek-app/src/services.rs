@@ -9,6 +9,7 @@ mod discounts;
 mod disputes;
 mod doctor;
 mod events;
+mod finalizing_ahead;
 mod invoices;
 mod invoicing;
 mod keys;

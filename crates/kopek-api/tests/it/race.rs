@@ -191,3 +191,124 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+// Requests racing a billing run's finalizations, which on SQLite are planned from a
+// snapshot (drafts, balances and the next invoice number read there) while the batch
+// before writes: drafts edited, customers credited and drafts finalized by hand (which
+// takes numbers the plan predicted) while two worker tasks finalize in batches of 10.
+// Each draft is finalized once, numbers stay gapless, no accepted edit is lost.
+store_test!(
+    requests_racing_finalizations_are_not_lost,
+    |kind| async move {
+        const SUBSCRIPTIONS: usize = 200;
+        let h = Arc::new(harness(kind).await);
+        let product = h.ok("/v1/products", "name=Race").await;
+        let price = h
+            .ok(
+                "/v1/prices",
+                &format!(
+                    "product={}&currency=usd&unit_amount=3100&recurring[interval]=month",
+                    product["id"].as_str().unwrap()
+                ),
+            )
+            .await;
+        let price = price["id"].as_str().unwrap().to_owned();
+        let mut customers = Vec::with_capacity(SUBSCRIPTIONS);
+        for _ in 0..SUBSCRIPTIONS {
+            let customer = h.ok("/v1/customers", "").await;
+            let customer = customer["id"].as_str().unwrap().to_owned();
+            h.ok(
+                "/v1/subscriptions",
+                &format!(
+                    "customer={customer}&items[0][price]={price}&collection_method=send_invoice&days_until_due=30"
+                ),
+            )
+            .await;
+            customers.push(customer);
+        }
+        h.clock.set(FEB_1_2026);
+        h.drain().await;
+        let drafts = h.get("/v1/invoices?status=draft&limit=100").await.json();
+        assert_eq!(drafts["has_more"], true);
+
+        h.clock.set(FEB_1_2026 + 3_600);
+        let mut config = kopek_app::WorkerConfig::new("race".into());
+        config.batch_max = 10;
+        config.tasks = 2;
+        let worker = {
+            let h = h.clone();
+            tokio::spawn(async move { h.app.drain(&config, 10_000).await.unwrap() })
+        };
+        // Requests one after another, from the last due draft back, so that they meet
+        // the worker's batches somewhere: each draft edited, every fifth customer
+        // credited, every seventh draft finalized by hand.
+        let mut edited = Vec::new();
+        for (n, customer) in customers.iter().enumerate().rev() {
+            let invoices = h
+                .get(&format!("/v1/invoices?customer={customer}&limit=1"))
+                .await
+                .json();
+            let invoice = invoices["data"][0]["id"].as_str().unwrap().to_owned();
+            let reply = h
+                .post(&format!("/v1/invoices/{invoice}"), "description=edited")
+                .await;
+            if reply.status == StatusCode::OK {
+                edited.push(invoice.clone());
+            }
+            if n % 5 == 0 {
+                h.ok(
+                    &format!("/v1/customers/{customer}/balance_transactions"),
+                    "amount=-100&currency=usd",
+                )
+                .await;
+            }
+            if n % 7 == 0 {
+                let reply = h
+                    .post(&format!("/v1/invoices/{invoice}/finalize"), "")
+                    .await;
+                assert!(
+                    reply.status == StatusCode::OK || reply.status == StatusCode::BAD_REQUEST,
+                    "{}",
+                    String::from_utf8_lossy(&reply.body)
+                );
+            }
+        }
+        worker.await.unwrap();
+        h.drain().await;
+
+        for invoice in &edited {
+            let i = h.get(&format!("/v1/invoices/{invoice}")).await.json();
+            assert_eq!(
+                i["description"], "edited",
+                "an accepted edit of {invoice} was lost"
+            );
+        }
+        let mut numbers = Vec::new();
+        let mut after = None::<String>;
+        loop {
+            let cursor = after
+                .map(|a| format!("&starting_after={a}"))
+                .unwrap_or_default();
+            let page = h
+                .get(&format!("/v1/invoices?limit=100{cursor}"))
+                .await
+                .json();
+            for i in page["data"].as_array().unwrap() {
+                assert_ne!(i["status"], "draft", "{} was never finalized", i["id"]);
+                let number = i["number"].as_str().unwrap();
+                numbers.push(number.rsplit('-').next().unwrap().parse::<u32>().unwrap());
+            }
+            if page["has_more"] != true {
+                break;
+            }
+            after = page["data"].as_array().unwrap().last().unwrap()["id"]
+                .as_str()
+                .map(str::to_owned);
+        }
+        assert_eq!(numbers.len(), 2 * SUBSCRIPTIONS);
+        numbers.sort_unstable();
+        let gapless: Vec<u32> = (1..=numbers.len() as u32).collect();
+        assert_eq!(numbers, gapless, "each number once, none skipped");
+        h.assert_doctor_clean().await;
+    }
+);

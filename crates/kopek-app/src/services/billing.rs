@@ -108,7 +108,7 @@ struct Encoded {
 /// Batches of renewals one pass plans ahead and writes before it turns to the rest of
 /// the due work (drafts to finalize, payments), which a long burst of renewals would
 /// otherwise hold up.
-const BATCHES_AHEAD_MAX: u32 = 20;
+pub(super) const BATCHES_AHEAD_MAX: u32 = 20;
 
 /// What planning the next batch ahead found.
 enum Ahead {
@@ -132,7 +132,7 @@ struct BatchAhead {
 }
 
 /// A batch written ahead, or why not.
-async fn written_batch(
+pub(super) async fn written_batch(
     task: tokio::task::JoinHandle<Result<Option<usize>, AppError>>,
 ) -> Result<Option<usize>, AppError> {
     task.await
@@ -200,7 +200,9 @@ impl Drop for Taken {
 }
 
 /// Rows of several scopes, in their order, grouped by scope.
-fn group_by_scope<T>(rows: impl IntoIterator<Item = (Scope, T)>) -> BTreeMap<Scope, Vec<T>> {
+pub(super) fn group_by_scope<T>(
+    rows: impl IntoIterator<Item = (Scope, T)>,
+) -> BTreeMap<Scope, Vec<T>> {
     let mut groups: BTreeMap<Scope, Vec<T>> = BTreeMap::new();
     for (scope, row) in rows {
         groups.entry(scope).or_default().push(row);
@@ -232,10 +234,24 @@ impl App {
     ) -> Result<Progress, AppError> {
         let mut progress = Progress::default();
         let mut renewals_left = true;
+        // Where writers take turns, one task of the process finalizes at a time (see
+        // `finalizing_ahead.rs`).
+        let finalizing = self
+            .store
+            .writers_take_turns()
+            .then(|| self.finalizing.try_lock());
+        let mut drafts_left = !matches!(finalizing, Some(Err(_)));
         if self.store.writers_take_turns() {
             let (renewed, left) = self.renew_read_ahead(lane, now, config).await?;
             progress.subscriptions += renewed;
             renewals_left = left;
+            // Renewals the writer's turn makes go before the drafts due with them.
+            let first = matches!(finalizing, Some(Ok(_)));
+            if first && !renewals_left && self.draft_window_s > 0 {
+                let (finalized, left) = self.finalize_read_ahead(lane, now, config).await?;
+                progress.invoices += finalized;
+                drafts_left = left;
+            }
         }
         // Renewals and finalizations never leave the database, so each batch is claimed
         // and done in one transaction under row locks: nothing is written twice.
@@ -278,13 +294,16 @@ impl App {
                 .tell_of_expiring_cards(&mut tx, &scope, cards, now)
                 .await?;
         }
-        let due = tx
-            .due_drafts_for_update(lane, now, config.batch_max)
-            .await?;
-        for (scope, drafts) in group_by_scope(due) {
-            progress.invoices += self.finalize_due(&mut tx, &scope, drafts, now).await?;
+        if drafts_left {
+            let due = tx
+                .due_drafts_for_update(lane, now, config.batch_max, &[])
+                .await?;
+            for (scope, drafts) in group_by_scope(due.into_iter().map(|(scope, i, _)| (scope, i))) {
+                progress.invoices += self.finalize_due(&mut tx, &scope, drafts, now).await?;
+            }
         }
         tx.commit().await?;
+        drop(finalizing);
         let mut tx = self.store.write().await?;
         let due = tx
             .claim_due_open_invoices(lane, &self.claim(config, now))

@@ -632,16 +632,17 @@ impl Balances {
         scope: &Scope,
         customers: &[String],
     ) -> Result<Balances, AppError> {
-        let customers = tx
-            .customer_balances_for_update(scope, customers)
-            .await?
-            .into_iter()
-            .map(|b| (b.customer.clone(), b))
-            .collect();
-        Ok(Balances {
-            customers,
+        let read = tx.customer_balances_for_update(scope, customers).await?;
+        Ok(Balances::read(read))
+    }
+
+    /// Balances read without a lock (by a batch planned ahead, which checks them again
+    /// under the writer).
+    pub(crate) fn read(read: Vec<CustomerBalance>) -> Balances {
+        Balances {
+            customers: read.into_iter().map(|b| (b.customer.clone(), b)).collect(),
             transactions: Vec::new(),
-        })
+        }
     }
 
     /// A customer's balance that an invoice in `currency` can use.

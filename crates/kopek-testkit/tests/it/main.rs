@@ -2,6 +2,7 @@
 
 use kopek_app::ports::Store;
 use kopek_app::records::*;
+use kopek_core::invoice::InvoiceStatus;
 use kopek_core::price::{BillingScheme, PriceKind, PriceModel, UnitAmount};
 use kopek_core::Currency;
 use kopek_testkit::{fresh_store, store_test, StoreKind};
@@ -673,3 +674,124 @@ async fn postgres_text_columns_compare_in_byte_order() {
         .await
         .unwrap();
 }
+
+fn draft(id: &str, next_action_at: i64) -> Invoice {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "livemode": false, "created": 1, "customer": "cus_1",
+        "status": "draft", "currency": "usd", "collection_method": "send_invoice",
+        "billing_reason": "manual", "period_start": 1, "period_end": 1, "lines": [],
+        "subtotal": 0, "total": 0, "amount_due": 0, "amount_paid": 0, "amount_remaining": 0,
+        "auto_advance": true, "next_action_at": next_action_at,
+    }))
+    .unwrap()
+}
+
+// On SQLite the billing clock finalizes drafts planned from a snapshot too: their due
+// scan skips what is in flight and returns each doc as stored, the finalized invoices
+// are written only over rows still as read (`update_invoices_unchanged`), and the
+// number the plan predicted is read without being taken (`next_invoice_number`).
+store_test!(
+    drafts_planned_ahead_are_written_only_over_unchanged_rows,
+    |kind| async move {
+        let (store, a, b) = with_accounts(kind).await;
+        let mut tx = store.write().await.unwrap();
+        tx.insert_customer(&a, &customer("cus_1", 1, None))
+            .await
+            .unwrap();
+        let drafts: Vec<Invoice> = (1..=3).map(|n| draft(&format!("in_{n}"), 50 + n)).collect();
+        tx.insert_invoices(&a, &drafts).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let due_ids = |due: Vec<(Scope, Invoice, kopek_app::ports::StoredDoc)>| -> Vec<String> {
+            due.into_iter().map(|(_, i, _)| i.id).collect()
+        };
+        let mut tx = store.read().await.unwrap();
+        let all = tx
+            .due_drafts_for_update(&Lane::RealTime, 60, 10, &[])
+            .await
+            .unwrap();
+        for (scope, i, doc) in &all {
+            assert_eq!(*scope, a);
+            assert_eq!(*doc, store.stored_doc(kopek_app::codec::to_doc(i)));
+        }
+        assert_eq!(due_ids(all), ["in_1", "in_2", "in_3"]);
+        let rest = tx
+            .due_drafts_for_update(&Lane::RealTime, 60, 10, &["in_2".into()])
+            .await
+            .unwrap();
+        assert_eq!(due_ids(rest), ["in_1", "in_3"]);
+        assert_eq!(tx.next_invoice_number(&a).await.unwrap(), 1);
+        drop(tx);
+
+        // Changed by someone else after it was read: the batch's update is refused.
+        let mut changed = drafts[2].clone();
+        changed.description = Some("edited".into());
+        let mut tx = store.write().await.unwrap();
+        tx.update_invoices(&a, std::slice::from_ref(&changed))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let finalized: Vec<Invoice> = drafts
+            .iter()
+            .enumerate()
+            .map(|(n, i)| Invoice {
+                status: InvoiceStatus::Open,
+                number: Some(format!("X-{:04}", n + 1)),
+                next_action_at: None,
+                ..i.clone()
+            })
+            .collect();
+        let docs = |invoices: &[Invoice]| -> Vec<kopek_app::ports::StoredDoc> {
+            invoices
+                .iter()
+                .map(|i| store.stored_doc(kopek_app::codec::to_doc(i)))
+                .collect()
+        };
+        let mut tx = store.write().await.unwrap();
+        assert_eq!(tx.take_invoice_numbers(&a, 3).await.unwrap(), 1);
+        assert!(!tx
+            .update_invoices_unchanged(&a, &docs(&drafts), &finalized, &docs(&finalized))
+            .await
+            .unwrap());
+        drop(tx); // rolled back, as the caller must: the numbers too
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(tx.next_invoice_number(&a).await.unwrap(), 1);
+        assert_eq!(
+            tx.invoice(&a, "in_1").await.unwrap().as_ref(),
+            Some(&drafts[0])
+        );
+        assert_eq!(tx.invoice(&a, "in_3").await.unwrap(), Some(changed.clone()));
+        drop(tx);
+
+        // Read as they are now: written, and no longer due.
+        let read = vec![drafts[0].clone(), drafts[1].clone(), changed.clone()];
+        let mut tx = store.write().await.unwrap();
+        assert_eq!(tx.take_invoice_numbers(&a, 3).await.unwrap(), 1);
+        assert!(tx
+            .update_invoices_unchanged(&a, &docs(&read), &finalized, &docs(&finalized))
+            .await
+            .unwrap());
+        tx.commit().await.unwrap();
+        let mut tx = store.read().await.unwrap();
+        for invoice in &finalized {
+            assert_eq!(
+                tx.invoice(&a, &invoice.id).await.unwrap().as_ref(),
+                Some(invoice)
+            );
+        }
+        assert_eq!(tx.next_invoice_number(&a).await.unwrap(), 4);
+        assert_eq!(tx.next_invoice_number(&b).await.unwrap(), 1);
+        assert!(tx
+            .due_drafts_for_update(&Lane::RealTime, 60, 10, &[])
+            .await
+            .unwrap()
+            .is_empty());
+        drop(tx);
+        // Another account's rows are never written, even with the same ids.
+        let mut tx = store.write().await.unwrap();
+        assert!(!tx
+            .update_invoices_unchanged(&b, &docs(&finalized), &drafts, &docs(&drafts))
+            .await
+            .unwrap());
+    }
+);
