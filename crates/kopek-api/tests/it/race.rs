@@ -312,3 +312,55 @@ store_test!(
         h.assert_doctor_clean().await;
     }
 );
+
+store_test!(two_worker_tasks_renew_side_by_side, |kind| async move {
+    const SUBSCRIPTIONS: usize = 40;
+    let h = Arc::new(harness(kind).await);
+    let product = h.ok("/v1/products", "name=Side by side").await;
+    let price = h
+        .ok(
+            "/v1/prices",
+            &format!(
+                "product={}&currency=usd&unit_amount=3100&recurring[interval]=month",
+                product["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    let price = price["id"].as_str().unwrap().to_owned();
+    for _ in 0..SUBSCRIPTIONS {
+        let customer = h.ok("/v1/customers", "").await;
+        h.ok(
+                "/v1/subscriptions",
+                &format!(
+                    "customer={}&items[0][price]={price}&collection_method=send_invoice&days_until_due=30",
+                    customer["id"].as_str().unwrap()
+                ),
+            )
+            .await;
+    }
+    h.clock.set(FEB_1_2026);
+    // Two ticks at once, as `kopek worker --worker-tasks 2` runs them, with four
+    // batches due: each must take batches of its own rather than find the other's
+    // and stand idle.
+    let mut config = kopek_app::WorkerConfig::new("side-by-side".into());
+    config.batch_max = 10;
+    let ticks: Vec<_> = (0..2)
+        .map(|_| {
+            let (h, config) = (h.clone(), config.clone());
+            tokio::spawn(async move { h.app.tick(&config).await.unwrap() })
+        })
+        .collect();
+    let mut renewed = Vec::new();
+    for tick in ticks {
+        renewed.push(tick.await.unwrap().subscriptions);
+    }
+    assert!(
+        renewed.iter().all(|&n| n > 0),
+        "each task renews: {renewed:?}"
+    );
+    assert!(renewed.iter().sum::<usize>() <= SUBSCRIPTIONS);
+    h.drain().await;
+    let drafts = h.get("/v1/invoices?status=draft&limit=100").await.json();
+    assert_eq!(drafts["data"].as_array().unwrap().len(), SUBSCRIPTIONS);
+    h.assert_doctor_clean().await;
+});

@@ -151,7 +151,14 @@ fn waits_too_long(sub: &Subscription, now: i64) -> bool {
 /// Subscriptions that a batch planned from a snapshot has in hand, until it commits or
 /// gives up: every due scan of this process skips them.
 #[derive(Default)]
-pub(crate) struct InHand(std::sync::Mutex<std::collections::HashSet<String>>);
+pub(crate) struct InHand {
+    held: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Held by a task from reading the set until it has taken what its scan found: two
+    /// tasks scanning at once would find the same subscriptions, the second would take
+    /// none of them, and its worker loop would see nothing to do while half the due
+    /// work waited for the first.
+    scanning: tokio::sync::Mutex<()>,
+}
 
 impl InHand {
     fn ids(&self) -> Vec<String> {
@@ -180,7 +187,7 @@ impl InHand {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
         // A panic while holding it leaves the set as it was: still usable.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -390,6 +397,7 @@ impl App {
             // numbers that only the writer's turn can read for certain.
             return Ok(Ahead::FirstGo);
         }
+        let scanning = self.in_hand.scanning.lock().await;
         let skipping = self.in_hand.ids();
         let mut rx = self.store.read().await?;
         if self.first_go_due(&mut rx, lane, now).await? {
@@ -406,6 +414,7 @@ impl App {
             .collect();
         let left = due.len() < scanned;
         let (due, taken) = self.in_hand.take(due);
+        drop(scanning);
         if due.is_empty() {
             return Ok(if left { Ahead::FirstGo } else { Ahead::Nothing });
         }
