@@ -47,17 +47,7 @@ store_test!(
             | 1;
         println!("race seed {seed}");
         let mut rng = Rng(seed);
-        let product = h.ok("/v1/products", "name=Race").await;
-        let price = h
-            .ok(
-                "/v1/prices",
-                &format!(
-                    "product={}&currency=usd&unit_amount=3100&recurring[interval]=month",
-                    product["id"].as_str().unwrap()
-                ),
-            )
-            .await;
-        let price = price["id"].as_str().unwrap().to_owned();
+        let price = monthly_price(&h).await;
         // (subscription, offset from the renewal in seconds, cancel now?)
         let mut trials = Vec::with_capacity(TRIALS);
         for _ in 0..TRIALS {
@@ -202,30 +192,7 @@ store_test!(
     |kind| async move {
         const SUBSCRIPTIONS: usize = 200;
         let h = Arc::new(harness(kind).await);
-        let product = h.ok("/v1/products", "name=Race").await;
-        let price = h
-            .ok(
-                "/v1/prices",
-                &format!(
-                    "product={}&currency=usd&unit_amount=3100&recurring[interval]=month",
-                    product["id"].as_str().unwrap()
-                ),
-            )
-            .await;
-        let price = price["id"].as_str().unwrap().to_owned();
-        let mut customers = Vec::with_capacity(SUBSCRIPTIONS);
-        for _ in 0..SUBSCRIPTIONS {
-            let customer = h.ok("/v1/customers", "").await;
-            let customer = customer["id"].as_str().unwrap().to_owned();
-            h.ok(
-                "/v1/subscriptions",
-                &format!(
-                    "customer={customer}&items[0][price]={price}&collection_method=send_invoice&days_until_due=30"
-                ),
-            )
-            .await;
-            customers.push(customer);
-        }
+        let customers = monthly_subscribers(&h, SUBSCRIPTIONS).await;
         h.clock.set(FEB_1_2026);
         h.drain().await;
         let drafts = h.get("/v1/invoices?status=draft&limit=100").await.json();
@@ -316,28 +283,7 @@ store_test!(
 store_test!(two_worker_tasks_renew_side_by_side, |kind| async move {
     const SUBSCRIPTIONS: usize = 40;
     let h = Arc::new(harness(kind).await);
-    let product = h.ok("/v1/products", "name=Side by side").await;
-    let price = h
-        .ok(
-            "/v1/prices",
-            &format!(
-                "product={}&currency=usd&unit_amount=3100&recurring[interval]=month",
-                product["id"].as_str().unwrap()
-            ),
-        )
-        .await;
-    let price = price["id"].as_str().unwrap().to_owned();
-    for _ in 0..SUBSCRIPTIONS {
-        let customer = h.ok("/v1/customers", "").await;
-        h.ok(
-                "/v1/subscriptions",
-                &format!(
-                    "customer={}&items[0][price]={price}&collection_method=send_invoice&days_until_due=30",
-                    customer["id"].as_str().unwrap()
-                ),
-            )
-            .await;
-    }
+    monthly_subscribers(&h, SUBSCRIPTIONS).await;
     h.clock.set(FEB_1_2026);
     // Two ticks at once, as `kopek worker --worker-tasks 2` runs them, with four
     // batches due: each must take batches of its own rather than find the other's
@@ -364,3 +310,35 @@ store_test!(two_worker_tasks_renew_side_by_side, |kind| async move {
     assert_eq!(drafts["data"].as_array().unwrap().len(), SUBSCRIPTIONS);
     h.assert_doctor_clean().await;
 });
+
+/// A monthly price of 31.00 (a product of its own); its id.
+async fn monthly_price(h: &Harness) -> String {
+    let product = h.ok("/v1/products", "name=Race").await;
+    let price = h
+        .ok(
+            "/v1/prices",
+            &format!(
+                "product={}&currency=usd&unit_amount=3100&recurring[interval]=month",
+                product["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    price["id"].as_str().unwrap().to_owned()
+}
+
+/// `n` customers, each with a monthly subscription whose invoices are sent, not charged,
+/// started on the harness's clock; the customers' ids.
+async fn monthly_subscribers(h: &Harness, n: usize) -> Vec<String> {
+    let price = monthly_price(h).await;
+    let mut customers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let customer = h.ok("/v1/customers", "").await;
+        let customer = customer["id"].as_str().unwrap().to_owned();
+        let subscription = format!(
+            "customer={customer}&items[0][price]={price}&collection_method=send_invoice&days_until_due=30"
+        );
+        h.ok("/v1/subscriptions", &subscription).await;
+        customers.push(customer);
+    }
+    customers
+}
