@@ -481,8 +481,8 @@ impl BillingTx for StoreTx {
             .push_bind(id.to_owned())
             .push(")");
         self.execute(q).await?;
-        // Ledger lines have no foreign key to their entry on PostgreSQL (see its
-        // migration 0008), so they go first, by hand.
+        // Ledger lines have no foreign key to their entry (PostgreSQL's migration 0008,
+        // SQLite's 0023), so they go first, by hand.
         let mut q = scoped("DELETE FROM ledger_lines WHERE account_id = ", scope);
         q.push(" AND entry_id IN (SELECT id FROM ledger_entries WHERE test_clock = ")
             .push_bind(id.to_owned())

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0020_price_changes.sql"),
     include_str!("../migrations/0021_card_expiry_notices.sql"),
     include_str!("../migrations/0022_packed_docs.sql"),
+    include_str!("../migrations/0023_bulk_rows_without_foreign_keys.sql"),
 ];
 
 /// Runs the migrations not applied yet, in one transaction. Foreign keys are off while
@@ -116,28 +117,41 @@ mod tests {
         sqlx::raw_sql(sql).execute(pool).await.unwrap();
     }
 
-    /// Docs written as JSON before migration 0022 read back after it; rows the store
-    /// writes after it are packed; the rebuilt tables go on counting seq.
-    #[tokio::test]
-    async fn docs_written_before_packing_read_back_after_it() {
+    /// A pool of one connection on a new database file, and the file's path.
+    async fn new_database(name: &str) -> (SqlitePool, std::path::PathBuf) {
         let path = std::env::temp_dir().join(format!(
-            "kopek-packed-migration-{}-{}.db",
+            "kopek-{name}-{}-{}.db",
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_nanos()
         ));
-        let url = format!("sqlite://{}", path.display());
-        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-            .unwrap()
-            .create_if_missing(true);
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+                .unwrap()
+                .create_if_missing(true);
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await
             .unwrap();
-        let before_packing = MIGRATIONS.len() - 1;
+        (pool, path)
+    }
+
+    fn remove_database(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// Docs written as JSON before migration 0022 read back after it; rows the store
+    /// writes after it are packed; the rebuilt tables go on counting seq.
+    #[tokio::test]
+    async fn docs_written_before_packing_read_back_after_it() {
+        let (pool, path) = new_database("packed-migration").await;
+        let url = format!("sqlite://{}", path.display());
+        let before_packing = 21;
         run_upto(&pool, before_packing).await.unwrap();
         exec(&pool, &format!(
             "INSERT INTO accounts (id, created) VALUES ('{ACCOUNT}', 1);
@@ -200,8 +214,101 @@ mod tests {
             .unwrap();
         assert_eq!(kinds, ["blob"]);
         pool.close().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        remove_database(&path);
+    }
+
+    /// The tables a renewal writes in bulk lose their foreign keys, for the connection
+    /// that migrated as for the others, their rows stay as they were, and every other
+    /// table keeps its own.
+    #[tokio::test]
+    async fn bulk_rows_lose_their_foreign_keys_and_nothing_else() {
+        let (pool, path) = new_database("foreign-keys-migration").await;
+        let url = format!("sqlite://{}", path.display());
+        run_upto(&pool, 22).await.unwrap();
+        exec(&pool, &format!(
+            "INSERT INTO accounts (id, created) VALUES ('{ACCOUNT}', 1);
+             INSERT INTO customers (id, account_id, livemode, created, doc)
+                 VALUES ('{CUSTOMER}', '{ACCOUNT}', 0, 1, '{{}}');
+             INSERT INTO ledger_entries (id, account_id, livemode, created, object_id, doc)
+                 VALUES ('le_1', '{ACCOUNT}', 0, 1, 'in_1', CAST('{{}}' AS BLOB));
+             INSERT INTO ledger_lines (entry_id, account_id, livemode, kind, customer, currency, amount)
+                 VALUES ('le_1', '{ACCOUNT}', 0, 'revenue', '', 'usd', -100);"
+        ))
+        .await;
+        let keys_before = foreign_keys(&pool).await;
+        pool.close().await;
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        // The writer's connection migrated: it must no longer look parents up. An
+        // event of an account that does not exist is the plainest proof.
+        let nowhere = Scope {
+            account_id: "acct_nowhere".into(),
+            livemode: false,
+        };
+        let mut tx = store.write().await.unwrap();
+        tx.insert_events(&nowhere, &[event("evt_nowhere")])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
+
+        let pool = SqlitePool::connect(&url).await.unwrap();
+        let keys_after = foreign_keys(&pool).await;
+        let bulk = ["events", "invoices", "ledger_entries", "ledger_lines"];
+        for (table, count) in &keys_before {
+            let after = keys_after
+                .iter()
+                .find(|(t, _)| t == table)
+                .map_or(0, |(_, n)| *n);
+            let expected = if bulk.contains(&table.as_str()) {
+                0
+            } else {
+                *count
+            };
+            assert_eq!(after, expected, "foreign keys of {table}");
+        }
+        for table in bulk {
+            assert!(
+                keys_before.iter().any(|(t, n)| t == table && *n > 0),
+                "{table} had some"
+            );
+        }
+        let lines: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM ledger_lines WHERE entry_id = 'le_1'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(lines, 1);
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
+        pool.close().await;
+        remove_database(&path);
+    }
+
+    /// Each table with foreign keys, and how many.
+    async fn foreign_keys(pool: &SqlitePool) -> Vec<(String, i64)> {
+        sqlx::query_as(
+            "SELECT m.name, COUNT(*) FROM sqlite_schema AS m, pragma_foreign_key_list(m.name)
+             WHERE m.type = 'table' GROUP BY m.name ORDER BY m.name",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    }
+
+    fn event(id: &str) -> kopek_app::records::Event {
+        kopek_app::records::Event {
+            id: id.into(),
+            livemode: false,
+            created: 1,
+            event_type: "invoice.created".into(),
+            object_id: "in_1".into(),
+            object: kopek_app::records::Snapshot::Rendered(serde_json::json!({})),
+            previous: None,
+            idempotency_key: None,
         }
     }
 
