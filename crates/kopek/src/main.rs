@@ -3,17 +3,8 @@
 //! billing.
 
 use clap::{Parser, Subcommand, ValueEnum};
+mod allocator;
 mod bench;
-
-// The billing run builds and drops many small JSON values; with glibc's malloc, a third
-// of its profile was malloc and free (perf, `kopek bench billing-run`). mimalloc also
-// replaces malloc for the C code linked in (its `override` feature): SQLite's writer
-// spent a seventh of its time in glibc's malloc and free (statement journals, bound
-// values), and glibc handed freed page buffers back to the kernel, only to fault them in
-// again on the next transaction (175,000 page faults in a billing run of 100,000; 45,000
-// with mimalloc, and the writer thread's CPU time 9% lower over six interleaved pairs).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use kopek_app::ports::{IdSource, RandomIds, Store, SystemClock};
 use kopek_app::{App, WorkerConfig};
@@ -209,8 +200,19 @@ enum Mode {
     Live,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    allocator::configure();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("kopek: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        });
+    runtime.block_on(async_main());
+}
+
+async fn async_main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KOPEK_LOG")
