@@ -10,6 +10,7 @@
 //! defence. Payment attempts call the gateway between two transactions and so are
 //! claimed with a lease first (see `collection`).
 
+use super::events::MadeJson;
 use super::invoicing::{
     discounts_at, subscription_lines, sweep_items, use_up_discounts, Balances, NewInvoice,
 };
@@ -426,13 +427,19 @@ impl App {
             let mut renewals = self.plan_renewals(&mut rx, &scope, subs, now).await?;
             let events =
                 self.stamp_events(&scope, now, None, std::mem::take(&mut renewals.changes));
+            let sub_json: Vec<_> = renewals.updated.iter().map(codec::to_doc).collect();
+            let invoice_json: Vec<_> = renewals.invoices.iter().map(codec::to_doc).collect();
+            let made = MadeJson::default()
+                .subscriptions(&renewals.updated, &sub_json)
+                .invoices(&renewals.invoices, &invoice_json);
+            let event_docs = self.stored_event_docs(&events, &made);
             let encoded = Encoded {
                 read_docs,
-                sub_docs: self.stored_docs(&renewals.updated, codec::to_doc),
-                invoice_docs: self.stored_docs(&renewals.invoices, codec::to_doc),
+                sub_docs: self.stored_json(sub_json),
+                invoice_docs: self.stored_json(invoice_json),
                 swept_before_docs: self.stored_docs(&renewals.swept_before, codec::to_doc),
                 swept_docs: self.stored_docs(&renewals.swept, codec::to_doc),
-                event_docs: self.stored_docs(&events, codec::event_doc),
+                event_docs,
                 events,
             };
             planned.push((scope, count, renewals, encoded));

@@ -26,6 +26,26 @@ impl App {
             .collect()
     }
 
+    /// `json`, documents made by [`crate::codec`], as the store keeps them.
+    pub(crate) fn stored_json(&self, json: Vec<String>) -> Vec<StoredDoc> {
+        json.into_iter().map(|j| self.store.stored_doc(j)).collect()
+    }
+
+    /// The documents of `events` as the store keeps them, with the JSON a batch has just
+    /// made of the records they snapshot spliced in (`codec::event_doc_spliced`).
+    pub(crate) fn stored_event_docs(&self, events: &[Event], made: &MadeJson) -> Vec<StoredDoc> {
+        events
+            .iter()
+            .map(|e| {
+                let json = match made.of(&e.object) {
+                    Some(object) => crate::codec::event_doc_spliced(e, object),
+                    None => crate::codec::event_doc(e),
+                };
+                self.store.stored_doc(json)
+            })
+            .collect()
+    }
+
     /// As [`App::record_events`], with each event's document already made.
     pub(crate) async fn record_encoded_events(
         &self,
@@ -114,5 +134,52 @@ impl App {
                 self.render.event(e, object, previous)
             })
             .collect())
+    }
+}
+
+/// Records a batch has just serialized for their own rows, by id, with that JSON: an
+/// event whose snapshot is still such a record takes the JSON as it is.
+#[derive(Default)]
+pub(crate) struct MadeJson<'a> {
+    invoices: std::collections::HashMap<&'a str, (&'a Invoice, &'a str)>,
+    subscriptions: std::collections::HashMap<&'a str, (&'a Subscription, &'a str)>,
+}
+
+impl<'a> MadeJson<'a> {
+    /// `json[i]` is `codec::to_doc(&invoices[i])`.
+    pub(crate) fn invoices(mut self, invoices: &'a [Invoice], json: &'a [String]) -> Self {
+        let made = invoices
+            .iter()
+            .zip(json)
+            .map(|(i, j)| (i.id.as_str(), (i, j.as_str())));
+        self.invoices.extend(made);
+        self
+    }
+
+    /// `json[i]` is `codec::to_doc(&subscriptions[i])`.
+    pub(crate) fn subscriptions(mut self, subs: &'a [Subscription], json: &'a [String]) -> Self {
+        let made = subs
+            .iter()
+            .zip(json)
+            .map(|(s, j)| (s.id.as_str(), (s, j.as_str())));
+        self.subscriptions.extend(made);
+        self
+    }
+
+    /// The JSON of the record `snapshot` holds, if made and unchanged since.
+    fn of(&self, snapshot: &Snapshot) -> Option<&'a str> {
+        match snapshot {
+            Snapshot::Invoice(i) => self
+                .invoices
+                .get(i.id.as_str())
+                .filter(|(made, _)| *made == &**i)
+                .map(|(_, json)| *json),
+            Snapshot::Subscription(s) => self
+                .subscriptions
+                .get(s.id.as_str())
+                .filter(|(made, _)| *made == &**s)
+                .map(|(_, json)| *json),
+            Snapshot::InvoiceItem(_) | Snapshot::Rendered(_) => None,
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! finalizes: another batch taking numbers would make each of its predictions a miss.
 
 use super::billing::{group_by_scope, written_batch, BATCHES_AHEAD_MAX};
+use super::events::MadeJson;
 use super::invoicing::Balances;
 use crate::app::App;
 use crate::codec;
@@ -165,17 +166,20 @@ impl App {
                 changes.extend(self.number(&scope, invoice, first_number + offset as i64));
             }
             let events = self.stamp_events(&scope, now, None, changes);
+            let invoice_json: Vec<_> = invoices.iter().map(codec::to_doc).collect();
+            let made = MadeJson::default().invoices(&invoices, &invoice_json);
+            let event_docs = self.stored_event_docs(&events, &made);
             planned.push(Planned {
                 customers,
                 balances_read,
                 balances,
                 first_number,
                 read_docs,
-                invoice_docs: self.stored_docs(&invoices, codec::to_doc),
+                invoice_docs: self.stored_json(invoice_json),
                 invoices,
                 entry_docs: self.stored_docs(&entries, codec::to_doc),
                 entries,
-                event_docs: self.stored_docs(&events, codec::event_doc),
+                event_docs,
                 events,
                 scope,
             });
