@@ -201,6 +201,7 @@ enum Mode {
 }
 
 fn main() {
+    // Not `#[tokio::main]`: the allocator is configured before the runtime's threads start.
     allocator::configure();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
