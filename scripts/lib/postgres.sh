@@ -3,6 +3,8 @@
 # on 127.0.0.1 with a free port, stops it when the calling script exits, and sets
 # KOPEK_PG_URL to its URL.
 
+. "$(dirname "${BASH_SOURCE[0]}")/at_exit.sh"
+
 as_postgres() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -19,6 +21,6 @@ start_throwaway_postgres() {
     as_postgres "$bindir/initdb" -D "$pgdir/data" -U kopek --auth=trust >/dev/null
     as_postgres "$bindir/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
         -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 $*" start >/dev/null
-    trap 'as_postgres "$bindir/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null; rm -rf "$pgdir"' EXIT
+    at_exit 'as_postgres "$bindir/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null; rm -rf "$pgdir"'
     KOPEK_PG_URL="postgres://kopek@127.0.0.1:$port/postgres"
 }
