@@ -148,21 +148,13 @@ pub(crate) struct MadeJson<'a> {
 impl<'a> MadeJson<'a> {
     /// `json[i]` is `codec::to_doc(&invoices[i])`.
     pub(crate) fn invoices(mut self, invoices: &'a [Invoice], json: &'a [String]) -> Self {
-        let made = invoices
-            .iter()
-            .zip(json)
-            .map(|(i, j)| (i.id.as_str(), (i, j.as_str())));
-        self.invoices.extend(made);
+        self.invoices.extend(by_id(invoices, json, |i| &i.id));
         self
     }
 
     /// `json[i]` is `codec::to_doc(&subscriptions[i])`.
     pub(crate) fn subscriptions(mut self, subs: &'a [Subscription], json: &'a [String]) -> Self {
-        let made = subs
-            .iter()
-            .zip(json)
-            .map(|(s, j)| (s.id.as_str(), (s, j.as_str())));
-        self.subscriptions.extend(made);
+        self.subscriptions.extend(by_id(subs, json, |s| &s.id));
         self
     }
 
@@ -182,4 +174,16 @@ impl<'a> MadeJson<'a> {
             Snapshot::InvoiceItem(_) | Snapshot::Rendered(_) => None,
         }
     }
+}
+
+/// Each record with its JSON, keyed by the record's id.
+fn by_id<'a, T>(
+    records: &'a [T],
+    json: &'a [String],
+    id: fn(&'a T) -> &'a String,
+) -> impl Iterator<Item = (&'a str, (&'a T, &'a str))> {
+    records
+        .iter()
+        .zip(json)
+        .map(move |(r, j)| (id(r).as_str(), (r, j.as_str())))
 }
