@@ -86,7 +86,7 @@ fn update_from_values<R>(
     rows: &[R],
     push: impl FnMut(Values<'_>, &R),
 ) -> Builder {
-    let mut q = Builder::new(format!("UPDATE {table} SET {set} FROM ("));
+    let mut q = Builder::new(format!("{BULK_UPDATE} {table} SET {set} FROM ("));
     q.push_values(rows, push);
     q.push(format!(") AS v WHERE {table}.id = v.column1 AND {condition}"));
     push_scope(&mut q, scope);
@@ -726,11 +726,11 @@ impl BillingTx for StoreTx {
         }
         let rows: Vec<(&Invoice, &StoredDoc)> = invoices.iter().zip(docs).collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = Builder::new(
-                "INSERT INTO invoices (account_id, livemode, id, created, customer, subscription, \
+            let mut q = Builder::new(format!(
+                "{BULK_INSERT} invoices (account_id, livemode, id, created, customer, subscription, \
                  status, number, billing_reason, period_start, collection_method, test_clock, \
                  next_action_at, doc) ",
-            );
+            ));
             q.push_values(chunk, |mut b, (i, doc)| {
                 b.push_bind(scope.account_id.clone())
                     .push_bind(scope.livemode)
@@ -979,10 +979,10 @@ impl BillingTx for StoreTx {
         }
         let rows: Vec<(&LedgerEntry, &StoredDoc)> = entries.iter().zip(docs).collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = Builder::new(
-                "INSERT INTO ledger_entries (account_id, livemode, id, created, object_id, \
+            let mut q = Builder::new(format!(
+                "{BULK_INSERT} ledger_entries (account_id, livemode, id, created, object_id, \
                  test_clock, doc) ",
-            );
+            ));
             q.push_values(chunk, |mut b, (e, doc)| {
                 b.push_bind(scope.account_id.clone())
                     .push_bind(scope.livemode)
@@ -998,10 +998,10 @@ impl BillingTx for StoreTx {
                 .flat_map(|(e, _)| e.lines.iter().map(move |l| (&e.id, l)))
                 .collect();
             for lines in lines.chunks(ROWS_PER_STATEMENT) {
-                let mut q = Builder::new(
-                    "INSERT INTO ledger_lines (entry_id, account_id, livemode, kind, customer, \
+                let mut q = Builder::new(format!(
+                    "{BULK_INSERT} ledger_lines (entry_id, account_id, livemode, kind, customer, \
                      currency, amount) ",
-                );
+                ));
                 q.push_values(lines, |mut b, (entry, l)| {
                     b.push_bind((*entry).clone())
                         .push_bind(scope.account_id.clone())

@@ -595,9 +595,9 @@ impl Tx for StoreTx {
         }
         let rows: Vec<(&Event, &StoredDoc)> = events.iter().zip(docs).collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = Builder::new(
-                "INSERT INTO events (account_id, livemode, id, created, type, object_id, doc) ",
-            );
+            let mut q = Builder::new(format!(
+                "{BULK_INSERT} events (account_id, livemode, id, created, type, object_id, doc) ",
+            ));
             q.push_values(chunk, |mut b, (e, doc)| {
                 b.push_bind(scope.account_id.clone())
                     .push_bind(scope.livemode)

@@ -18,6 +18,9 @@ const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 const BILL_IN_ONE_STATEMENT: bool = true;
 // PostgreSQL's planner needs no such hint (and has no unary plus for text).
 const NO_INDEX: &str = "";
+// PostgreSQL undoes a failed statement with its transaction; there is nothing to ask.
+const BULK_INSERT: &str = "INSERT INTO";
+const BULK_UPDATE: &str = "UPDATE";
 
 /// Docs stay JSON on PostgreSQL: packing is for SQLite's one writer (see its store).
 pub(crate) fn stored_doc(json: String) -> kopek_app::ports::StoredDoc {

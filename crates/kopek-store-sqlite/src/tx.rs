@@ -20,6 +20,14 @@ const BILL_IN_ONE_STATEMENT: bool = false;
 // Unary plus: the operand is no longer a bare column, so no index (automatic ones
 // included) is made or used for it.
 const NO_INDEX: &str = "+";
+// How the bulk writes (many rows per statement) say INSERT and UPDATE. Any error of one
+// fails its whole transaction, which the caller then rolls back, so the statement need
+// not be undone on its own: without `OR FAIL` SQLite copies every page such a statement
+// changes first into a statement journal, to undo just that statement (4% of the
+// instructions of 500-row invoice and event inserts, 3% of checked updates: callgrind,
+// on a seeded copy).
+const BULK_INSERT: &str = "INSERT OR FAIL INTO";
+const BULK_UPDATE: &str = "UPDATE OR FAIL";
 
 /// A doc as the tables a billing run writes store it: packed (see `crate::packed`).
 pub(crate) fn stored_doc(json: String) -> kopek_app::ports::StoredDoc {
