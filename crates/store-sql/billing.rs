@@ -1066,6 +1066,7 @@ impl BillingTx for StoreTx {
         page: &PageRequest,
     ) -> StoreResult<Option<Page<LedgerEntry>>> {
         let filter = filter.clone();
+        let lines_scope = scope.clone();
         let list = ListQuery {
             table: "ledger_entries",
             columns: "doc",
@@ -1077,7 +1078,11 @@ impl BillingTx for StoreTx {
                     q.push(" AND object_id = ").push_bind(object_id);
                 }
                 if let Some((kind, customer)) = filter.account {
-                    q.push(" AND id IN (SELECT entry_id FROM ledger_lines WHERE kind = ")
+                    // Scoped, so that the lines' index by account serves it (unscoped, it
+                    // read every account's lines).
+                    q.push(" AND id IN (SELECT entry_id FROM ledger_lines WHERE account_id = ");
+                    push_scope(q, &lines_scope);
+                    q.push(" AND kind = ")
                         .push_bind(kind.as_str())
                         .push(" AND customer = ")
                         .push_bind(customer.unwrap_or_default())

@@ -512,6 +512,21 @@ store_test!(a_manual_invoice_with_three_items, |kind| async move {
         .await
         .json();
     assert_eq!(entries["data"].as_array().unwrap().len(), 2);
+    // By ledger account: finalizing debited the customer's receivable and credited
+    // revenue; paying credited the receivable.
+    let count = |json: Value| json["data"].as_array().unwrap().len();
+    let by_account = |account: String| {
+        let h = &h;
+        async move {
+            h.get(&format!("/v1/ledger/entries?account={account}"))
+                .await
+                .json()
+        }
+    };
+    assert_eq!(count(by_account(format!("receivable:{customer}")).await), 2);
+    assert_eq!(count(by_account("revenue".into()).await), 1);
+    let other = id(&h.ok("/v1/customers", "name=Other").await);
+    assert_eq!(count(by_account(format!("receivable:{other}")).await), 0);
     let accounts = h.get("/v1/ledger/accounts").await.json();
     let balance = |name: &str| {
         accounts["data"]
