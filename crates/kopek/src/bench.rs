@@ -110,6 +110,51 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The machine's CPU time so far, from the first line of `/proc/stat` (Linux), in ticks:
+/// `user nice system idle iowait irq softirq steal`.
+#[derive(Clone, Copy)]
+struct CpuTicks([u64; 8]);
+
+impl CpuTicks {
+    fn now() -> Option<CpuTicks> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let mut fields = stat.lines().next()?.split_whitespace();
+        if fields.next()? != "cpu" {
+            return None;
+        }
+        let mut ticks = [0; 8];
+        for tick in &mut ticks {
+            *tick = fields.next()?.parse().ok()?;
+        }
+        Some(CpuTicks(ticks))
+    }
+}
+
+/// Prints how the whole machine's cores spent the time between two readings (Linux
+/// only): a run's figures compare with another's only when these are alike.
+fn print_cpu_use(before: Option<CpuTicks>, after: Option<CpuTicks>) {
+    if let Some(used) = before.zip(after).and_then(|(b, a)| cpu_use(b, a)) {
+        println!("  machine's cores         {used}");
+    }
+}
+
+/// The shares of the machine's CPU time between two readings that were busy, idle, and
+/// stolen: on a virtual machine, time its cores were given to other machines.
+fn cpu_use(CpuTicks(before): CpuTicks, CpuTicks(after): CpuTicks) -> Option<String> {
+    let [user, nice, system, idle, iowait, irq, softirq, steal] =
+        std::array::from_fn(|i| after[i].saturating_sub(before[i]));
+    let total = user + nice + system + idle + iowait + irq + softirq + steal;
+    let share = |ticks: u64| 100.0 * ticks as f64 / total as f64;
+    (total > 0).then(|| {
+        format!(
+            "busy {:.0}%, idle {:.0}%, stolen {:.0}%",
+            share(user + nice + system + irq + softirq),
+            share(idle + iowait),
+            share(steal)
+        )
+    })
+}
+
 /// Where the bench keeps its data, made for it and removed when it is done: a SQLite
 /// file in a directory of its own, or a PostgreSQL schema of its own.
 enum Place {
@@ -365,6 +410,7 @@ async fn billing_run(
         9 * 3600,
     );
     let timer = Instant::now();
+    let ticks = CpuTicks::now();
     clock.0.store(renewal, Ordering::SeqCst);
     let drafted = app.drain(&config, ticks_max).await.map_err(e)?;
     let drafted_s = timer.elapsed().as_secs_f64();
@@ -373,6 +419,7 @@ async fn billing_run(
         .store(renewal + app.draft_window_s(), Ordering::SeqCst);
     let finalized = app.drain(&config, ticks_max).await.map_err(e)?;
     let wall = timer.elapsed().as_secs_f64();
+    let ticks_after = CpuTicks::now();
 
     // With no draft window, renewals are finalized in their own transaction.
     let finalizations = if app.draft_window_s() == 0 {
@@ -429,6 +476,7 @@ async fn billing_run(
     }
     println!("  wall time               {wall:.2} s");
     println!("  renewals per second     {:.0}", f64::from(n) / wall);
+    print_cpu_use(ticks, ticks_after);
     match peak_rss_mib() {
         Some(mib) => println!("  peak memory (RSS)       {mib:.0} MiB"),
         None => println!("  peak memory (RSS)       unknown"),
@@ -532,4 +580,30 @@ async fn seed(
         seeding.elapsed().as_secs_f64()
     );
     Ok(account.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_use_is_the_shares_of_the_ticks_between_two_readings() {
+        // user nice system idle iowait irq softirq steal
+        let before = CpuTicks([100, 0, 50, 1000, 10, 0, 5, 20]);
+        let after = CpuTicks([160, 0, 70, 1010, 20, 0, 10, 50]);
+        // 85 busy, 20 idle or waiting, 30 stolen: 135 ticks.
+        assert_eq!(
+            cpu_use(before, after).unwrap(),
+            "busy 63%, idle 15%, stolen 22%"
+        );
+        assert_eq!(cpu_use(after, after), None);
+    }
+
+    #[test]
+    fn cpu_ticks_read_this_machine() {
+        let (Some(before), Some(after)) = (CpuTicks::now(), CpuTicks::now()) else {
+            panic!("/proc/stat is readable on Linux");
+        };
+        assert!(after.0.iter().zip(before.0).all(|(a, b)| *a >= b));
+    }
 }

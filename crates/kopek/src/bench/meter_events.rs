@@ -3,7 +3,7 @@
 //! recorded per second, deduplication included (a share of each batch repeats
 //! identifiers of the batch before).
 
-use super::{peak_rss_mib, BenchClock};
+use super::{peak_rss_mib, print_cpu_use, BenchClock, CpuTicks};
 use kopek_app::ports::{RandomIds, Store};
 use kopek_app::records::Scope;
 use kopek_app::{App, Caller, CustomerParams, NewMeter};
@@ -113,6 +113,7 @@ pub async fn run(store: Arc<dyn Store>, store_name: &str, load: Load) -> Result<
         load.connections
     );
     let timer = Instant::now();
+    let ticks = CpuTicks::now();
     let clients: Vec<_> = (0..load.connections.max(1))
         .map(|_| {
             let (bodies, next, secret) = (bodies.clone(), next.clone(), secret.clone());
@@ -142,6 +143,7 @@ pub async fn run(store: Arc<dyn Store>, store_name: &str, load: Load) -> Result<
         accepted += client.await.map_err(|e| e.to_string())??;
     }
     let wall = timer.elapsed().as_secs_f64();
+    let ticks_after = CpuTicks::now();
     server.abort();
     let sent = u64::from(batches) * u64::from(load.batch);
     if accepted != sent - repeats {
@@ -158,6 +160,7 @@ pub async fn run(store: Arc<dyn Store>, store_name: &str, load: Load) -> Result<
     println!("  events sent             {sent} ({repeats} repeated identifiers, not counted)");
     println!("  wall time               {wall:.2} s");
     println!("  events per second       {:.0}", sent as f64 / wall);
+    print_cpu_use(ticks, ticks_after);
     match peak_rss_mib() {
         Some(mib) => println!("  peak memory (RSS)       {mib:.0} MiB"),
         None => println!("  peak memory (RSS)       unknown"),
