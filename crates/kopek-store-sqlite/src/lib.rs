@@ -27,6 +27,12 @@ pub const READERS_MAX: u32 = 8;
 pub const BUSY_TIMEOUT_MS: u64 = 30_000;
 /// Page cache per connection, in KiB.
 pub const CACHE_KIB: u32 = 32 * 1024;
+/// The writing connection's page cache, in KiB: a billing batch inserts into a dozen
+/// indexes at once, and their pages it would otherwise reread through the kernel (at
+/// 100,000 renewals, 128 MiB gave a median of 6% more renewals/s than 32 MiB in five
+/// interleaved pairs, for 120 MiB more peak RSS). Each connection has a cache of its own
+/// (see `.cargo/config.toml`), and fills it only as it reads pages.
+pub const WRITER_CACHE_KIB: u32 = 128 * 1024;
 /// The page size of a new database (an existing one keeps its own). SQLite's default is
 /// 4 KiB. The billing run appends thousands of 1–2 KiB rows and their index entries per
 /// transaction; at 20,000 renewals it ran 5,500/s with 4 KiB pages, 6,350/s with 8 KiB
@@ -95,7 +101,12 @@ impl SqliteStore {
             .max_connections(1)
             // The writer commits and goes on: the journal is copied into the database
             // behind it (`checkpoints`).
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("cache_size", format!("-{WRITER_CACHE_KIB}")),
+            )
             .await
             .map_err(internal)?;
         migrations::run(&writer_pool).await?;
