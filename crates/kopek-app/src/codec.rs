@@ -109,8 +109,8 @@ pub struct CustomerColumns {
 
 /// A customer's document as `customer_doc` writes it. Any field may be missing (a doc
 /// written before the field existed) or null. Read as this struct rather than through a
-/// `serde_json::Value` map: a billing run reads a customer per renewal, and building the
-/// map was 4% of the run's instructions.
+/// `serde_json::Value` map: a billing run reads a customer per renewal, and decoding
+/// through the map was 3.8% of the run's instructions (1.3% this way).
 #[derive(Deserialize)]
 struct CustomerDoc {
     name: Option<String>,
@@ -159,7 +159,7 @@ struct ShippingDoc {
     phone: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct InvoiceSettingsDoc {
     custom_fields: Option<Vec<CustomFieldDoc>>,
     default_payment_method: Option<String>,
@@ -184,11 +184,7 @@ pub fn customer_from_doc(columns: CustomerColumns, doc: &str) -> Decoded<Custome
         currency,
     } = columns;
     let doc: CustomerDoc = serde_json::from_str(doc).map_err(|_| corrupt("customer"))?;
-    let settings = doc.invoice_settings.unwrap_or(InvoiceSettingsDoc {
-        custom_fields: None,
-        default_payment_method: None,
-        footer: None,
-    });
+    let settings = doc.invoice_settings.unwrap_or_default();
     Ok(Customer {
         id,
         livemode,
