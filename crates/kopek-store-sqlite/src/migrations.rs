@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0021_card_expiry_notices.sql"),
     include_str!("../migrations/0022_packed_docs.sql"),
     include_str!("../migrations/0023_bulk_rows_without_foreign_keys.sql"),
+    include_str!("../migrations/0024_indexes_led_by_their_key.sql"),
 ];
 
 /// Runs the migrations not applied yet, in one transaction. Foreign keys are off while
