@@ -207,7 +207,11 @@ mod tests {
         .fetch_one(&pool)
         .await
         .unwrap();
-        assert_eq!(tag, [1], "the rewritten row is packed");
+        assert_eq!(
+            tag,
+            [4],
+            "the rewritten row is packed, against subscriptions' lines"
+        );
         assert_eq!(seq_counter, 2, "the deleted row's seq stays used");
         let kinds: Vec<String> = sqlx::query_scalar("SELECT typeof(doc) FROM events")
             .fetch_all(&pool)
