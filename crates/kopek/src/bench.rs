@@ -217,8 +217,8 @@ impl Place {
 
     /// Puts what seeding wrote on the disk before the timed part starts. Seeding does not
     /// wait for the disk, and a seeded copy is written just before the run: otherwise
-    /// the run's first checkpoint, syncing the database file, wrote the whole seeded file
-    /// (600 MB at 100,000) inside the timed part, and the writer's commits waited behind it.
+    /// the seeded file (600 MB at 100,000) reached the disk inside the timed part, on the
+    /// run's first syncs (one took 0.23 s; none over 15 ms once the file was synced).
     fn settle(&self) -> Result<(), String> {
         match self {
             Place::Sqlite { dir, .. } => {
