@@ -31,7 +31,7 @@ const DICTIONARY_V1: &str = r#"{"id":"ii_","livemode":false,"created":,"customer
 
 /// Docs of one kind are packed against only their own lines of [`DICTIONARY_V1`], told
 /// by how their JSON starts: LZ4 hashes the whole dictionary before each doc it packs
-/// (a third of packing's instructions with all five lines), and a doc matches only its
+/// (nearly a third of packing's instructions with all five lines), and a doc matches only its
 /// kind's. Each is `(tag, how its docs start, its dictionary)`; a doc of no kind is
 /// packed against the whole dictionary, as [`TAG_LZ4_V1`]. Frozen as it is.
 const KINDS: [(u8, &[&str], &[u8]); 4] = [

@@ -227,8 +227,8 @@ impl Place {
                     .and_then(|f| f.sync_all())
                     .map_err(|e| format!("syncing {}: {e}", file.display()))
             }
-            // Its seeding commits without waiting, but the server writes its WAL out
-            // within milliseconds, and its own checkpoints pace the rest.
+            // Its seeding commits without waiting, but the server flushes its WAL on its
+            // own within a fraction of a second and spreads its checkpoints out.
             Place::Postgres { .. } => Ok(()),
         }
     }
