@@ -320,4 +320,76 @@ mod tests {
     fn codec_json(sub: &kopek_app::records::Subscription) -> String {
         kopek_app::codec::to_doc(sub)
     }
+
+    /// The lookups the indexes of migration 0024 exist for still search them with every
+    /// column bound. SQLite keeps no statistics here, so a planner that picked the
+    /// scope's list index instead would scan a whole scope per batch (seconds at 100,000
+    /// invoices) and no other test would notice. The statements are shaped as the store
+    /// builds them (`store-sql`: `by_ids`, `list`, `update_from_values`).
+    #[tokio::test]
+    async fn batched_lookups_search_the_indexes_led_by_their_key() {
+        let (pool, path) = new_database("index-plans").await;
+        run(&pool).await.unwrap();
+        let scope = "account_id = 'acct_1' AND livemode = 0";
+        for (sql, index) in [
+            (
+                format!("SELECT doc FROM invoices WHERE {scope} AND id IN ('in_1', 'in_2')"),
+                "invoices_by_scoped_id (id=? AND account_id=? AND livemode=?)",
+            ),
+            (
+                format!("SELECT doc FROM subscriptions WHERE {scope} AND id IN ('sub_1', 'sub_2')"),
+                "subscriptions_by_scoped_id (id=? AND account_id=? AND livemode=?)",
+            ),
+            (
+                format!("SELECT doc FROM customers WHERE {scope} AND id IN ('cus_1', 'cus_2')"),
+                "customers_by_scoped_id (id=? AND account_id=? AND livemode=?)",
+            ),
+            (
+                format!(
+                    "SELECT doc FROM invoices WHERE {scope} AND customer = 'cus_1' \
+                     ORDER BY seq DESC LIMIT 10"
+                ),
+                "invoices_by_customer (customer=? AND account_id=? AND livemode=?)",
+            ),
+            (
+                format!(
+                    "SELECT doc FROM invoices WHERE {scope} AND subscription = 'sub_1' \
+                     ORDER BY seq DESC LIMIT 10"
+                ),
+                "invoices_by_subscription (subscription=? AND account_id=? AND livemode=?)",
+            ),
+            (
+                format!(
+                    "SELECT doc FROM ledger_entries WHERE {scope} AND object_id = 'in_1' \
+                     ORDER BY seq DESC LIMIT 10"
+                ),
+                "ledger_entries_by_object (object_id=? AND account_id=? AND livemode=?)",
+            ),
+            (
+                "UPDATE OR FAIL invoices SET status = v.column2 \
+                 FROM (VALUES ('in_1', 'open'), ('in_2', 'open')) AS v \
+                 WHERE invoices.id = v.column1 AND invoices.account_id = 'acct_1' \
+                 AND livemode = 0"
+                    .to_owned(),
+                "invoices_by_scoped_id (id=? AND account_id=? AND livemode=?)",
+            ),
+        ] {
+            // Rows are (id, parent, notused, detail).
+            let details: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .iter()
+                .map(|r| sqlx::Row::get::<String, _>(r, 3))
+                .collect();
+            assert!(
+                details
+                    .iter()
+                    .any(|d| d.starts_with("SEARCH") && d.ends_with(index)),
+                "{sql}\nplanned: {details:?}"
+            );
+        }
+        pool.close().await;
+        remove_database(&path);
+    }
 }
