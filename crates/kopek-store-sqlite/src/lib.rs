@@ -9,6 +9,7 @@
 //! on `busy_timeout`.
 
 mod checkpoints;
+mod lz4;
 mod migrations;
 mod packed;
 mod tx;

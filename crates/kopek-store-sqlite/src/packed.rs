@@ -6,10 +6,12 @@
 //! bytes.
 //!
 //! A packed doc is a tag naming its dictionary ([`TAG_LZ4_V1`] or one of [`KINDS`]), the
-//! JSON's length (`u32`, little-endian), then the LZ4 block. A doc stored before packing
-//! (or in a table that is not packed, or too large to pack) is its JSON, which starts
-//! with `{`: all read back the same way.
+//! JSON's length (`u32`, little-endian), then the LZ4 block, made by `lz4.rs` (before
+//! by lz4_flex: both make plain LZ4 blocks) and read by lz4_flex. A doc stored before
+//! packing (or in a table that is not packed, or too large to pack) is its JSON, which
+//! starts with `{`: all read back the same way.
 
+use crate::lz4;
 use kopek_app::StoreError;
 
 /// The first byte of a doc packed with LZ4 against [`DICTIONARY_V1`]. A changed
@@ -30,10 +32,11 @@ const DICTIONARY_V1: &str = r#"{"id":"ii_","livemode":false,"created":,"customer
 {"object":{"invoice":{"id":"in_","livemode":false,"created":,"customer":"cus_","subscription":"sub_","status":"open","number":"-0001","currency":"usd","collection_method":"send_invoice","billing_reason":"subscription_create","period_start":,"period_end":,"lines":[{"id":"il_","amount":,"description":"1 × ","period_start":,"period_end":,"price":"price_","quantity":1,"subscription":"sub_","subscription_item":"si_","product":"prod_"}],"subtotal":,"total":,"amount_due":,"amount_paid":0,"amount_remaining":,"ending_balance":0,"auto_advance":true,"due_date":,"days_until_due":30,"finalized_at":,"attempt_count":0,"next_action_at":}}}"#;
 
 /// Docs of one kind are packed against only their own lines of [`DICTIONARY_V1`], told
-/// by how their JSON starts: LZ4 hashes the whole dictionary before each doc it packs
-/// (nearly a third of packing's instructions with all five lines), and a doc matches only its
-/// kind's. Each is `(tag, how its docs start, its dictionary)`; a doc of no kind is
-/// packed against the whole dictionary, as [`TAG_LZ4_V1`]. Frozen as it is.
+/// by how their JSON starts: a doc matches only its kind's lines (and when lz4_flex
+/// packed, hashing the whole dictionary before each doc, the other lines were nearly a
+/// third of packing's instructions). Each is `(tag, how its docs start, its dictionary)`;
+/// a doc of no kind is packed against the whole dictionary, as [`TAG_LZ4_V1`]. Frozen as
+/// it is.
 const KINDS: [(u8, &[&str], &[u8]); 4] = [
     (2, &[r#"{"id":"ii_"#], dictionary_lines(0, 1)),
     (3, &[r#"{"id":"le_"#], dictionary_lines(1, 2)),
@@ -68,15 +71,12 @@ const fn dictionary_lines(from: usize, to: usize) -> &'static [u8] {
     bytes.split_at(start).1
 }
 
-/// The tag and dictionary `json` is packed with.
-fn dictionary_for(json: &str) -> (u8, &'static [u8]) {
+/// The tag `json` is packed with.
+fn tag_for(json: &str) -> u8 {
     KINDS
         .iter()
         .find(|(_, starts, _)| starts.iter().any(|start| json.starts_with(start)))
-        .map_or(
-            (TAG_LZ4_V1, DICTIONARY_V1.as_bytes()),
-            |(tag, _, dictionary)| (*tag, *dictionary),
-        )
+        .map_or(TAG_LZ4_V1, |(tag, _, _)| *tag)
 }
 
 /// The dictionary of docs packed with `tag`.
@@ -90,44 +90,50 @@ fn dictionary_of(tag: u8) -> Option<&'static [u8]> {
     }
 }
 
+/// Each tag's dictionary, hashed for packing once.
+static PACKING_DICTIONARIES: std::sync::LazyLock<Vec<(u8, lz4::Dictionary)>> =
+    std::sync::LazyLock::new(|| {
+        std::iter::once(TAG_LZ4_V1)
+            .chain(KINDS.iter().map(|(tag, _, _)| *tag))
+            .map(|tag| {
+                let bytes = dictionary_of(tag).expect("each tag has a dictionary");
+                (tag, lz4::Dictionary::new(bytes))
+            })
+            .collect()
+    });
+
 /// `json` packed.
 pub(crate) fn pack(json: &str) -> Vec<u8> {
     thread_local! {
-        // LZ4 writes into a buffer with room for its worst case; a zeroed one of that
-        // size for every doc showed in the billing run's profile, so each thread reuses
+        // LZ4 writes into a buffer that grows to the block's size; each thread reuses
         // one and the packed doc is copied out at its own size.
         static BLOCK: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    const HEADER: usize = 5;
     if json.len() > DOC_BYTES_MAX {
         return json.as_bytes().to_vec();
     }
-    let room = lz4_flex::block::get_maximum_output_size(json.len());
-    if room > BLOCK_KEPT_MAX {
-        return pack_into(json, &mut vec![0; room]);
-    }
+    let tag = tag_for(json);
+    let (_, dictionary) = PACKING_DICTIONARIES
+        .iter()
+        .find(|(kind, _)| *kind == tag)
+        .expect("each tag has a dictionary");
     BLOCK.with_borrow_mut(|block| {
-        if block.len() < room {
-            block.resize(room, 0);
+        block.clear();
+        lz4::compress(json.as_bytes(), dictionary, block);
+        let mut packed = Vec::with_capacity(HEADER + block.len());
+        packed.push(tag);
+        packed.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        packed.extend_from_slice(block);
+        if block.capacity() > BLOCK_KEPT_MAX {
+            *block = Vec::new();
         }
-        pack_into(json, block)
+        packed
     })
 }
 
 /// Buffers a thread keeps for packing are at most this large; larger docs are rare.
 const BLOCK_KEPT_MAX: usize = 64 * 1024;
-
-/// `json` packed, by way of `block`, which has room for its LZ4 block.
-fn pack_into(json: &str, block: &mut [u8]) -> Vec<u8> {
-    const HEADER: usize = 5;
-    let (tag, dictionary) = dictionary_for(json);
-    let size = lz4_flex::block::compress_into_with_dict(json.as_bytes(), block, dictionary)
-        .expect("the buffer has room for the largest block LZ4 makes of the input");
-    let mut packed = Vec::with_capacity(HEADER + size);
-    packed.push(tag);
-    packed.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    packed.extend_from_slice(&block[..size]);
-    packed
-}
 
 /// The JSON of a stored doc, packed or not.
 pub(crate) fn unpack(stored: &[u8]) -> Result<String, StoreError> {
