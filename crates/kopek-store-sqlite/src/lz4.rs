@@ -360,30 +360,24 @@ mod tests {
                 out
             })
             .collect();
-        // One table through every block, twice over, and once more from just below
-        // where its bases run out and it starts over.
-        let mut positions = Positions::new();
-        for _ in 0..2 {
+        let check_all = |positions: &mut Positions| {
             for (input, expected) in blocks.iter().zip(&alone) {
                 let mut out = Vec::new();
-                compress_with(input, &dictionary, &mut positions, &mut out);
+                compress_with(input, &dictionary, positions, &mut out);
                 assert!(
                     &out == expected,
                     "{} bytes compressed otherwise",
                     input.len()
                 );
             }
-        }
+        };
+        // One table through every block, twice over, and once more from just below
+        // where its bases run out and it starts over.
+        let mut positions = Positions::new();
+        check_all(&mut positions);
+        check_all(&mut positions);
         positions.next_base = u32::MAX - 150_000;
-        for (input, expected) in blocks.iter().zip(&alone) {
-            let mut out = Vec::new();
-            compress_with(input, &dictionary, &mut positions, &mut out);
-            assert!(
-                &out == expected,
-                "{} bytes compressed otherwise",
-                input.len()
-            );
-        }
+        check_all(&mut positions);
         assert!(positions.next_base < 1_000_000, "the bases started over");
     }
 
