@@ -139,7 +139,9 @@ fn compress_with(
         while at + LAST_MATCH_START_MARGIN <= input.len() {
             let four = four_at(input, at);
             let hash = hash(four);
-            let found = match_in_block(input, positions.get(hash), at, four, match_end_max)
+            let found = positions
+                .get(hash)
+                .and_then(|earlier| match_in_block(input, earlier, at, four, match_end_max))
                 .or_else(|| match_in_dictionary(input, dictionary, hash, at, four, match_end_max));
             positions.put(hash, at);
             let Some(Match {
@@ -180,12 +182,11 @@ fn hash_at(bytes: &[u8], at: usize) -> usize {
 /// A match for the four bytes at `at` starting at `earlier` in the block.
 fn match_in_block<'a>(
     input: &'a [u8],
-    earlier: Option<usize>,
+    earlier: usize,
     at: usize,
     four: u32,
     match_end_max: usize,
 ) -> Option<Match<'a>> {
-    let earlier = earlier?;
     let distance = at - earlier;
     if distance > DISTANCE_MAX || four_at(input, earlier) != four {
         return None;
