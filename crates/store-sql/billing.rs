@@ -322,7 +322,7 @@ impl StoreTx {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let condition = format!("{table}.account_id = ");
             let q = update_from_values(table, set, &condition, scope, chunk, &push);
-            self.write_behind(q, Some(chunk.len() as u64), &format!("update {table}"))
+            self.write_behind(q, Rows::Exactly(chunk.len() as u64), &format!("update {table}"))
                 .await;
         }
         Ok(())
@@ -330,7 +330,8 @@ impl StoreTx {
 
     /// As `update_rows`, over rows whose stored doc is still the one given: each row is
     /// `(doc as read, new record, its doc)`, the doc as read bound last as `unchanged`
-    /// (`v.columnN`). Awaited; whether every row was written.
+    /// (`v.columnN`). Written behind: a row not as read fails the transaction with
+    /// `StoreError::Changed`.
     async fn update_rows_unchanged<T>(
         &mut self,
         table: &str,
@@ -339,7 +340,7 @@ impl StoreTx {
         scope: &Scope,
         rows: &[(&StoredDoc, &T, &StoredDoc)],
         push: fn(&mut Values<'_>, &T, DocBind),
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<()> {
         // The account and the doc as read are compared as expressions, which no index
         // serves: given an index on the account, or one it could build on the values'
         // docs, SQLite's planner would rather scan the whole scope and probe the values
@@ -353,11 +354,11 @@ impl StoreTx {
                 push(&mut b, after, bound((*doc).clone()));
                 b.push_bind(bound((*before).clone()));
             });
-            if self.execute(q).await? != chunk.len() as u64 {
-                return Ok(false);
-            }
+            let rows = Rows::Unchanged(chunk.len() as u64);
+            self.write_behind(q, rows, &format!("checked update of {table}"))
+                .await;
         }
-        Ok(true)
+        Ok(())
     }
 
     async fn scan_after<T>(
@@ -643,7 +644,7 @@ impl BillingTx for StoreTx {
         before_docs: &[StoredDoc],
         after: &[Subscription],
         after_docs: &[StoredDoc],
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<()> {
         let rows = unchanged_rows(before_docs, after, after_docs)?;
         self.update_rows_unchanged(
             "subscriptions",
@@ -747,7 +748,7 @@ impl BillingTx for StoreTx {
                     .push_bind(i.next_action_at)
                     .push_bind(bound((*doc).clone()));
             });
-            self.write_behind(q, None, "insert invoices").await;
+            self.write_behind(q, Rows::Any, "insert invoices").await;
         }
         Ok(())
     }
@@ -765,7 +766,7 @@ impl BillingTx for StoreTx {
         before_docs: &[StoredDoc],
         after: &[Invoice],
         after_docs: &[StoredDoc],
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<()> {
         let rows = unchanged_rows(before_docs, after, after_docs)?;
         self.update_rows_unchanged("invoices", INVOICE_SET, "v.column6", scope, &rows, push_invoice)
             .await
@@ -886,7 +887,7 @@ impl BillingTx for StoreTx {
         before_docs: &[StoredDoc],
         after: &[InvoiceItem],
         after_docs: &[StoredDoc],
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<()> {
         let rows = unchanged_rows(before_docs, after, after_docs)?;
         self.update_rows_unchanged(
             "invoice_items",
@@ -992,7 +993,7 @@ impl BillingTx for StoreTx {
                     .push_bind(e.test_clock.clone())
                     .push_bind(bound((*doc).clone()));
             });
-            self.write_behind(q, None, "insert ledger entries").await;
+            self.write_behind(q, Rows::Any, "insert ledger entries").await;
             let lines: Vec<(&String, &LedgerLine)> = chunk
                 .iter()
                 .flat_map(|(e, _)| e.lines.iter().map(move |l| (&e.id, l)))
@@ -1011,7 +1012,7 @@ impl BillingTx for StoreTx {
                         .push_bind(l.currency.lowercase())
                         .push_bind(l.amount);
                 });
-                self.write_behind(q, None, "insert ledger lines").await;
+                self.write_behind(q, Rows::Any, "insert ledger lines").await;
             }
         }
         Ok(())

@@ -32,8 +32,19 @@ struct ListQuery<'a> {
 pub(crate) enum Conn {
     Ready(Transaction<'static, Db>),
     Writing(tokio::task::JoinHandle<StoreResult<Transaction<'static, Db>>>),
-    /// A write behind failed, so the transaction is rolled back: it refuses everything.
-    Failed(String),
+    /// A write behind failed, so the transaction is rolled back: it refuses everything,
+    /// with this error.
+    Failed(StoreError),
+}
+
+/// How many rows a write behind must change.
+#[derive(Clone, Copy)]
+enum Rows {
+    Any,
+    /// Each must exist: fewer is a bug or an outage (`StoreError::Internal`).
+    Exactly(u64),
+    /// Each must be as it was read: fewer means a row changed (`StoreError::Changed`).
+    Unchanged(u64),
 }
 
 impl StoreTx {
@@ -43,13 +54,13 @@ impl StoreTx {
         // Should the caller give up while waiting, the transaction is gone with the task.
         let state = std::mem::replace(
             &mut self.conn,
-            Conn::Failed("abandoned while writing".into()),
+            Conn::Failed(StoreError::Internal("abandoned while writing".into())),
         );
         self.conn = match state {
             Conn::Writing(task) => match written(task).await {
                 Ok(tx) => Conn::Ready(tx),
                 Err(e) => {
-                    self.conn = Conn::Failed(e.to_string());
+                    self.conn = Conn::Failed(e.clone());
                     return Err(e);
                 }
             },
@@ -57,6 +68,7 @@ impl StoreTx {
         };
         match &mut self.conn {
             Conn::Ready(tx) => Ok(&mut **tx),
+            Conn::Failed(StoreError::Changed(what)) => Err(StoreError::Changed(what.clone())),
             Conn::Failed(why) => Err(StoreError::Internal(format!(
                 "the transaction was rolled back after a write failed: {why}"
             ))),
@@ -68,20 +80,23 @@ impl StoreTx {
     /// Runs `query` after the writes before it without waiting for it: the caller goes on
     /// building the next statement while the database runs this one, which keeps both a
     /// billing run's cores busy. A failure shows at the transaction's next use, and
-    /// fails the transaction. `rows` is how many rows it must change, if that is known.
-    async fn write_behind(&mut self, mut query: Builder, rows: Option<u64>, what: &str) {
+    /// fails the transaction.
+    async fn write_behind(&mut self, mut query: Builder, rows: Rows, what: &str) {
         let what = what.to_owned();
-        let before = std::mem::replace(&mut self.conn, Conn::Failed(String::new()));
+        let before = std::mem::replace(
+            &mut self.conn,
+            Conn::Failed(StoreError::Internal(String::new())),
+        );
         self.conn = match before {
             Conn::Failed(why) => Conn::Failed(why),
             before => Conn::Writing(tokio::spawn(async move {
                 let mut tx = match before {
                     Conn::Ready(tx) => tx,
                     Conn::Writing(task) => written(task).await?,
-                    Conn::Failed(why) => return Err(StoreError::Internal(why)),
+                    Conn::Failed(why) => return Err(why),
                 };
-                // Always an internal error, never a conflict: the step it shows at may
-                // take a conflict of its own for an answer to the user.
+                // An internal error, never a conflict: the step it shows at may take a
+                // conflict of its own for an answer to the user.
                 let changed = query
                     .build()
                     .execute(&mut *tx)
@@ -89,9 +104,12 @@ impl StoreTx {
                     .map_err(|e| StoreError::Internal(format!("{what}: {e}")))?
                     .rows_affected();
                 match rows {
-                    Some(rows) if rows != changed => Err(StoreError::Internal(format!(
-                        "{what}: {changed} rows changed, expected {rows}"
-                    ))),
+                    Rows::Exactly(rows) if rows != changed => Err(StoreError::Internal(
+                        format!("{what}: {changed} rows changed, expected {rows}"),
+                    )),
+                    Rows::Unchanged(rows) if rows != changed => Err(StoreError::Changed(
+                        format!("{what}: {changed} of {rows} rows as read"),
+                    )),
                     _ => Ok(tx),
                 }
             })),
@@ -292,10 +310,15 @@ fn expect_one(affected: u64, what: &str) -> StoreResult<()> {
 impl Tx for StoreTx {
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
         self.conn().await?;
-        match std::mem::replace(&mut self.conn, Conn::Failed("committed".into())) {
+        let committed = Conn::Failed(StoreError::Internal("committed".into()));
+        match std::mem::replace(&mut self.conn, committed) {
             Conn::Ready(tx) => tx.commit().await.map_err(internal),
             _ => Err(StoreError::Internal("the transaction is gone".into())),
         }
+    }
+
+    async fn changed_since_read(&mut self) -> bool {
+        matches!(self.conn().await, Err(StoreError::Changed(_)))
     }
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()> {
@@ -607,7 +630,7 @@ impl Tx for StoreTx {
                     .push_bind(e.object_id.clone())
                     .push_bind(bound((*doc).clone()));
             });
-            self.write_behind(q, None, "insert events").await;
+            self.write_behind(q, Rows::Any, "insert events").await;
         }
         Ok(())
     }

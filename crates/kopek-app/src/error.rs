@@ -2,10 +2,13 @@ use std::fmt;
 
 /// What went wrong inside a store: a bug or an outage, never the caller's fault, except
 /// for a unique key the caller can change (reported as [`StoreError::Conflict`]).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum StoreError {
     /// A unique constraint refused the write; the string names the constraint.
     Conflict(String),
+    /// A checked write (`update_*_unchanged`) found a row changed since it was read; the
+    /// string names the write. The transaction is rolled back.
+    Changed(String),
     /// The database is busy or unreachable, or a row could not be decoded.
     Internal(String),
 }
@@ -14,6 +17,7 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Conflict(what) => write!(f, "unique key violated: {what}"),
+            StoreError::Changed(what) => write!(f, "rows changed since they were read: {what}"),
             StoreError::Internal(what) => write!(f, "store failure: {what}"),
         }
     }

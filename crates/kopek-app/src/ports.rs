@@ -68,6 +68,10 @@ pub trait Tx:
     + PriceChangesTx
 {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
+    /// Waits for the writes behind; whether a checked one (`update_*_unchanged`) found a
+    /// row changed since it was read. The transaction is then rolled back and refuses
+    /// every later step.
+    async fn changed_since_read(&mut self) -> bool;
 
     async fn insert_account(&mut self, account: &Account) -> StoreResult<()>;
     /// The oldest account, for the single-tenant CLI (`kopek keys`, first start).
@@ -409,16 +413,16 @@ pub trait BillingTx: Send {
         subs: &[Subscription],
     ) -> StoreResult<()>;
     /// Writes each of `after` (its document made in `after_docs`) over its row if the
-    /// row's document is still `before_docs`' (all three in the same order), at once
-    /// rather than behind. False if any row was changed or deleted since it was read:
-    /// the caller must then roll back, for the other rows were written.
+    /// row's document is still `before_docs`' (all three in the same order), behind the
+    /// caller. If any row was changed or deleted since it was read, the transaction
+    /// fails (`StoreError::Changed`) and [`Tx::changed_since_read`] says so.
     async fn update_subscriptions_unchanged(
         &mut self,
         scope: &Scope,
         before_docs: &[StoredDoc],
         after: &[Subscription],
         after_docs: &[StoredDoc],
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<()>;
     async fn subscription(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Subscription>>;
     /// The subscriptions with these ids, locked for the rest of the transaction where the
     /// store has row locks.
@@ -452,7 +456,7 @@ pub trait BillingTx: Send {
         before_docs: &[StoredDoc],
         after: &[Invoice],
         after_docs: &[StoredDoc],
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<()>;
     async fn invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<Invoice>>;
     /// Deletes a draft that was never finalized (it posted nothing).
     async fn delete_draft_invoice(&mut self, scope: &Scope, id: &str) -> StoreResult<()>;
@@ -487,7 +491,7 @@ pub trait BillingTx: Send {
         before_docs: &[StoredDoc],
         after: &[InvoiceItem],
         after_docs: &[StoredDoc],
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<()>;
     async fn invoice_item(&mut self, scope: &Scope, id: &str) -> StoreResult<Option<InvoiceItem>>;
     async fn invoice_items(
         &mut self,

@@ -121,9 +121,12 @@ enum Ahead {
     Batch(BatchAhead),
 }
 
+/// One scope's part of a batch planned ahead: how many subscriptions, their renewals,
+/// and what those write.
+type PlannedScope = (Scope, usize, Renewals, Encoded);
+
 struct BatchAhead {
-    /// Per scope: how many subscriptions, their renewals, and what those write.
-    planned: Vec<(Scope, usize, Renewals, Encoded)>,
+    planned: Vec<PlannedScope>,
     /// Whether the scan found a whole batch (more may be due).
     full: bool,
     /// Whether some due subscriptions were left for the writer's turn.
@@ -132,12 +135,18 @@ struct BatchAhead {
     _taken: Taken,
 }
 
-/// A batch written ahead, or why not.
-pub(super) async fn written_batch(
-    task: tokio::task::JoinHandle<Result<Option<usize>, AppError>>,
-) -> Result<Option<usize>, AppError> {
-    task.await
-        .map_err(|e| AppError::Internal(format!("writing renewals failed: {e}")))?
+/// A batch planned ahead in its writer's turn: how many it wrote (`None` if what it read
+/// had changed) and the batch, handed back so that it is freed once the next batch's turn
+/// has begun: freeing a batch's records and documents takes a millisecond or two, in
+/// which the database would wait.
+pub(super) type Writing<B> = tokio::task::JoinHandle<(Result<Option<usize>, AppError>, B)>;
+
+/// A batch written ahead, or why not, and the batch.
+pub(super) async fn written_batch<B>(task: Writing<B>) -> Result<(Option<usize>, B), AppError> {
+    let (written, batch) = task
+        .await
+        .map_err(|e| AppError::Internal(format!("writing a batch failed: {e}")))?;
+    Ok((written?, batch))
 }
 
 /// Whether `sub` waits for a payment past its deadline (see `App::expire_waiting`).
@@ -354,7 +363,7 @@ impl App {
     ) -> Result<(usize, bool), AppError> {
         let mut renewed = 0;
         let mut left = false;
-        let mut writing: Option<tokio::task::JoinHandle<Result<Option<usize>, AppError>>> = None;
+        let mut writing: Option<Writing<Vec<PlannedScope>>> = None;
         let mut planned = 0;
         let mut more = true;
         loop {
@@ -363,10 +372,14 @@ impl App {
                 true => Some(self.plan_ahead(lane, now, config).await),
                 false => None,
             };
+            let mut written_before = None;
             if let Some(written) = writing.take() {
                 match written_batch(written).await? {
-                    Some(count) => renewed += count,
-                    None => return Ok((renewed, true)),
+                    (Some(count), batch) => {
+                        renewed += count;
+                        written_before = Some(batch);
+                    }
+                    (None, _) => return Ok((renewed, true)),
                 }
             }
             let batch = match ahead.transpose()? {
@@ -379,8 +392,12 @@ impl App {
             more = batch.full;
             let (app, lane) = (self.clone(), lane.clone());
             writing = Some(tokio::spawn(async move {
-                app.write_ahead(&lane, now, batch).await
+                let mut batch = batch;
+                let written = app.write_ahead(&lane, now, &mut batch).await;
+                // Its subscriptions leave this process's hands now (`_taken`).
+                (written, batch.planned)
             }));
+            drop(written_before);
         }
     }
 
@@ -458,25 +475,36 @@ impl App {
         &self,
         lane: &Lane,
         now: i64,
-        batch: BatchAhead,
+        batch: &mut BatchAhead,
     ) -> Result<Option<usize>, AppError> {
         let mut tx = self.store.write().await?;
         // Under the writer, what is due first is known for certain.
         if self.first_go_due(&mut tx, lane, now).await? {
             return Ok(None);
         }
-        let mut renewed = 0;
-        for (scope, count, renewals, encoded) in batch.planned {
-            if !self
-                .write_renewals(&mut tx, &scope, renewals, Some(encoded), now)
-                .await?
-            {
-                // Dropping the transaction rolls the batch back; the writer's turn
-                // renews these from what they are now.
-                return Ok(None);
+        let written: Result<Option<usize>, AppError> = async {
+            let mut renewed = 0;
+            for (scope, count, renewals, encoded) in batch.planned.iter_mut() {
+                if !self
+                    .write_renewals(&mut tx, scope, renewals, Some(encoded), now)
+                    .await?
+                {
+                    return Ok(None);
+                }
+                renewed += *count;
             }
-            renewed += count;
+            Ok(Some(renewed))
         }
+        .await;
+        // A row changed since it was read fails every step after its write. Either way,
+        // dropping the transaction rolls the batch back; the writer's turn renews these
+        // from what they are now.
+        if tx.changed_since_read().await {
+            return Ok(None);
+        }
+        let Some(renewed) = written? else {
+            return Ok(None);
+        };
         tx.commit().await?;
         Ok(Some(renewed))
     }
@@ -513,8 +541,9 @@ impl App {
         if subs.is_empty() {
             return Ok(count);
         }
-        let renewals = self.plan_renewals(tx, scope, subs, now).await?;
-        self.write_renewals(tx, scope, renewals, None, now).await?;
+        let mut renewals = self.plan_renewals(tx, scope, subs, now).await?;
+        self.write_renewals(tx, scope, &mut renewals, None, now)
+            .await?;
         Ok(count)
     }
 
@@ -772,63 +801,58 @@ impl App {
     }
 
     /// Writes `renewals`. When they were planned ahead (`ahead`: their rows encoded and
-    /// events stamped), the subscriptions and swept items are written first and only
-    /// over rows unchanged since they were read: false if any changed, and `tx` must
-    /// then be rolled back.
+    /// events stamped), the subscriptions and swept items are written first, behind,
+    /// and only over rows unchanged since they were read: if any changed, the
+    /// transaction fails (`Tx::changed_since_read`); false if a discount they used up
+    /// was taken meanwhile. Either way `tx` must then be rolled back.
     async fn write_renewals(
         &self,
         tx: &mut Box<dyn Tx>,
         scope: &Scope,
-        renewals: Renewals,
-        ahead: Option<Encoded>,
+        renewals: &mut Renewals,
+        ahead: Option<&Encoded>,
         now: i64,
     ) -> Result<bool, AppError> {
         let Renewals {
-            mut invoices,
+            invoices,
             updated,
             swept,
             swept_before: _,
-            mut discounted,
-            mut changes,
+            discounted,
+            changes,
         } = renewals;
-        if let Some(ahead) = &ahead {
-            if !tx
-                .update_subscriptions_unchanged(scope, &ahead.read_docs, &updated, &ahead.sub_docs)
-                .await?
-            {
-                return Ok(false);
-            }
-            let items_unchanged = swept.is_empty()
-                || tx
-                    .update_invoice_items_unchanged(
-                        scope,
-                        &ahead.swept_before_docs,
-                        &swept,
-                        &ahead.swept_docs,
-                    )
-                    .await?;
-            if !items_unchanged {
-                return Ok(false);
+        if let Some(ahead) = ahead {
+            tx.update_subscriptions_unchanged(scope, &ahead.read_docs, updated, &ahead.sub_docs)
+                .await?;
+            if !swept.is_empty() {
+                tx.update_invoice_items_unchanged(
+                    scope,
+                    &ahead.swept_before_docs,
+                    swept,
+                    &ahead.swept_docs,
+                )
+                .await?;
             }
         }
         if self.draft_window_s == 0 && invoices.iter().any(|i| i.auto_advance) {
             // No draft window: finalize in the same transaction, writing each invoice once
             // (but drafts kept as drafts).
-            let (mut finalizing, kept): (Vec<Invoice>, Vec<Invoice>) =
-                invoices.into_iter().partition(|i| i.auto_advance);
+            let (mut finalizing, kept): (Vec<Invoice>, Vec<Invoice>) = std::mem::take(invoices)
+                .into_iter()
+                .partition(|i| i.auto_advance);
             changes.extend(self.finalize_batch(tx, scope, &mut finalizing, now).await?);
-            invoices = finalizing;
+            *invoices = finalizing;
             invoices.extend(kept);
         }
-        match &ahead {
+        match ahead {
             Some(ahead) => {
-                tx.insert_encoded_invoices(scope, &invoices, &ahead.invoice_docs)
+                tx.insert_encoded_invoices(scope, invoices, &ahead.invoice_docs)
                     .await?
             }
             None => {
-                tx.insert_invoices(scope, &invoices).await?;
-                tx.update_subscriptions(scope, &updated).await?;
-                tx.update_invoice_items(scope, &swept).await?;
+                tx.insert_invoices(scope, invoices).await?;
+                tx.update_subscriptions(scope, updated).await?;
+                tx.update_invoice_items(scope, swept).await?;
             }
         }
         if !discounted.is_empty() {
@@ -838,7 +862,7 @@ impl App {
             discounted.dedup();
             let ids: Vec<String> = discounted.iter().map(|(c, _)| c.clone()).collect();
             let mut customers = tx.customers_for_update(scope, &ids).await?;
-            for (id, discount) in &discounted {
+            for (id, discount) in discounted.iter() {
                 let holding = customers.iter_mut().find(|c| {
                     c.id == *id && c.discount.as_ref().is_some_and(|x| x.id == *discount)
                 });
@@ -860,7 +884,7 @@ impl App {
                     .await?
             }
             None => {
-                let events = self.stamp_events(scope, now, None, changes);
+                let events = self.stamp_events(scope, now, None, std::mem::take(changes));
                 self.record_events(&mut **tx, scope, &events).await?;
             }
         }

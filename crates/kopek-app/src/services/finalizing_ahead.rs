@@ -15,7 +15,7 @@
 //! finalizations at a time (`App::finalizing`), and while it does, no other task
 //! finalizes: another batch taking numbers would make each of its predictions a miss.
 
-use super::billing::{group_by_scope, written_batch, BATCHES_AHEAD_MAX};
+use super::billing::{group_by_scope, written_batch, Writing, BATCHES_AHEAD_MAX};
 use super::events::MadeJson;
 use super::invoicing::Balances;
 use crate::app::App;
@@ -72,7 +72,7 @@ impl App {
     ) -> Result<(usize, bool), AppError> {
         let mut finalized = 0;
         let mut left = false;
-        let mut writing: Option<tokio::task::JoinHandle<Result<Option<usize>, AppError>>> = None;
+        let mut writing: Option<Writing<Vec<Planned>>> = None;
         // The drafts of the batch writing, and the numbers it leaves each scope at.
         let mut in_flight: Vec<String> = Vec::new();
         let mut numbers: BTreeMap<Scope, i64> = BTreeMap::new();
@@ -86,10 +86,14 @@ impl App {
                 ),
                 false => None,
             };
+            let mut written_before = None;
             if let Some(written) = writing.take() {
                 match written_batch(written).await? {
-                    Some(count) => finalized += count,
-                    None => return Ok((finalized, true)),
+                    (Some(count), batch) => {
+                        finalized += count;
+                        written_before = Some(batch);
+                    }
+                    (None, _) => return Ok((finalized, true)),
                 }
             }
             let (batch, full, batch_left) = match ahead.transpose()? {
@@ -109,9 +113,11 @@ impl App {
                 .flat_map(|p| p.invoices.iter().map(|i| i.id.clone()))
                 .collect();
             let app = self.clone();
-            writing = Some(tokio::spawn(
-                async move { app.write_finalizations(batch).await },
-            ));
+            writing = Some(tokio::spawn(async move {
+                let mut batch = batch;
+                (app.write_finalizations(&mut batch).await, batch)
+            }));
+            drop(written_before);
         }
     }
 
@@ -193,35 +199,42 @@ impl App {
 
     /// Writes a batch planned ahead in a writer's turn of its own: the number finalized,
     /// or `None` if what it read has changed (then nothing is written).
-    async fn write_finalizations(&self, batch: Vec<Planned>) -> Result<Option<usize>, AppError> {
+    async fn write_finalizations(&self, batch: &mut [Planned]) -> Result<Option<usize>, AppError> {
         let mut tx = self.store.write().await?;
-        let mut finalized = 0;
-        for p in batch {
-            let mut balances = tx
-                .customer_balances_for_update(&p.scope, &p.customers)
-                .await?;
-            balances.sort_by(|a, b| a.customer.cmp(&b.customer));
-            // Dropping the transaction rolls the batch back.
-            if balances != p.balances_read {
-                return Ok(None);
+        let written: Result<Option<usize>, AppError> = async {
+            let mut finalized = 0;
+            for p in batch.iter_mut() {
+                let mut balances = tx
+                    .customer_balances_for_update(&p.scope, &p.customers)
+                    .await?;
+                balances.sort_by(|a, b| a.customer.cmp(&b.customer));
+                if balances != p.balances_read {
+                    return Ok(None);
+                }
+                let count = p.invoices.len() as u32;
+                if tx.take_invoice_numbers(&p.scope, count).await? != p.first_number {
+                    return Ok(None);
+                }
+                tx.update_invoices_unchanged(&p.scope, &p.read_docs, &p.invoices, &p.invoice_docs)
+                    .await?;
+                tx.insert_encoded_ledger_entries(&p.scope, &p.entries, &p.entry_docs)
+                    .await?;
+                p.balances.write(&mut tx, &p.scope).await?;
+                self.record_encoded_events(&mut *tx, &p.scope, &p.events, &p.event_docs)
+                    .await?;
+                finalized += p.invoices.len();
             }
-            let count = p.invoices.len() as u32;
-            if tx.take_invoice_numbers(&p.scope, count).await? != p.first_number {
-                return Ok(None);
-            }
-            if !tx
-                .update_invoices_unchanged(&p.scope, &p.read_docs, &p.invoices, &p.invoice_docs)
-                .await?
-            {
-                return Ok(None);
-            }
-            tx.insert_encoded_ledger_entries(&p.scope, &p.entries, &p.entry_docs)
-                .await?;
-            p.balances.write(&mut tx, &p.scope).await?;
-            self.record_encoded_events(&mut *tx, &p.scope, &p.events, &p.event_docs)
-                .await?;
-            finalized += p.invoices.len();
+            Ok(Some(finalized))
         }
+        .await;
+        // A draft changed since it was read fails every step after its write. Either
+        // way, dropping the transaction rolls the batch back.
+        if tx.changed_since_read().await {
+            return Ok(None);
+        }
+        let Some(finalized) = written? else {
+            return Ok(None);
+        };
         tx.commit().await?;
         Ok(Some(finalized))
     }

@@ -692,8 +692,13 @@ impl Balances {
     }
 
     /// Writes the balance transactions and the customers' new balances.
-    pub(crate) async fn write(self, tx: &mut Box<dyn Tx>, scope: &Scope) -> Result<(), AppError> {
-        write_balance_transactions(tx, scope, self.transactions).await?;
+    pub(crate) async fn write(
+        &mut self,
+        tx: &mut Box<dyn Tx>,
+        scope: &Scope,
+    ) -> Result<(), AppError> {
+        let transactions = std::mem::take(&mut self.transactions);
+        write_balance_transactions(tx, scope, transactions).await?;
         Ok(())
     }
 }

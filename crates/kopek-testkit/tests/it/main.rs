@@ -549,11 +549,19 @@ store_test!(
                 .collect()
         };
         let mut tx = store.write().await.unwrap();
-        assert!(!tx
-            .update_subscriptions_unchanged(&a, &docs(&read), &renewed, &docs(&renewed))
+        tx.update_subscriptions_unchanged(&a, &docs(&read), &renewed, &docs(&renewed))
             .await
-            .unwrap());
-        drop(tx); // rolled back, as the caller must
+            .unwrap();
+        assert!(tx.changed_since_read().await);
+        // Rolled back: it refuses every later step, its commit too.
+        assert!(matches!(
+            tx.subscription(&a, "sub_1").await,
+            Err(kopek_app::StoreError::Changed(_))
+        ));
+        assert!(matches!(
+            tx.commit().await,
+            Err(kopek_app::StoreError::Changed(_))
+        ));
         let mut tx = store.read().await.unwrap();
         assert_eq!(
             tx.subscription(&a, "sub_1").await.unwrap().as_ref(),
@@ -568,10 +576,10 @@ store_test!(
         // Unchanged rows (read as they are now) are written.
         let read = vec![subs[0].clone(), changed.clone(), subs[2].clone()];
         let mut tx = store.write().await.unwrap();
-        assert!(tx
-            .update_subscriptions_unchanged(&a, &docs(&read), &renewed, &docs(&renewed))
+        tx.update_subscriptions_unchanged(&a, &docs(&read), &renewed, &docs(&renewed))
             .await
-            .unwrap());
+            .unwrap();
+        assert!(!tx.changed_since_read().await);
         tx.commit().await.unwrap();
         let mut tx = store.read().await.unwrap();
         for sub in &renewed {
@@ -583,10 +591,10 @@ store_test!(
         drop(tx);
         // Another account's rows are never written, even with the same ids.
         let mut tx = store.write().await.unwrap();
-        assert!(!tx
-            .update_subscriptions_unchanged(&b, &docs(&renewed), &read, &docs(&read))
+        tx.update_subscriptions_unchanged(&b, &docs(&renewed), &read, &docs(&read))
             .await
-            .unwrap());
+            .unwrap();
+        assert!(tx.changed_since_read().await);
         drop(tx);
 
         // Invoice items the same way: a pending item swept by someone else is not swept
@@ -610,26 +618,26 @@ store_test!(
         let doc = |item: &InvoiceItem| vec![store.stored_doc(kopek_app::codec::to_doc(item))];
         let mine = swept_by("in_mine");
         let mut tx = store.write().await.unwrap();
-        assert!(!tx
-            .update_invoice_items_unchanged(
-                &a,
-                &doc(&pending),
-                std::slice::from_ref(&mine),
-                &doc(&mine)
-            )
-            .await
-            .unwrap());
+        tx.update_invoice_items_unchanged(
+            &a,
+            &doc(&pending),
+            std::slice::from_ref(&mine),
+            &doc(&mine),
+        )
+        .await
+        .unwrap();
+        assert!(tx.changed_since_read().await);
         drop(tx);
         let mut tx = store.write().await.unwrap();
-        assert!(tx
-            .update_invoice_items_unchanged(
-                &a,
-                &doc(&swept_by("in_other")),
-                std::slice::from_ref(&mine),
-                &doc(&mine)
-            )
-            .await
-            .unwrap());
+        tx.update_invoice_items_unchanged(
+            &a,
+            &doc(&swept_by("in_other")),
+            std::slice::from_ref(&mine),
+            &doc(&mine),
+        )
+        .await
+        .unwrap();
+        assert!(!tx.changed_since_read().await);
         tx.commit().await.unwrap();
         let mut tx = store.read().await.unwrap();
         assert_eq!(
@@ -749,10 +757,10 @@ store_test!(
         };
         let mut tx = store.write().await.unwrap();
         assert_eq!(tx.take_invoice_numbers(&a, 3).await.unwrap(), 1);
-        assert!(!tx
-            .update_invoices_unchanged(&a, &docs(&drafts), &finalized, &docs(&finalized))
+        tx.update_invoices_unchanged(&a, &docs(&drafts), &finalized, &docs(&finalized))
             .await
-            .unwrap());
+            .unwrap();
+        assert!(tx.changed_since_read().await);
         drop(tx); // rolled back, as the caller must: the numbers too
         let mut tx = store.read().await.unwrap();
         assert_eq!(tx.next_invoice_number(&a).await.unwrap(), 1);
@@ -767,10 +775,10 @@ store_test!(
         let read = vec![drafts[0].clone(), drafts[1].clone(), changed.clone()];
         let mut tx = store.write().await.unwrap();
         assert_eq!(tx.take_invoice_numbers(&a, 3).await.unwrap(), 1);
-        assert!(tx
-            .update_invoices_unchanged(&a, &docs(&read), &finalized, &docs(&finalized))
+        tx.update_invoices_unchanged(&a, &docs(&read), &finalized, &docs(&finalized))
             .await
-            .unwrap());
+            .unwrap();
+        assert!(!tx.changed_since_read().await);
         tx.commit().await.unwrap();
         let mut tx = store.read().await.unwrap();
         for invoice in &finalized {
@@ -789,9 +797,9 @@ store_test!(
         drop(tx);
         // Another account's rows are never written, even with the same ids.
         let mut tx = store.write().await.unwrap();
-        assert!(!tx
-            .update_invoices_unchanged(&b, &docs(&finalized), &drafts, &docs(&drafts))
+        tx.update_invoices_unchanged(&b, &docs(&finalized), &drafts, &docs(&drafts))
             .await
-            .unwrap());
+            .unwrap();
+        assert!(tx.changed_since_read().await);
     }
 );
