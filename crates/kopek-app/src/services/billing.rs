@@ -149,6 +149,24 @@ pub(super) async fn written_batch<B>(task: Writing<B>) -> Result<(Option<usize>,
     Ok((written?, batch))
 }
 
+/// Commits the turn that wrote a batch planned ahead (`written`: how many, or `None` if
+/// what the batch read had changed), unless it had changed. A checked write that found a
+/// row changed fails every step after it, so that is asked first; any miss drops the
+/// transaction, which rolls the batch back.
+pub(super) async fn committed_unless_changed(
+    mut tx: Box<dyn Tx>,
+    written: Result<Option<usize>, AppError>,
+) -> Result<Option<usize>, AppError> {
+    if tx.changed_since_read().await {
+        return Ok(None);
+    }
+    let Some(count) = written? else {
+        return Ok(None);
+    };
+    tx.commit().await?;
+    Ok(Some(count))
+}
+
 /// Whether `sub` waits for a payment past its deadline (see `App::expire_waiting`).
 fn waits_too_long(sub: &Subscription, now: i64) -> bool {
     sub.status == SubscriptionStatus::Incomplete
@@ -496,17 +514,8 @@ impl App {
             Ok(Some(renewed))
         }
         .await;
-        // A row changed since it was read fails every step after its write. Either way,
-        // dropping the transaction rolls the batch back; the writer's turn renews these
-        // from what they are now.
-        if tx.changed_since_read().await {
-            return Ok(None);
-        }
-        let Some(renewed) = written? else {
-            return Ok(None);
-        };
-        tx.commit().await?;
-        Ok(Some(renewed))
+        // If not committed, the writer's turn renews these from what they are now.
+        committed_unless_changed(tx, written).await
     }
 
     /// Whether a schedule phase or a price change is due in `lane`: those are made before

@@ -15,7 +15,9 @@
 //! finalizations at a time (`App::finalizing`), and while it does, no other task
 //! finalizes: another batch taking numbers would make each of its predictions a miss.
 
-use super::billing::{group_by_scope, written_batch, Writing, BATCHES_AHEAD_MAX};
+use super::billing::{
+    committed_unless_changed, group_by_scope, written_batch, Writing, BATCHES_AHEAD_MAX,
+};
 use super::events::MadeJson;
 use super::invoicing::Balances;
 use crate::app::App;
@@ -227,15 +229,6 @@ impl App {
             Ok(Some(finalized))
         }
         .await;
-        // A draft changed since it was read fails every step after its write. Either
-        // way, dropping the transaction rolls the batch back.
-        if tx.changed_since_read().await {
-            return Ok(None);
-        }
-        let Some(finalized) = written? else {
-            return Ok(None);
-        };
-        tx.commit().await?;
-        Ok(Some(finalized))
+        committed_unless_changed(tx, written).await
     }
 }
