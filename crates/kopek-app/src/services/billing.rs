@@ -141,12 +141,60 @@ struct BatchAhead {
 /// which the database would wait.
 pub(super) type Writing<B> = tokio::task::JoinHandle<(Result<Option<usize>, AppError>, B)>;
 
-/// A batch written ahead, or why not, and the batch.
-pub(super) async fn written_batch<B>(task: Writing<B>) -> Result<(Option<usize>, B), AppError> {
-    let (written, batch) = task
-        .await
-        .map_err(|e| AppError::Internal(format!("writing a batch failed: {e}")))?;
-    Ok((written?, batch))
+/// Batches planned ahead, written in the order they were planned. Each is handed to the
+/// writer as soon as it is planned, so that it waits for the writer's turn rather than
+/// the writer for it: on the 2-core machine, starting a batch's turn only once the turn
+/// before it had ended left the database idle for 5 to 7 ms a batch.
+pub(super) struct Writes<B> {
+    writing: std::collections::VecDeque<Writing<B>>,
+    /// How many the batches written so far wrote.
+    pub(super) done: usize,
+    /// Whether one found what it read changed (it wrote nothing).
+    pub(super) changed: bool,
+}
+
+impl<B: Send + 'static> Writes<B> {
+    pub(super) fn new() -> Writes<B> {
+        Writes {
+            writing: Default::default(),
+            done: 0,
+            changed: false,
+        }
+    }
+
+    /// `task` writes a batch once the batches before it are written.
+    pub(super) fn push(&mut self, task: Writing<B>) {
+        self.writing.push_back(task);
+    }
+
+    /// Waits until at most `in_flight` batches are still writing, oldest first. Should
+    /// one fail, the error is returned once every batch after it is written too.
+    pub(super) async fn wait_down_to(&mut self, in_flight: usize) -> Result<(), AppError> {
+        while self.writing.len() > in_flight {
+            let Some(task) = self.writing.pop_front() else {
+                break;
+            };
+            if let Err(e) = self.written(task).await {
+                while let Some(task) = self.writing.pop_front() {
+                    let _ = self.written(task).await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn written(&mut self, task: Writing<B>) -> Result<(), AppError> {
+        let (written, batch) = task
+            .await
+            .map_err(|e| AppError::Internal(format!("writing a batch failed: {e}")))?;
+        match written? {
+            Some(count) => self.done += count,
+            None => self.changed = true,
+        }
+        drop(batch);
+        Ok(())
+    }
 }
 
 /// Commits the turn that wrote a batch planned ahead (`written`: how many, or `None` if
@@ -379,44 +427,39 @@ impl App {
         now: i64,
         config: &WorkerConfig,
     ) -> Result<(usize, bool), AppError> {
-        let mut renewed = 0;
+        let mut writes = Writes::new();
         let mut left = false;
-        let mut writing: Option<Writing<Vec<PlannedScope>>> = None;
         let mut planned = 0;
         let mut more = true;
-        loop {
-            // The next batch is planned while the last one writes.
-            let ahead = match more && planned < BATCHES_AHEAD_MAX {
-                true => Some(self.plan_ahead(lane, now, config).await),
-                false => None,
-            };
-            let mut written_before = None;
-            if let Some(written) = writing.take() {
-                match written_batch(written).await? {
-                    (Some(count), batch) => {
-                        renewed += count;
-                        written_before = Some(batch);
-                    }
-                    (None, _) => return Ok((renewed, true)),
+        while more && planned < BATCHES_AHEAD_MAX && !writes.changed {
+            let batch = match self.plan_ahead(lane, now, config).await {
+                Ok(Ahead::Batch(batch)) => batch,
+                Ok(Ahead::Nothing) => break,
+                Ok(Ahead::FirstGo) => {
+                    left = true;
+                    break;
                 }
-            }
-            let batch = match ahead.transpose()? {
-                None | Some(Ahead::Nothing) => return Ok((renewed, left)),
-                Some(Ahead::FirstGo) => return Ok((renewed, true)),
-                Some(Ahead::Batch(batch)) => batch,
+                Err(e) => {
+                    writes.wait_down_to(0).await?;
+                    return Err(e);
+                }
             };
             planned += 1;
             left |= batch.left;
             more = batch.full;
             let (app, lane) = (self.clone(), lane.clone());
-            writing = Some(tokio::spawn(async move {
+            writes.push(tokio::spawn(async move {
                 let mut batch = batch;
                 let written = app.write_ahead(&lane, now, &mut batch).await;
                 // Its subscriptions leave this process's hands now (`_taken`).
                 (written, batch.planned)
             }));
-            drop(written_before);
+            // Once the batch before it is written, this one writes while the next is
+            // planned.
+            writes.wait_down_to(1).await?;
         }
+        writes.wait_down_to(0).await?;
+        Ok((writes.done, left || writes.changed))
     }
 
     /// The next batch of due renewals, read and planned from a snapshot.

@@ -15,9 +15,7 @@
 //! finalizations at a time (`App::finalizing`), and while it does, no other task
 //! finalizes: another batch taking numbers would make each of its predictions a miss.
 
-use super::billing::{
-    committed_unless_changed, group_by_scope, written_batch, Writing, BATCHES_AHEAD_MAX,
-};
+use super::billing::{committed_unless_changed, group_by_scope, Writes, BATCHES_AHEAD_MAX};
 use super::events::MadeJson;
 use super::invoicing::Balances;
 use crate::app::App;
@@ -72,40 +70,33 @@ impl App {
         now: i64,
         config: &WorkerConfig,
     ) -> Result<(usize, bool), AppError> {
-        let mut finalized = 0;
+        let mut writes = Writes::new();
         let mut left = false;
-        let mut writing: Option<Writing<Vec<Planned>>> = None;
-        // The drafts of the batch writing, and the numbers it leaves each scope at.
+        // The drafts of the batch writing while the next is planned, and the numbers
+        // each scope is left at by the batches planned so far.
         let mut in_flight: Vec<String> = Vec::new();
         let mut numbers: BTreeMap<Scope, i64> = BTreeMap::new();
         let mut planned = 0;
         let mut more = true;
-        loop {
-            let ahead = match more && planned < BATCHES_AHEAD_MAX {
-                true => Some(
-                    self.plan_finalizations(lane, now, config, &in_flight, &mut numbers)
-                        .await,
-                ),
-                false => None,
-            };
-            let mut written_before = None;
-            if let Some(written) = writing.take() {
-                match written_batch(written).await? {
-                    (Some(count), batch) => {
-                        finalized += count;
-                        written_before = Some(batch);
-                    }
-                    (None, _) => return Ok((finalized, true)),
-                }
-            }
-            let (batch, full, batch_left) = match ahead.transpose()? {
-                None | Some(Ahead::Nothing) => return Ok((finalized, left)),
-                Some(Ahead::Left) => return Ok((finalized, true)),
-                Some(Ahead::Batch {
+        while more && planned < BATCHES_AHEAD_MAX && !writes.changed {
+            let ahead = self
+                .plan_finalizations(lane, now, config, &in_flight, &mut numbers)
+                .await;
+            let (batch, full, batch_left) = match ahead {
+                Ok(Ahead::Batch {
                     planned,
                     full,
                     left,
                 }) => (planned, full, left),
+                Ok(Ahead::Nothing) => break,
+                Ok(Ahead::Left) => {
+                    left = true;
+                    break;
+                }
+                Err(e) => {
+                    writes.wait_down_to(0).await?;
+                    return Err(e);
+                }
             };
             planned += 1;
             left |= batch_left;
@@ -115,12 +106,16 @@ impl App {
                 .flat_map(|p| p.invoices.iter().map(|i| i.id.clone()))
                 .collect();
             let app = self.clone();
-            writing = Some(tokio::spawn(async move {
+            writes.push(tokio::spawn(async move {
                 let mut batch = batch;
                 (app.write_finalizations(&mut batch).await, batch)
             }));
-            drop(written_before);
+            // Once the batch before it is written, this one writes while the next is
+            // planned.
+            writes.wait_down_to(1).await?;
         }
+        writes.wait_down_to(0).await?;
+        Ok((writes.done, left || writes.changed))
     }
 
     /// The next batch of due drafts (but `in_flight`), read and finalized from a
