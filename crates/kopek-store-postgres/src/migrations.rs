@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0019_price_changes.sql"),
     include_str!("../migrations/0020_card_expiry_notices.sql"),
     include_str!("../migrations/0021_text_in_byte_order.sql"),
+    include_str!("../migrations/0022_customers_with_a_balance.sql"),
 ];
 /// An arbitrary constant naming kopek's migration lock.
 const MIGRATION_LOCK: i64 = 0x6b6f_7065_6b00;

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0022_packed_docs.sql"),
     include_str!("../migrations/0023_bulk_rows_without_foreign_keys.sql"),
     include_str!("../migrations/0024_indexes_led_by_their_key.sql"),
+    include_str!("../migrations/0025_customers_with_a_balance.sql"),
 ];
 
 /// Runs the migrations not applied yet, in one transaction. Foreign keys are off while
@@ -364,6 +365,13 @@ mod tests {
                      ORDER BY seq DESC LIMIT 10"
                 ),
                 "ledger_entries_by_object (object_id=? AND account_id=? AND livemode=?)",
+            ),
+            (
+                format!(
+                    "SELECT id, currency, balance FROM customers WHERE {scope} \
+                     AND balance <> 0 AND id IN ('cus_1', 'cus_2')"
+                ),
+                "customers_with_a_balance (id=? AND account_id=? AND livemode=?)",
             ),
             (
                 "UPDATE OR FAIL invoices SET status = v.column2 \
