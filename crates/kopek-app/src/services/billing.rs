@@ -153,7 +153,7 @@ pub(super) struct Writes<B> {
     pub(super) changed: bool,
 }
 
-impl<B: Send + 'static> Writes<B> {
+impl<B> Writes<B> {
     pub(super) fn new() -> Writes<B> {
         Writes {
             writing: Default::default(),
